@@ -1,0 +1,3 @@
+from elastogan.cli import main
+
+raise SystemExit(main())

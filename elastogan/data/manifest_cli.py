@@ -1,0 +1,39 @@
+"""``elastogan manifest validate FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("manifest", help="check data manifests", description="Work with data manifests (JSON Lines, DESIGN §2).")
+    msub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
+    v = msub.add_parser(
+        "validate",
+        help="report every problem of a manifest at once",
+        description="Check a manifest: JSON, required fields, labels, files (exist, readable, "
+        "shapes), duplicate ids and patients in more than one split. Prints every problem with "
+        "its line number and field; exit code 2 if there is any.",
+    )
+    v.add_argument("file", help="manifest.jsonl")
+    v.add_argument("--no-files", action="store_true", help="skip opening the image files")
+    v.set_defaults(func=_validate)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from elastogan.data.manifest import validate_manifest
+
+    cases, problems = validate_manifest(args.file, check_files=not args.no_files)
+    for prob in problems:
+        print(f"{args.file}: {prob}", file=sys.stderr)
+    if problems:
+        print(f"{args.file}: INVALID: {len(problems)} problem(s)", file=sys.stderr)
+        return 2
+    splits = Counter(c.split for c in cases)
+    patients = len({c.patient_id for c in cases})
+    parts = ", ".join(f"{splits[s]} {s}" for s in ("train", "val", "test"))
+    print(f"{args.file}: OK: {len(cases)} cases ({parts}) from {patients} patients")
+    return 0
