@@ -1,0 +1,148 @@
+"""Typed configuration of the models and of the loss weights.
+
+These dataclasses are the truth (STYLE habit 3): YAML only sets their values, and the resolved
+values are saved with every run and inside every checkpoint, so ``build_generator(cfg)``
+rebuilds the exact network without flags. Every size knob and every loss weight lives here;
+code paths carry no literal weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MODEL_NAMES: tuple[str, ...] = ("transunet", "pix2pix", "l1unet")
+ADV_KINDS: tuple[str, ...] = ("lsgan", "hinge")
+
+
+@dataclass
+class ModelConfig:
+    """Which generator and discriminators to build, and their sizes.
+
+    Args:
+        name: registry key: ``"transunet"`` (the reference system's Transformer-UNet with two
+            discriminators), ``"pix2pix"`` (the VEUS baseline: 8-level pix2pix U-Net, one
+            discriminator on the E-mode) or ``"l1unet"`` (the same U-Net trained with L1 only:
+            no discriminators). Default ``"transunet"``.
+        base_channels: TransUNet width at full resolution; level ``i`` (1/2^i) has
+            ``min(base_channels * 2**i, max_channels)`` channels. Default 16.
+        max_channels: cap on the TransUNet convolution width. Default 256.
+        num_levels: TransUNet stride-2 stages before the tokens. Default 4 (tokens at 1/16
+            with ``patch_size`` 1).
+        patch_size: side of the square patches cut from the deepest feature map into tokens.
+            The generator's divisor is ``2**num_levels * patch_size``. Default 1.
+        embed_dim: transformer width. Default 256.
+        transformer_depth: transformer blocks. Default 8.
+        num_heads: attention heads; must divide ``embed_dim``. Default 8.
+        mlp_ratio: hidden width of the transformer MLP over ``embed_dim``. Default 4.0.
+        dropout: dropout in the transformer (attention and MLP). Default 0.0.
+        norm_groups: GroupNorm groups in the TransUNet convolutions (batch-size independent,
+            so training with one image per GPU behaves as with many). Default 8.
+        unet_channels: pix2pix/l1unet filters in the outermost layer (``ngf``). Default 64.
+        unet_levels: pix2pix/l1unet down-samplings (``num_downs``); 8 is ``unet_256``, whose
+            divisor is 256. Default 8.
+        unet_dropout: dropout in the three innermost pix2pix decoder levels (pix2pix's noise).
+            Default 0.5.
+        disc_channels: PatchGAN filters in the first layer, doubled per layer. Default 64.
+        disc_layers: PatchGAN convolution layers after the first (3 gives the 70×70 PatchGAN).
+            Default 3.
+        disc_norm: PatchGAN normalisation, a MONAI ``Norm`` name (``"instance"``,
+            ``"batch"``). Default ``"instance"``.
+        lesion_discriminator: add the VEUS discriminator on the lesion box (``transunet``
+            or ``pix2pix``; ``pix2pix`` with it is the VEUS design). Default False.
+        lesion_crop: side in pixels to which each lesion box is resized for that
+            discriminator. Default 64.
+        colormap: the colour map the E-mode head learns, used by the consistency loss.
+            Default ``"hitachi"``.
+
+    Example:
+        >>> cfg = ModelConfig(name="pix2pix", unet_levels=5)
+        >>> cfg.name, cfg.unet_levels
+        ('pix2pix', 5)
+    """
+
+    name: str = "transunet"
+    # TransUNet
+    base_channels: int = 16
+    max_channels: int = 256
+    num_levels: int = 4
+    patch_size: int = 1
+    embed_dim: int = 256
+    transformer_depth: int = 8
+    num_heads: int = 8
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    norm_groups: int = 8
+    # pix2pix / l1unet U-Net
+    unet_channels: int = 64
+    unet_levels: int = 8
+    unet_dropout: float = 0.5
+    # discriminators
+    disc_channels: int = 64
+    disc_layers: int = 3
+    disc_norm: str = "instance"
+    lesion_discriminator: bool = False
+    lesion_crop: int = 64
+    # display
+    colormap: str = "hitachi"
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}, got {self.name!r}")
+        for field in ("base_channels", "max_channels", "num_levels", "patch_size", "embed_dim",
+                      "num_heads", "norm_groups", "unet_channels",
+                      "unet_levels", "disc_channels", "disc_layers", "lesion_crop"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"model.{field} must be a positive integer, got {value!r}")
+        if not isinstance(self.transformer_depth, int) or self.transformer_depth < 0:
+            raise ValueError(f"model.transformer_depth must be a non-negative integer, got {self.transformer_depth!r}")
+        for field in ("dropout", "unet_dropout"):
+            value = getattr(self, field)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"model.{field} must be in [0, 1), got {value!r}")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"model.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        if self.lesion_discriminator and self.name == "l1unet":
+            raise ValueError("model.lesion_discriminator needs a GAN; model.name 'l1unet' has no discriminators")
+
+
+@dataclass
+class LossConfig:
+    """Generator-loss weights and the adversarial formulation (see ``elastogan.models.losses``).
+
+    A weight of 0 switches its term off (and the training loop skips computing it).
+
+    Args:
+        adv: adversarial formulation, ``"lsgan"`` or ``"hinge"``. Default ``"lsgan"``.
+        l1_emode: L1 on the E-mode head. Default 100.0 (pix2pix's λ).
+        l1_strain: L1 on the strain head, inside the ROI. Default 100.0.
+        ncc_strain: 1 − NCC on the strain head, inside the ROI. Default 10.0.
+        ssim: 1 − SSIM on the strain head. Default 0.0.
+        consistency: colourising the strain head must give the E-mode head. Default 0.0.
+        adv_emode: adversarial weight from D_E (B-mode, E-mode). Default 1.0.
+        adv_strain: adversarial weight from D_M (B-mode, mapped strain). Default 1.0.
+        adv_lesion: adversarial weight from the lesion-box discriminator. Default 0.0.
+
+    Example:
+        >>> LossConfig(adv="hinge").adv
+        'hinge'
+    """
+
+    adv: str = "lsgan"
+    l1_emode: float = 100.0
+    l1_strain: float = 100.0
+    ncc_strain: float = 10.0
+    ssim: float = 0.0
+    consistency: float = 0.0
+    adv_emode: float = 1.0
+    adv_strain: float = 1.0
+    adv_lesion: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.adv not in ADV_KINDS:
+            raise ValueError(f"loss.adv must be one of {', '.join(ADV_KINDS)}, got {self.adv!r}")
+        for field in ("l1_emode", "l1_strain", "ncc_strain", "ssim", "consistency",
+                      "adv_emode", "adv_strain", "adv_lesion"):
+            value = getattr(self, field)
+            if not value >= 0.0:
+                raise ValueError(f"loss.{field} must be a non-negative weight, got {value!r}")
