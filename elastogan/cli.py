@@ -21,11 +21,14 @@ from elastogan.errors import UserError
 
 # Top-level commands, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "elastogan.sim.cli",
     "elastogan.data.manifest_cli",
 )
 
 # ``elastogan bench <what>``: each module's ``register_bench(subparsers)``.
-BENCHES: tuple[str, ...] = ()
+BENCHES: tuple[str, ...] = (
+    "elastogan.sim.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
