@@ -141,8 +141,8 @@ def test_torch_display_matches_numpy_display(name):
     out = blend_torch(b, colorize_torch(s, cmap.lut()), torch.tensor(alphas), torch.tensor(rois))
     got = ((out + 1) / 2 * 255).permute(0, 2, 3, 1).numpy()
     # 0.5 from numpy's rounding to uint8; the rest from its nearest-row lookup in a 1024-row
-    # LUT, at most α·255·slope/2046 ≈ 0.2 on the steepest Hitachi segment (slope 2.35/unit).
-    assert np.abs(got - ref).max() <= 0.75
+    # LUT, at most α·255·slope/2046 = 0.3 for α = 0.6 on Hitachi's steepest segments (slope 4).
+    assert np.abs(got - ref).max() <= 0.5 + 0.3 + 1e-6
     # Outside the ROI both are the grey B-mode exactly.
     outside = ~roi_mask(torch.tensor(rois), h, w)[:, 0].bool().numpy()
     assert np.abs(got[outside] - ref[outside]).max() < 1e-9
