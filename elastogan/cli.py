@@ -23,11 +23,13 @@ from elastogan.errors import UserError
 COMMANDS: tuple[str, ...] = (
     "elastogan.sim.cli",
     "elastogan.data.manifest_cli",
+    "elastogan.training.cli",
 )
 
 # ``elastogan bench <what>``: each module's ``register_bench(subparsers)``.
 BENCHES: tuple[str, ...] = (
     "elastogan.sim.bench",
+    "elastogan.training.bench",
 )
 
 

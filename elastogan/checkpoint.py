@@ -1,0 +1,83 @@
+"""The checkpoint file: one ``torch.save`` dict, written atomically, read without flags.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    format          "elastogan-checkpoint"
+    format_version  1
+    config          the resolved training config as plain dicts (``model``, ``loss``, ...)
+    step            optimiser steps done
+    generator       state dict of the trained generator
+    generator_ema   state dict of its EMA copy (what inference uses)
+    discriminators  state dict of the discriminators (a ModuleDict; empty for l1unet)
+    opt_g, opt_d    optimiser state dicts (opt_d is None without discriminators)
+    scaler          gradient-scaler state dict (empty unless fp16)
+    rng             RNG states of process 0 (python, numpy, torch CPU, torch CUDA)
+    best_ncc        best validation NCC so far (None before the first validation)
+    versions        elastogan, torch, numpy, python
+    time            UTC ISO time of writing
+
+The model is rebuilt from ``config["model"]`` alone (``elastogan.models.registry``), so no
+architecture flag is ever needed to load one. A file of another format version is refused
+with a message that says which version it has and which this code reads.
+"""
+
+from __future__ import annotations
+
+import io
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from elastogan import __version__
+from elastogan.atomic import atomic_write_bytes
+from elastogan.errors import InputFileError
+
+FORMAT = "elastogan-checkpoint"
+FORMAT_VERSION = 1
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded in every checkpoint."""
+    return {
+        "elastogan": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus format and versions) to ``path`` atomically."""
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload, "versions": library_versions()}
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint and check its format version.
+
+    Raises:
+        InputFileError: the file is missing, not a checkpoint, or of another format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "checkpoint not found")
+    try:
+        # weights_only: a checkpoint is data (tensors, dicts, numbers, strings), never code.
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a file that is not a checkpoint
+        raise InputFileError(path, f"not a readable elastogan checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputFileError(path, "not an elastogan checkpoint (no 'format' marker)")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise InputFileError(
+            path,
+            f"checkpoint format version {version!r}, but this elastogan ({__version__}) reads version "
+            f"{FORMAT_VERSION}; use the elastogan release that wrote it or retrain",
+        )
+    return data

@@ -1,0 +1,192 @@
+"""Inference: a trained checkpoint turns B-mode frames of any size into synthetic elastograms.
+
+``Predictor.from_checkpoint(path)`` rebuilds the generator from the config stored in the
+checkpoint (no architecture flags) and loads its EMA weights. ``predict(bmode)`` returns
+
+- the **mapped strain** (H×W float32, 0 hard … 1 soft) from the generator's strain head, and
+- the **E-mode** (H×W×3 uint8) drawn from that strain by ``elastogan.display.render_emode``
+  with the model's colour map, the same rendering path as every real elastogram the project
+  shows. The E-mode head is not used for display: it is a training signal (its L1 and
+  adversarial terms, and the consistency term that ties it to the strain head). Rendering
+  from the strain head guarantees that the picture and the numbers (strain ratio, NCC) agree,
+  and that real and synthetic images differ only in content, never in drawing — which the
+  blinded reader study requires.
+
+Frame size: the network sees frames as it was trained. A model trained with
+``data.image_size`` N sees every frame resized to N×N (as its training frames were) and its
+outputs are resized back; a model trained at native size (``image_size: null``) sees the
+frame padded at the bottom and right to a multiple of the generator's divisor (black, like
+the border of an ultrasound frame), and its outputs are cropped back. Either way the outputs
+have the input's H×W.
+
+``predict`` returns clean images; ``label_synthetic`` burns the word SYNTHETIC into a copy, which
+the ``predict`` command does for every file it writes (the reader study shows images unlabelled,
+blinded, from the app's own store).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor, nn
+
+from elastogan.checkpoint import load_checkpoint
+from elastogan.display import Box, render_emode
+from elastogan.errors import InputFileError, UserError
+from elastogan.models.config import ModelConfig
+from elastogan.models.registry import build_generator
+from elastogan.typed_config import from_dict
+
+SYNTHETIC_LABEL = "SYNTHETIC"
+
+
+def pad_to_multiple(x: Tensor, divisor: int, value: float = -1.0) -> Tensor:
+    """Pad ``(B, C, H, W)`` at the bottom and right so H and W are multiples of ``divisor``."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % divisor, -w % divisor
+    return F.pad(x, (0, pw, 0, ph), value=value) if ph or pw else x
+
+
+def label_synthetic(rgb: np.ndarray, text: str = SYNTHETIC_LABEL) -> np.ndarray:
+    """A copy of ``rgb`` (H×W×3 uint8) with ``text`` burned into the top-left corner.
+
+    White letters on a black box, about 1/16 of the frame height, so the label survives
+    cropping of the colour bar and any later re-encoding.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an H×W×3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=max(8, min(h // 16, w // 8)))
+    margin = max(1, h // 100)
+    x0, y0, x1, y1 = draw.textbbox((margin, margin), text, font=font)
+    draw.rectangle((x0 - margin, y0 - margin, x1 + margin, y1 + margin), fill=(0, 0, 0))
+    draw.text((margin, margin), text, fill=(255, 255, 255), font=font)
+    return np.asarray(img)
+
+
+class Predictor:
+    """A trained generator ready for frames of any size.
+
+    Args:
+        generator: the network (EMA weights), contract of ``elastogan.models.registry``.
+        model: the ``ModelConfig`` that built it (colour map, name).
+        input_size: side the frames are resized to (the training ``data.image_size``), or
+            ``None`` to pad to the divisor instead.
+        device: where the generator runs.
+        step: optimiser steps the weights were trained for (for provenance).
+
+    Example:
+        >>> p = Predictor.from_checkpoint("runs/tiny/checkpoints/best.pt")  # doctest: +SKIP
+        >>> emode, strain = p.predict(bmode_uint8)  # doctest: +SKIP
+    """
+
+    def __init__(self, generator: nn.Module, model: ModelConfig, *, input_size: int | None,
+                 device: str | torch.device = "cpu", step: int = 0) -> None:
+        divisor = int(generator.divisor)
+        if input_size is not None and input_size % divisor:
+            raise ValueError(f"input_size {input_size} is not a multiple of the generator's divisor {divisor}")
+        self.device = torch.device(device)
+        self.generator = generator.to(self.device).eval()
+        self.model = model
+        self.divisor = divisor
+        self.input_size = input_size
+        self.step = step
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device | None = None) -> Predictor:
+        """Load the EMA generator of a training checkpoint (no flags needed).
+
+        Args:
+            path: a ``.pt`` written by ``elastogan train``.
+            device: ``"cpu"``, ``"cuda"``…; default CUDA when available.
+
+        Raises:
+            InputFileError: not a checkpoint, another format version, or a config this code
+                cannot build.
+        """
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        ckpt = load_checkpoint(path)
+        try:
+            config = ckpt["config"]
+            model = from_dict(ModelConfig, config["model"], path="model", source=str(path))
+            input_size = config.get("data", {}).get("image_size")
+            generator = build_generator(model)
+            generator.load_state_dict(ckpt["generator_ema"])
+        except UserError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InputFileError(path, f"checkpoint does not hold a generator this code can build ({type(e).__name__}: {e})") from None
+        return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)))
+
+    @torch.no_grad()
+    def _forward(self, bmodes: np.ndarray) -> np.ndarray:
+        """``(B, H, W)`` uint8 → strain ``(B, H, W)`` float32 (network in, network size out)."""
+        h, w = bmodes.shape[-2:]
+        x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
+        if self.input_size is not None:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
+        else:
+            x = pad_to_multiple(x, self.divisor)
+        strain = self.generator(x)["strain"].float()
+        if self.input_size is not None:
+            strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        else:
+            strain = strain[..., :h, :w]
+        return strain[:, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
+
+    def predict(self, bmode: np.ndarray, *, roi: Box | None = None, alpha: float = 0.5, colorbar: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Synthetic E-mode and mapped strain for one B-mode frame.
+
+        Args:
+            bmode: H×W uint8 grey B-mode, any size.
+            roi: elastography box ``(x0, y0, x1, y1)``; the strain is NaN outside it and the
+                colour is drawn inside it. ``None``: the whole frame.
+            alpha: colour opacity of the E-mode.
+            colorbar: draw the SOFT/HARD colour bar.
+
+        Returns:
+            ``(emode, strain)``: H×W×3 uint8 (unlabelled; see ``label_synthetic``) and H×W
+            float32.
+        """
+        return self.predict_many([bmode], roi=roi, alpha=alpha, colorbar=colorbar)[0]
+
+    def predict_many(self, bmodes: Sequence[np.ndarray], *, batch_size: int = 8, roi: Box | None = None,
+                     alpha: float = 0.5, colorbar: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``predict`` for many frames, batched (frames of one size share a batch)."""
+        for i, b in enumerate(bmodes):
+            if not isinstance(b, np.ndarray) or b.ndim != 2 or b.dtype != np.uint8:
+                got = f"{b.dtype} {b.shape}" if isinstance(b, np.ndarray) else type(b).__name__
+                raise ValueError(f"frame {i}: expected an H×W uint8 B-mode, got {got}")
+            if min(b.shape) < 2:
+                raise ValueError(f"frame {i}: a {b.shape[0]}×{b.shape[1]} frame is too small")
+            if roi is not None and not (0 <= roi[0] < roi[2] <= b.shape[1] and 0 <= roi[1] < roi[3] <= b.shape[0]):
+                raise ValueError(f"frame {i}: ROI {tuple(roi)} is not inside the {b.shape[0]}×{b.shape[1]} frame")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        strains: list[np.ndarray | None] = [None] * len(bmodes)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, b in enumerate(bmodes):
+            by_shape.setdefault(b.shape, []).append(i)
+        for idx in by_shape.values():
+            for k in range(0, len(idx), batch_size):
+                chunk = idx[k : k + batch_size]
+                for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]))):
+                    strains[i] = s
+        out = []
+        for b, s in zip(bmodes, strains):
+            h, w = b.shape
+            box = roi or (0, 0, w, h)
+            if roi is not None:
+                inside = np.zeros((h, w), bool)
+                inside[box[1] : box[3], box[0] : box[2]] = True
+                s = np.where(inside, s, np.nan).astype(np.float32)
+            emode = render_emode(b, s, box, colormap=self.model.colormap, alpha=alpha, colorbar=colorbar)
+            out.append((emode, s))
+        return out

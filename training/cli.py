@@ -1,0 +1,142 @@
+"""``elastogan train`` and ``elastogan predict``.
+
+Heavy imports (torch, the models) happen inside the commands, so ``elastogan --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train",
+        help="train a generator (TransUNet GAN or a baseline) on a manifest",
+        description="Train a generator on the train split of a manifest; validate on its val "
+        "split (NCC of the strain head inside the ROI picks best.pt). Writes RUN/config.yaml, "
+        "RUN/metrics.jsonl, RUN/checkpoints/{last,best}.pt, RUN/samples/. Several processes: "
+        "torchrun --nproc-per-node N -m elastogan train ...",
+    )
+    t.add_argument("--config", type=Path, help="YAML config, e.g. training/configs/tiny.yaml (optional with --resume)")
+    t.add_argument("--data", type=Path, required=True, help="manifest.jsonl with a train split")
+    t.add_argument("--out", type=Path, required=True, help="run folder")
+    t.add_argument("--steps", type=int, help="stop this invocation at this optimiser step (the run's length stays optim.steps)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set optim.lr_g=1e-4 (repeatable; YAML scalars)")
+    t.add_argument("--device", choices=("cpu", "cuda"), help="force a device (default: CUDA when available)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="synthetic elastograms for B-mode images (PNG, JPEG, DICOM) or folders of them",
+        description="Run a trained generator on B-mode frames of any size. For each input NAME "
+        "writes NAME_SYNTHETIC_emode.png (E-mode drawn from the strain head, 'SYNTHETIC' burned "
+        "in), NAME_SYNTHETIC_strain.npy (float32) and NAME_SYNTHETIC_strain.png (16-bit), all "
+        "of the input's size.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by elastogan train")
+    p.add_argument("--input", type=Path, nargs="+", required=True, help="images, DICOM files or folders")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
+    p.set_defaults(func=_predict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from elastogan.errors import UserError
+    from elastogan.training.config import load_config
+    from elastogan.training.trainer import train
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be positive, got {args.steps}")
+    if args.config is None and not args.resume:
+        raise UserError("--config is required for a new run (e.g. --config training/configs/tiny.yaml)")
+    if args.config is None and args.overrides:
+        raise UserError("--set needs --config (on --resume the run's own config is used as it is)")
+    cfg = load_config(args.config, args.overrides) if args.config is not None else None
+    last = train(cfg, data=args.data, out=args.out, max_steps=args.steps, resume=args.resume,
+                 device=args.device, progress=not args.no_progress)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        print(f"elastogan: checkpoint {last}")
+    return 0
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    """Files named or found (one level) in the folders named, images and DICOM only, sorted."""
+    from elastogan.errors import InputFileError
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES or _is_dicom(p)))
+            if not found:
+                raise InputFileError(path, "folder holds no PNG, JPEG or DICOM files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputFileError(path, "no such file or folder")
+    return files
+
+
+def _is_dicom(path: Path) -> bool:
+    """The DICOM marker: 'DICM' after the 128-byte preamble (extensionless files too)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def load_bmode(path: Path):
+    """An H×W uint8 B-mode from a PNG/JPEG (luminance) or a DICOM file (the data layer's reader)."""
+    from elastogan.data.images import read_gray
+    from elastogan.errors import InputFileError
+
+    if path.suffix.lower() in DICOM_SUFFIXES or _is_dicom(path):
+        try:
+            from elastogan.data.loaders import load_bmode_dicom
+        except ImportError:
+            raise InputFileError(path, "DICOM input needs elastogan.data.loaders, which this installation lacks") from None
+        return load_bmode_dicom(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputFileError(path, f"unsupported input type {path.suffix or '(no suffix)'}; expected PNG, JPEG or DICOM")
+    return read_gray(path)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from elastogan.data.images import write_png, write_strain
+    from elastogan.errors import UserError
+    from elastogan.predict import Predictor, label_synthetic
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    files = collect_inputs(args.input)
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise UserError(f"two inputs share the name {f.stem!r} ({stems[f.stem]} and {f}); outputs would overwrite each other")
+        stems[f.stem] = f
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start : start + args.batch_size]
+        frames = [load_bmode(f) for f in chunk]
+        for f, (emode, strain) in zip(chunk, predictor.predict_many(frames, batch_size=args.batch_size)):
+            base = args.out / f"{f.stem}_SYNTHETIC"
+            write_png(f"{base}_emode.png", label_synthetic(emode))
+            write_strain(f"{base}_strain.npy", strain)
+            write_strain(f"{base}_strain.png", strain)
+            print(f"{f} -> {base}_emode.png, {base.name}_strain.npy, {base.name}_strain.png")
+    print(f"elastogan: {len(files)} frame(s) from {args.checkpoint} (step {predictor.step}) in {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,99 @@
+"""Where a run's numbers go: ``RUN/metrics.jsonl`` always, Weights & Biases when asked.
+
+``metrics.jsonl`` gets one JSON object per record (``step`` first), appended and flushed, so
+a crashed run keeps what it logged. On resume the records past the resumed step (logged
+after the last checkpoint by the run that died) are dropped first, so each step appears once.
+
+wandb is optional and never required: it is imported only when the config asks for it
+(``run.wandb`` ``offline`` or ``online``); ``WANDB_MODE`` in the environment overrides the
+mode (``disabled`` switches it off). If the package is missing, the run says so once and goes
+on with ``metrics.jsonl`` alone.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from elastogan.atomic import atomic_write_text
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records of ``path`` whose ``step`` is beyond ``step`` (rewritten atomically)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if rec.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def wandb_mode(asked: str) -> str | None:
+    """The wandb mode to use (``offline``/``online``), or ``None`` for no wandb."""
+    if asked == "off":
+        return None
+    mode = os.environ.get("WANDB_MODE", asked)
+    return None if mode in ("disabled", "off") else mode
+
+
+class RunLog:
+    """Metrics of one run (process 0 only).
+
+    Args:
+        run_dir: the run folder; ``metrics.jsonl`` is written there.
+        config: the resolved config as a dict (given to wandb).
+        wandb: ``run.wandb`` of the config.
+    """
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], wandb: str) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.file = open(self.path, "a", encoding="utf-8")
+        self.wandb = None
+        mode = wandb_mode(wandb)
+        if mode is not None:
+            if importlib.util.find_spec("wandb") is None:
+                print("elastogan: wandb asked for but not installed; logging to metrics.jsonl only", file=sys.stderr)
+            else:
+                import wandb as wandb_module
+
+                self.wandb = wandb_module.init(
+                    project="elastogan", dir=str(run_dir), name=run_dir.name, config=config,
+                    mode=mode, resume="allow", id=_wandb_id(run_dir),
+                )
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        rec = {"step": step, **{k: float(v) for k, v in values.items()}}
+        self.file.write(json.dumps(rec) + "\n")
+        self.file.flush()
+        if self.wandb is not None:
+            self.wandb.log(values, step=step)
+
+    def images(self, step: int, name: str, image: np.ndarray) -> None:
+        """An RGB uint8 image (sample grid) to wandb; the caller also writes it to ``RUN/samples/``."""
+        if self.wandb is not None:
+            import wandb as wandb_module
+
+            self.wandb.log({name: wandb_module.Image(image)}, step=step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _wandb_id(run_dir: Path) -> str:
+    """A stable wandb run id per run folder, so a resumed run continues its wandb run."""
+    import hashlib
+
+    return hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
