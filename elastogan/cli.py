@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
 # ``elastogan bench <what>``: each module's ``register_bench(subparsers)``.
 BENCHES: tuple[str, ...] = (
     "elastogan.sim.bench",
+    "elastogan.models.bench",
     "elastogan.training.bench",
 )
 

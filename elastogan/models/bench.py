@@ -1,0 +1,132 @@
+"""``elastogan bench model``: size and CPU latency of each generator, against pix2pix in the same run.
+
+Latency is one B-mode of SIZE² (batch 1, float32, eval mode, no autograd) on the CPU with a
+fixed number of threads. The models are timed round-robin, so background load on a shared
+machine falls on all of them alike, and each is reported as a ratio of medians to the pix2pix
+U-Net (DESIGN §7: the default generator's goal is at most half the pix2pix latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from elastogan.models.config import MODEL_NAMES
+
+REFERENCE = "pix2pix"
+LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
+
+
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "model",
+        help="generator parameters and CPU latency as a ratio to pix2pix",
+        description="Build each model with its default ModelConfig, count generator and "
+        "discriminator parameters and FLOPs, and time the generator on one SIZE² B-mode on the "
+        "CPU with THREADS threads, round-robin, reporting medians and the ratio to the pix2pix "
+        "U-Net measured in the same run.",
+    )
+    p.add_argument("--size", type=int, default=256, help="square input side (default 256)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per model (default 20)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs per model first (default 3)")
+    p.add_argument(
+        "--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES,
+        help=f"models to measure (default: all); {REFERENCE} is always included as the reference",
+    )
+    p.add_argument("--json", type=Path, help="also write the results as JSON")
+    p.set_defaults(func=_run)
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _gflops(generator, x) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        generator(x)
+    return counter.get_total_flops() / 1e9
+
+
+def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: int) -> list[dict]:
+    """One row per model: parameters, GFLOPs and latency (median, min), with ratios to pix2pix."""
+    import torch
+
+    from elastogan.errors import UserError
+    from elastogan.models.config import ModelConfig
+    from elastogan.models.registry import build_discriminators, build_generator
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    names = [REFERENCE] + [n for n in dict.fromkeys(names) if n != REFERENCE]
+    gens, rows = {}, {}
+    for name in names:
+        cfg = ModelConfig(name=name)
+        g = build_generator(cfg).eval()
+        if size % g.divisor:
+            raise UserError(f"--size must be a multiple of {g.divisor} for {name}, got {size}")
+        gens[name] = g
+        rows[name] = {
+            "model": name,
+            "generator_params": _count(g),
+            "discriminators": list(build_discriminators(cfg)),
+            "discriminator_params": _count(build_discriminators(cfg)),
+            "divisor": g.divisor,
+        }
+    x = torch.rand(1, 1, size, size) * 2 - 1
+    for name, g in gens.items():
+        rows[name]["gflops"] = round(_gflops(g, x), 2)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for g in gens.values():
+                g(x)
+        for _ in range(repeats):
+            for name, g in gens.items():
+                t0 = time.perf_counter()
+                g(x)
+                times[name].append(time.perf_counter() - t0)
+    ref = statistics.median(times[REFERENCE])
+    for name in names:
+        med = statistics.median(times[name])
+        rows[name].update(
+            latency_median_s=round(med, 4),
+            latency_min_s=round(min(times[name]), 4),
+            latency_ratio=round(med / ref, 3),
+        )
+    return [rows[n] for n in names]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from elastogan.errors import UserError
+
+    for flag in ("size", "threads", "repeats"):
+        if getattr(args, flag) < 1:
+            raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must be at least 0, got {args.warmup}")
+    rows = measure(names=args.models, size=args.size, threads=args.threads, repeats=args.repeats, warmup=args.warmup)
+    print(f"generators at {args.size}x{args.size}, batch 1, CPU, {args.threads} threads, "
+          f"median of {args.repeats} round-robin runs")
+    print(f"{'model':<10} {'G params':>11} {'D params':>11} {'Ds':<20} {'GFLOPs':>7} {'median s':>9} {'min s':>7} {'vs pix2pix':>10}")
+    for r in rows:
+        print(
+            f"{r['model']:<10} {r['generator_params']:>11,} {r['discriminator_params']:>11,} "
+            f"{','.join(r['discriminators']) or '-':<20} {r['gflops']:>7.2f} {r['latency_median_s']:>9.4f} "
+            f"{r['latency_min_s']:>7.4f} {r['latency_ratio']:>9.3f}x"
+        )
+    if "transunet" in {r["model"] for r in rows}:
+        ratio = next(r["latency_ratio"] for r in rows if r["model"] == "transunet")
+        verdict = "met" if ratio <= LATENCY_GOAL else "NOT met"
+        print(f"goal: transunet latency at most {LATENCY_GOAL} x pix2pix: {verdict} ({ratio:.3f}x)")
+    if args.json:
+        from elastogan.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=2) + "\n")
+    return 0
