@@ -1,0 +1,299 @@
+"""Ultrasound DICOM: one frame as 8-bit RGB, its ultrasound regions and physical spacing.
+
+pydicom 3 decodes; this module adds what ultrasound exports need (DESIGN §2):
+
+- every colour model scanners write — RGB, YBR_FULL / YBR_FULL_422 (converted to RGB),
+  PALETTE COLOR (through its lookup table), MONOCHROME1/2 — as H×W×3 uint8;
+- multi-frame files decode only the frame asked for (``pydicom.pixels.pixel_array(path,
+  index=…)`` reads just that frame's bytes);
+- ``SequenceOfUltrasoundRegions``: region boxes (inclusive in DICOM, end-exclusive here:
+  the crop is ``y0:y1+1``) and spacing (``PhysicalDeltaX/Y`` in cm when the unit code is 3);
+- refusals with one line naming the file and the problem: not DICOM, not an ultrasound
+  (a CT where an ultrasound was expected), no pixels, a frame far too large, a truncated
+  pixel stream, a transfer syntax with no decoder installed (the message names the plugin).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from elastogan.data.images import MAX_PIXELS
+from elastogan.errors import InputFileError
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1, end-exclusive
+
+# DICOM PS3.3 C.8.5.5.1: Region Spatial Format 1 = 2-D tissue or flow image; Region Data
+# Type 1 = tissue, 2 = colour flow; Physical Units code 3 = cm.
+SPATIAL_FORMAT_2D = 1
+DATA_TYPE_TISSUE = 1
+UNITS_CM = 3
+
+US_MODALITY = "US"
+# Ultrasound storage classes (current and retired) and Secondary Capture, the class a
+# screenshot of a scanner's display is exported as.
+ULTRASOUND_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
+    "1.2.840.10008.5.1.4.1.1.6",  # Ultrasound Image Storage (retired)
+    "1.2.840.10008.5.1.4.1.1.3",  # Ultrasound Multi-frame Image Storage (retired)
+})
+SECONDARY_CAPTURE_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.7.1",
+    "1.2.840.10008.5.1.4.1.1.7.2",
+    "1.2.840.10008.5.1.4.1.1.7.3",
+    "1.2.840.10008.5.1.4.1.1.7.4",
+})
+# Modalities a screen capture of an ultrasound display may carry.
+CAPTURE_MODALITIES = frozenset({"", "US", "OT", "SC"})
+
+# pydicom names its plugins' dependencies by import name; pip names differ for these.
+_PIP_NAMES = {"gdcm": "python-gdcm"}
+
+
+@dataclass(frozen=True)
+class UltrasoundRegion:
+    """One item of ``SequenceOfUltrasoundRegions``, in pixel coordinates of the frame.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` end-exclusive (DICOM's inclusive ``Max`` plus one).
+        spatial_format: Region Spatial Format (1 = 2-D image).
+        data_type: Region Data Type (1 = tissue, 2 = colour flow, …).
+        spacing_mm: ``(dy, dx)`` in mm when both directions are in cm (unit code 3).
+    """
+
+    box: Box
+    spatial_format: int
+    data_type: int
+    spacing_mm: tuple[float, float] | None
+
+    @property
+    def is_image(self) -> bool:
+        return self.spatial_format == SPATIAL_FORMAT_2D
+
+    def crop(self, arr: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        return arr[y0:y1, x0:x1]
+
+
+@dataclass
+class DicomFrame:
+    """One decoded frame of an ultrasound DICOM file.
+
+    Attributes:
+        path: the file.
+        rgb: H×W×3 uint8.
+        frame: index of the decoded frame; ``n_frames`` how many the file holds.
+        regions: ultrasound regions, all inside the frame (empty if the file has none or if
+            they do not describe this frame; ``warnings`` then says why).
+        patient_id: ``PatientID`` or ``None``.
+        source: provenance without identifiers (transfer syntax, colour model, modality, …).
+        warnings: things the caller should tell the user.
+    """
+
+    path: Path
+    rgb: np.ndarray
+    frame: int
+    n_frames: int
+    regions: tuple[UltrasoundRegion, ...]
+    patient_id: str | None
+    source: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def image_regions(self) -> tuple[UltrasoundRegion, ...]:
+        return tuple(r for r in self.regions if r.is_image)
+
+
+def has_dicom_marker(path: str | Path) -> bool:
+    """True if the file has the ``DICM`` marker at offset 128 (the Part 10 preamble)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def decoder_install_hint(missing: list[str]) -> str:
+    """``pip install …`` alternatives from pydicom's ``missing_dependencies`` strings.
+
+    >>> decoder_install_hint(["pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-openjpeg>=2.0"])
+    'pip install pylibjpeg pylibjpeg-openjpeg'
+    """
+    options = []
+    for line in missing:
+        _, _, reqs = line.partition(" - requires ")
+        pkgs = [re.match(r"[A-Za-z0-9_.\-]+", p.strip()).group(0) for p in reqs.split(" and ") if p.strip()]
+        pkgs = [_PIP_NAMES.get(p, p) for p in pkgs if p != "numpy"]
+        if pkgs:
+            options.append("pip install " + " ".join(pkgs))
+    return " or ".join(options) if options else "a pydicom pixel-data plugin for it"
+
+
+def _check_ultrasound(path: Path, ds: Any) -> None:
+    modality = str(ds.get("Modality", "") or "").upper()
+    sop = str(ds.get("SOPClassUID", "") or "")
+    sop_name = getattr(ds.get("SOPClassUID"), "name", sop) or "unknown class"
+    if modality == US_MODALITY or sop in ULTRASOUND_SOP_CLASSES:
+        return
+    if sop in SECONDARY_CAPTURE_SOP_CLASSES and modality in CAPTURE_MODALITIES:
+        return
+    got = modality or "no modality"
+    raise InputFileError(path, f"expected an ultrasound image (Modality US), got {got} ({sop_name})")
+
+
+def _to_uint8(arr: np.ndarray, ds: Any) -> np.ndarray:
+    """Scale grey pixel values to 0..255 using the stored bit depth."""
+    if arr.dtype == np.uint8:
+        return arr
+    bits = int(ds.get("BitsStored", 8) or 8)
+    a = arr.astype(np.float64)
+    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        a = a + 2 ** (bits - 1)
+    return np.clip(np.rint(a * 255.0 / (2**bits - 1)), 0, 255).astype(np.uint8)
+
+
+def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], list[str]]:
+    items = ds.get("SequenceOfUltrasoundRegions") or []
+    regions = []
+    for item in items:
+        try:
+            x0 = int(item.RegionLocationMinX0)
+            y0 = int(item.RegionLocationMinY0)
+            x1 = int(item.RegionLocationMaxX1) + 1
+            y1 = int(item.RegionLocationMaxY1) + 1
+        except (AttributeError, TypeError, ValueError):
+            continue
+        spacing = None
+        ux, uy = item.get("PhysicalUnitsXDirection"), item.get("PhysicalUnitsYDirection")
+        dx, dy = item.get("PhysicalDeltaX"), item.get("PhysicalDeltaY")
+        if ux == UNITS_CM and uy == UNITS_CM and dx and dy and float(dx) > 0 and float(dy) > 0:
+            spacing = (float(dy) * 10.0, float(dx) * 10.0)
+        regions.append(UltrasoundRegion(
+            (x0, y0, x1, y1), int(item.get("RegionSpatialFormat", 0) or 0),
+            int(item.get("RegionDataType", 0) or 0), spacing,
+        ))
+    outside = [r for r in regions if not (0 <= r.box[0] < r.box[2] <= w and 0 <= r.box[1] < r.box[3] <= h)]
+    if outside:
+        # Regions beyond the frame were written for another geometry (the frame was resized
+        # or cropped after export); their boxes and spacing would be wrong for these pixels.
+        r = outside[0]
+        inclusive = (r.box[0], r.box[1], r.box[2] - 1, r.box[3] - 1)
+        return (), [
+            f"ultrasound region {inclusive} (inclusive) reaches outside the {h}×{w} frame; "
+            "ignoring the file's regions and their spacing"
+        ]
+    return tuple(regions), []
+
+
+def read_dicom(path: str | Path, *, frame: int = 0) -> DicomFrame:
+    """Read one frame of an ultrasound DICOM file as RGB, with its regions and spacing.
+
+    Args:
+        path: a DICOM Part 10 file (extension irrelevant).
+        frame: 0-based frame index; only this frame is decoded.
+
+    Returns:
+        A ``DicomFrame``.
+
+    Raises:
+        InputFileError: not DICOM, not ultrasound, no pixel data, too large, frame out of
+            range, no decoder installed for the transfer syntax, or undecodable pixels.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
+
+    path = Path(path)
+    if frame < 0:
+        raise InputFileError(path, f"frame index must be >= 0, got {frame}")
+    try:
+        if path.stat().st_size == 0:
+            raise InputFileError(path, "empty file")
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except InvalidDicomError:
+        raise InputFileError(path, "not a DICOM file (no DICM marker at offset 128)") from None
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise InputFileError(path, f"unreadable DICOM header ({type(e).__name__}: {e})") from None
+
+    _check_ultrasound(path, ds)
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if not rows or not cols:
+        raise InputFileError(path, "DICOM file has no image (no Rows/Columns)")
+    if rows * cols > MAX_PIXELS:
+        raise InputFileError(path, f"frame of {rows}×{cols} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frame >= n_frames:
+        raise InputFileError(path, f"frame {frame} asked for, but the file has {n_frames} frame(s)")
+
+    tsyntax = ds.file_meta.get("TransferSyntaxUID")
+    if tsyntax is None:
+        raise InputFileError(path, "DICOM file has no transfer syntax in its file meta header")
+    try:
+        decoder = get_decoder(tsyntax)
+    except NotImplementedError:
+        raise InputFileError(path, f"transfer syntax {tsyntax} ({tsyntax.name}) is not supported by pydicom") from None
+    if not decoder.is_available:
+        hint = decoder_install_hint(decoder.missing_dependencies)
+        raise InputFileError(path, f"no decoder installed for {tsyntax.name}; install one: {hint}")
+
+    try:
+        arr = pixel_array(path, index=frame)
+    except (ValueError, EOFError, OSError, RuntimeError, AttributeError, KeyError, TypeError, NotImplementedError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputFileError(path, f"cannot decode frame {frame} ({tsyntax.name}): {msg}") from None
+
+    photometric = str(ds.get("PhotometricInterpretation", "") or "")
+    if photometric == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except (ValueError, AttributeError, KeyError) as e:
+            raise InputFileError(path, f"cannot apply the palette colour table ({e})") from None
+        if arr.dtype != np.uint8:
+            # 16-bit palette entries hold the 8-bit value in their high byte.
+            arr = (arr >> 8).astype(np.uint8)
+    elif arr.ndim == 2:
+        arr = _to_uint8(arr, ds)
+        if photometric == "MONOCHROME1":
+            arr = 255 - arr
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    elif arr.ndim == 3 and arr.shape[-1] == 3:
+        # pydicom has converted YBR_FULL / YBR_FULL_422 / YBR_ICT / YBR_RCT to RGB.
+        if arr.dtype != np.uint8:
+            arr = np.stack([_to_uint8(arr[..., c], ds) for c in range(3)], axis=-1)
+    else:
+        raise InputFileError(path, f"unexpected decoded frame shape {arr.shape} ({photometric})")
+    if arr.shape[:2] != (rows, cols):
+        raise InputFileError(path, f"decoded frame is {arr.shape[0]}×{arr.shape[1]}, header says {rows}×{cols}")
+
+    regions, warnings = _regions(ds, rows, cols)
+    pid = ds.get("PatientID")
+    source = {
+        "format": "dicom",
+        "transfer_syntax": tsyntax.name,
+        "photometric": photometric,
+        "modality": str(ds.get("Modality", "") or ""),
+        "manufacturer": str(ds.get("Manufacturer", "") or ""),
+        "frame": frame,
+        "n_frames": n_frames,
+        "rows": rows,
+        "columns": cols,
+    }
+    return DicomFrame(
+        path=path,
+        rgb=np.ascontiguousarray(arr, dtype=np.uint8),
+        frame=frame,
+        n_frames=n_frames,
+        regions=regions,
+        patient_id=str(pid).strip() if pid not in (None, "") and str(pid).strip() else None,
+        source=source,
+        warnings=warnings,
+    )
