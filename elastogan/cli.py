@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "elastogan.sim.cli",
     "elastogan.data.manifest_cli",
     "elastogan.training.cli",
+    "elastogan.eval.stats_cli",
 )
 
 # ``elastogan bench <what>``: each module's ``register_bench(subparsers)``.
@@ -31,6 +32,7 @@ BENCHES: tuple[str, ...] = (
     "elastogan.sim.bench",
     "elastogan.models.bench",
     "elastogan.training.bench",
+    "elastogan.eval.bench",
 )
 
 

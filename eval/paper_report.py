@@ -1,0 +1,199 @@
+"""``elastogan stats report FOLDER``: the reference paper's tables from a study export.
+
+The export folder holds (each optional, at least one needed):
+
+| file | from | columns |
+|---|---|---|
+| ``answers.csv`` | app, authenticity reading | ``reader,case,is_synthetic,judged_synthetic[,group]`` |
+| ``scores.csv`` | app, Tsukuba scores | ``case,reader,score,condition`` (condition real/synthetic) |
+| ``ratings.csv`` | app, BI-RADS | ``case,truth,reader,modality,rating`` (modality real/synthetic) |
+| ``per_case.csv`` | ``elastogan evaluate`` | ``ncc`` (and optionally ``ssim``, ``psnr``, ``mae``) |
+
+It writes ``report.md``, ``report.json`` and ``roc.png``, with the values of the reference paper
+(Li et al. 2024, Chinese J Med Ultrasound 21(6):563; DESIGN §1) beside this study's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from elastogan.atomic import atomic_write_bytes, atomic_write_text
+from elastogan.errors import InputFileError
+from elastogan.eval import authenticity, metrics, roc
+from elastogan.eval.reader_study import agreement_report, diagnostic_report, roc_report
+from elastogan.eval.roc_figure import roc_png
+from elastogan.eval.stats_format import interval, num, pval, to_json
+from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_rows, read_scores
+
+FILES = {"answers": "answers.csv", "scores": "scores.csv", "ratings": "ratings.csv", "per_case": "per_case.csv"}
+
+# Li et al. 2024 as summarised in DESIGN §1; "authenticity score" read as the fraction of
+# synthetic images judged real.
+REFERENCE_PAPER = {
+    "source": "Li et al. 2024, Chinese J Med Ultrasound 21(6):563",
+    "ncc": {"mean": 0.70, "sd": 0.08, "median": 0.70, "min": 0.50, "max": 0.86},
+    "authenticity_score": {"overall": 0.49, "junior": 0.45, "senior": 0.53},
+    "fleiss_kappa": {"synthetic": 0.61, "real": 0.57},
+    "auc_real_vs_synthetic": "not different (P > 0.05, DeLong)",
+}
+
+
+def _ncc_summary(path: Path) -> dict:
+    header, rows = read_rows(path, ("ncc",))
+    out = {}
+    for col in ("ncc", "ssim", "psnr", "mae"):
+        if col not in header:
+            continue
+        try:
+            values = [float(r.cells[col]) for r in rows]
+        except ValueError as e:
+            raise InputFileError(path, f"column {col}: {e}") from None
+        out[col] = metrics.summary(values)
+    return out
+
+
+def write_report(
+    folder: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    order: str | None = "2,3,4a,4b,4c,5",
+    positive_from: str = "4a",
+    score_order: str | None = None,
+    covariance: str = "jackknife",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[Path]:
+    """Run every analysis the export supports; write report.md, report.json (and roc.png)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(folder, "not a folder")
+    present = {k: folder / v for k, v in FILES.items() if (folder / v).is_file()}
+    if not present:
+        raise InputFileError(folder, f"no study export found: expected any of {', '.join(FILES.values())}")
+    out_dir = Path(out) if out is not None else folder / "report"
+    result: dict = {"reference_paper": REFERENCE_PAPER, "missing": [FILES[k] for k in FILES if k not in present]}
+    if "per_case" in present:
+        result["image_metrics"] = _ncc_summary(present["per_case"])
+    if "answers" in present:
+        result["authenticity"] = authenticity.analyse(read_authenticity(present["answers"]))
+    if "scores" in present:
+        scores = read_scores(present["scores"], parse_order(score_order))
+        result["agreement"] = agreement_report(scores, n_boot=n_boot, seed=seed)
+    written: list[Path] = []
+    if "ratings" in present:
+        ratings = read_ratings(present["ratings"], parse_order(order))
+        result["roc"] = roc_report(ratings, covariance=covariance)
+        result["diagnostic"] = diagnostic_report(ratings, positive_from)
+        curves: dict = {}
+        for m, v in result["roc"]["modalities"].items():
+            curves[m] = []
+            for rd, a in v["readers"].items():
+                sel = (ratings.modality == m) & (ratings.reader == rd)
+                fpr, tpr = roc.roc_curve(ratings.rating[sel], ratings.truth[sel])
+                curves[m].append((rd, fpr, tpr, a["auc"]))
+        png = out_dir / "roc.png"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(png, roc_png(curves, "ROC per reader and elastogram type"))
+        written.append(png)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / "report.json", out_dir / "report.md"
+    atomic_write_text(js, to_json(result))
+    atomic_write_text(md, markdown(result, has_png=bool(written)))
+    return [md, js, *written]
+
+
+def markdown(res: dict, has_png: bool = False) -> str:
+    """The report as Markdown: one section per analysis, the paper's values beside ours."""
+    ref = res["reference_paper"]
+    lines = ["# Reader study report", "", f"Reference paper: {ref['source']}.", ""]
+    if res["missing"]:
+        lines += [f"Not in the export (sections skipped): {', '.join(res['missing'])}.", ""]
+    if "image_metrics" in res:
+        lines += ["## Image similarity (real vs synthetic)", "", "| metric | mean ± sd | median | range | n | paper |",
+                  "|---|---|---|---|---|---|"]
+        for k, s in res["image_metrics"].items():
+            paper = ""
+            if k == "ncc":
+                p = ref["ncc"]
+                paper = f"{p['mean']:.2f} ± {p['sd']:.2f}, median {p['median']:.2f}, {p['min']:.2f}–{p['max']:.2f}"
+            lines.append(f"| {k.upper()} | {num(s['mean'])} ± {num(s['sd'])} | {num(s['median'])} | "
+                         f"{num(s['min'])}–{num(s['max'])} | {s['n']} | {paper} |")
+        lines.append("")
+    if "authenticity" in res:
+        a = res["authenticity"]
+        lines += ["## Authenticity", "",
+                  "| who | n | synthetic judged real | real judged real | accuracy (95% CI) | p vs 0.5 | d′ | paper |",
+                  "|---|---|---|---|---|---|---|---|"]
+        paper = ref["authenticity_score"]
+        items = [("overall", a["overall"], paper["overall"])]
+        items += [(f"group {g}", v, paper.get(g)) for g, v in a.get("groups", {}).items()]
+        items += [(f"reader {r}", v, None) for r, v in a["readers"].items()]
+        for name, v, pp in items:
+            acc = v["accuracy"]
+            lines.append(f"| {name} | {v['n']} | {num(v['fraction_synthetic_judged_real']['value'])} | "
+                         f"{num(v['fraction_real_judged_real']['value'])} | {num(acc['value'])} ({interval(acc['ci'])}) | "
+                         f"{pval(acc['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
+        lines.append("")
+    if "agreement" in res:
+        g = res["agreement"]
+        lines += ["## Agreement of Tsukuba scores", "",
+                  "| condition | cases | readers | Fleiss κ (95% CI) | Cohen κ unweighted / linear / quadratic | Krippendorff α | paper Fleiss κ |",
+                  "|---|---|---|---|---|---|---|"]
+        for cond, v in g["conditions"].items():
+            f, c = v["fleiss_kappa"], v["cohen_kappa"]
+            pp = ref["fleiss_kappa"].get(cond)
+            lines.append(f"| {cond} | {v['n_cases']} | {v['n_readers']} | {num(f['value'])} ({interval(f['ci'])}) | "
+                         f"{num(c['unweighted'])} / {num(c['linear'])} / {num(c['quadratic'])} | "
+                         f"{num(v['krippendorff_alpha'])} | {'' if pp is None else f'{pp:.2f}'} |")
+        for comp in [g["comparison"]] if "comparison" in g else g.get("comparisons", []):
+            a_, b_ = comp["conditions"]
+            lines.append("")
+            lines.append(f"Fleiss κ {a_} − {b_}: {num(comp['diff'])} (95% CI {interval(comp['ci'])}, "
+                         f"p {pval(comp['p'])}; bootstrap over cases, {comp['n_boot']} replicates).")
+        lines.append("")
+    if "roc" in res:
+        r = res["roc"]
+        lines += ["## BI-RADS ROC", "", "| reader | " + " | ".join(f"AUC {m} (95% CI)" for m in r["modalities"]) + " |",
+                  "|---|" + "---|" * len(r["modalities"])]
+        readers = list(next(iter(r["modalities"].values()))["readers"])
+        for rd in readers:
+            cells = [f"{num(v['readers'][rd]['auc'])} ({interval(v['readers'][rd]['ci'])})" for v in r["modalities"].values()]
+            lines.append(f"| {rd} | " + " | ".join(cells) + " |")
+        if r["comparisons"]:
+            lines += ["", "| reader | comparison | test | diff (95% CI) | p |", "|---|---|---|---|---|"]
+            for c in r["comparisons"]:
+                lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
+                             f"{num(c['diff'])} ({interval(c['ci'])}) | {pval(c['p'])} |")
+        if "mrmc" in r:
+            mr = r["mrmc"]
+            rr = mr["random_readers_random_cases"]
+            lines += ["", f"Obuchowski–Rockette, random readers and cases ({mr['design']} design, "
+                      f"{mr['covariance']} covariance):"]
+            for c in rr.get("comparisons", []):
+                lines.append(f"{c['modalities'][0]} − {c['modalities'][1]}: {num(c['diff'])} "
+                             f"(95% CI {interval(c['ci'])}), F = {rr['F']:.3f} on {rr['df1']} and "
+                             f"{num(rr['df2'], 2)} df, p {pval(rr['p'])}.")
+        lines += ["", f"Paper: {ref['auc_real_vs_synthetic']}.", ""]
+        if has_png:
+            lines += ["![ROC curves](roc.png)", ""]
+    if "diagnostic" in res:
+        d = res["diagnostic"]
+        lines += [f"## Diagnostic accuracy (positive from BI-RADS {d['positive_from']})", "",
+                  "| modality | reader | sensitivity | specificity | PPV | NPV |", "|---|---|---|---|---|---|"]
+        for m, readers in d["per_modality"].items():
+            for rd, v in readers.items():
+                cells = [f"{num(v[k]['value'])} ({interval(v[k]['ci'], 2)})" for k in ("sensitivity", "specificity", "ppv", "npv")]
+                lines.append(f"| {m} | {rd} | " + " | ".join(cells) + " |")
+        if d["comparisons"]:
+            lines += ["", "| reader | comparison | design | p sensitivity | p specificity | p PPV | p NPV |",
+                      "|---|---|---|---|---|---|---|"]
+            for c in d["comparisons"]:
+                ps = [pval(c[k].get("p")) for k in ("sensitivity", "specificity", "ppv", "npv")]
+                lines.append(f"| {c['reader']} | {c['modalities'][0]} vs {c['modalities'][1]} | {c['design']} | "
+                             + " | ".join(ps) + " |")
+            lines += ["", "Paired: McNemar (sensitivity, specificity), Kosinski 2013 weighted generalised score "
+                      "(PPV, NPV); unpaired: Fisher's exact test."]
+        lines.append("")
+    return "\n".join(lines)
+

@@ -1,0 +1,125 @@
+"""The reader-study analyses, from the long-format exports to JSON-ready results.
+
+One function per ``elastogan stats`` command; each takes what :mod:`elastogan.eval.stats_io`
+read and returns plain dicts (the JSON contract of issue 5 §3). The statistics themselves
+live in :mod:`~elastogan.eval.authenticity`, :mod:`~elastogan.eval.agreement`,
+:mod:`~elastogan.eval.roc`, :mod:`~elastogan.eval.mrmc` and :mod:`~elastogan.eval.diagnostic`.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from elastogan.errors import UserError
+from elastogan.eval import agreement, diagnostic, mrmc, roc
+from elastogan.eval.stats_io import Ratings, Scores
+
+
+def agreement_report(scores: Scores, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """Per condition: Fleiss κ (value, se, ci), mean pairwise Cohen κ, Krippendorff α (ordinal);
+    between conditions: bootstrap comparison of Fleiss κ over cases."""
+    q = len(scores.categories)
+    conditions = list(dict.fromkeys(scores.condition.tolist()))
+    out: dict = {"categories": list(scores.categories), "conditions": {}}
+    tables: dict[str, tuple[list[str], np.ndarray]] = {}
+    for cond in conditions:
+        sel = scores.condition == cond
+        readers = list(dict.fromkeys(scores.reader[sel].tolist()))
+        if len(readers) < 2:
+            raise UserError(
+                f"condition {cond!r}: agreement needs at least 2 readers, got {len(readers)} ({', '.join(readers)})"
+            )
+        cases = list(dict.fromkeys(scores.case[sel].tolist()))
+        index = {c: i for i, c in enumerate(cases)}
+        ci = np.array([index[c] for c in scores.case[sel]])
+        counts = agreement.count_table(ci, scores.score[sel], len(cases), q)
+        tables[cond] = (cases, counts)
+        ranks = np.arange(1, q + 1, dtype=np.float64)
+        out["conditions"][cond] = {
+            "n_cases": len(cases),
+            "n_readers": len(readers),
+            "fleiss_kappa": agreement.fleiss_kappa(counts, level),
+            "cohen_kappa": (pw := agreement.pairwise_cohen(scores.reader[sel], scores.case[sel], scores.score[sel], q, level))["mean"],
+            "cohen_pairs": pw["pairs"],
+            "krippendorff_alpha": agreement.krippendorff_alpha(counts, "ordinal", ranks),
+        }
+    comparisons = []
+    for a, b in itertools.combinations(conditions, 2):
+        (ca, ta), (cb, tb) = tables[a], tables[b]
+        if set(ca) == set(cb):
+            tb = tb[[cb.index(c) for c in ca]]
+            paired = True
+        elif set(ca) & set(cb):
+            raise UserError(
+                f"conditions {a!r} and {b!r} share only some cases; expected the same cases (paired) or none"
+            )
+        else:
+            paired = False
+        res = agreement.bootstrap_fleiss_difference(ta, tb, paired=paired, n_boot=n_boot, seed=seed, level=level)
+        comparisons.append({"conditions": [a, b], "statistic": "fleiss_kappa", **res})
+    if len(comparisons) == 1:
+        out["comparison"] = comparisons[0]
+    elif comparisons:
+        out["comparisons"] = comparisons
+    return out
+
+
+def _reader_cases(r: Ratings, modality: str, reader: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    sel = (r.modality == modality) & (r.reader == reader)
+    return r.case[sel], r.truth[sel], r.rating[sel]
+
+
+def roc_report(r: Ratings, *, covariance: str = "jackknife", level: float = 0.95) -> dict:
+    """Per modality and reader AUC (DeLong se, ci); per reader DeLong comparisons between
+    modalities (paired on shared cases, unpaired on disjoint ones); MRMC with ≥ 2 readers."""
+    modalities = list(dict.fromkeys(r.modality.tolist()))
+    readers = list(dict.fromkeys(r.reader.tolist()))
+    out: dict = {"order": list(r.order) if r.order else None, "modalities": {}, "comparisons": []}
+    fits: dict[tuple[str, str], roc.DeLong] = {}
+    for m in modalities:
+        sel = r.modality == m
+        cases = set(r.case[sel].tolist())
+        n_pos = len({c for c, t in zip(r.case[sel], r.truth[sel]) if t == 1})
+        entry = {"n_cases": len(cases), "n_positive": n_pos, "readers": {}}
+        for rd in readers:
+            case, truth, rating = _reader_cases(r, m, rd)
+            if case.size == 0:
+                raise UserError(f"reader {rd!r} read nothing in modality {m!r}")
+            roc.check_truth(truth, f"reader {rd!r}, modality {m!r}")
+            d = roc.delong(rating, truth)
+            fits[m, rd] = d
+            auc, se = float(d.auc[0]), float(d.se[0])
+            entry["readers"][rd] = {"auc": auc, "se": se, "ci": list(roc.auc_ci(auc, se, level)), "n_cases": int(case.size)}
+        out["modalities"][m] = entry
+    for rd in readers:
+        for a, b in itertools.combinations(modalities, 2):
+            ca, ta, ra = _reader_cases(r, a, rd)
+            cb, tb, rb = _reader_cases(r, b, rd)
+            if set(ca.tolist()) == set(cb.tolist()):
+                pos = {c: k for k, c in enumerate(cb.tolist())}
+                rb_aligned = rb[[pos[c] for c in ca.tolist()]]
+                d = roc.delong(np.stack([ra, rb_aligned]), ta)
+                res = {"design": "paired", "test": "paired DeLong", **roc.paired_test(d, 0, 1, level)}
+            elif not set(ca.tolist()) & set(cb.tolist()):
+                res = {"design": "unpaired", "test": "unpaired DeLong (Welch t)",
+                       **roc.unpaired_test(fits[a, rd], fits[b, rd], level)}
+            else:
+                raise UserError(
+                    f"reader {rd!r}: modalities {a!r} and {b!r} share only some cases; "
+                    "expected the same cases (paired) or none (unpaired)"
+                )
+            out["comparisons"].append({"reader": rd, "modalities": [a, b], **res})
+    if len(readers) >= 2:
+        study = mrmc.arrange(r.case, r.truth, r.reader, r.modality, r.rating)
+        out["mrmc"] = mrmc.analyse(study, covariance, level)
+    return out
+
+
+def diagnostic_report(r: Ratings, positive_from: str, *, level: float = 0.95) -> dict:
+    """Sensitivity, specificity, PPV, NPV per reader and modality with paired comparisons."""
+    threshold = diagnostic.threshold_index(positive_from, r.order)
+    res = diagnostic.analyse(r.case, r.truth, r.reader, r.modality, r.rating, threshold, level)
+    res["positive_from"] = positive_from
+    return res

@@ -1,0 +1,175 @@
+"""``elastogan stats authenticity|agreement|roc|diagnostic|report``: the reader-study statistics.
+
+Long-format CSV in (columns in :mod:`elastogan.eval.stats_io`), a readable table on stdout,
+JSON with ``--out FILE``. Heavy imports happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+BIRADS_ORDER = "2,3,4a,4b,4c,5"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stats",
+        help="reader-study statistics (authenticity, agreement, ROC/MRMC, diagnostic accuracy)",
+        description="Reader-study statistics from the app's CSV exports. Each command prints a "
+        "table and, with --out FILE, writes the full results as JSON.",
+    )
+    ssub = p.add_subparsers(dest="stats_command", metavar="ANALYSIS")
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--out", metavar="FILE", help="write the results as JSON to FILE")
+        q.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+
+    a = ssub.add_parser("authenticity", help="real-or-synthetic reading: accuracy, binomial test, d'",
+                        description="Columns reader,case,is_synthetic,judged_synthetic (0/1) and an optional "
+                        "group (e.g. junior/senior). Per reader, per group and overall: accuracy with the exact "
+                        "binomial test against 0.5 and CI, fraction of synthetic and of real images judged real, d'.")
+    a.add_argument("file", help="answers CSV")
+    common(a)
+    a.set_defaults(func=_authenticity)
+
+    g = ssub.add_parser("agreement", help="Fleiss, Cohen and Krippendorff agreement; real vs synthetic",
+                        description="Columns case,reader,score and an optional condition (e.g. real/synthetic). "
+                        "Per condition: Fleiss kappa with SE and CI, mean pairwise Cohen kappa (unweighted, "
+                        "linear, quadratic), Krippendorff alpha (ordinal); between two conditions a bootstrap "
+                        "over cases of the Fleiss kappa difference.")
+    g.add_argument("file", help="scores CSV")
+    g.add_argument("--order", help="the score categories from lowest to highest, e.g. 1,2,3,4,5 "
+                   "(default: numeric scores in numeric order)")
+    g.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
+    g.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    common(g)
+    g.set_defaults(func=_agreement)
+
+    r = ssub.add_parser("roc", help="AUC with DeLong, paired/unpaired tests, Obuchowski-Rockette MRMC",
+                        description="Columns case,truth,reader,modality,rating (truth 1 = malignant; higher "
+                        "rating = more suspicious). Per modality and reader AUC with DeLong SE and CI; per reader "
+                        "DeLong comparisons between modalities (paired when the cases are shared); with several "
+                        "readers an Obuchowski-Rockette analysis with Hillis df (random readers/cases, fixed "
+                        "readers, fixed cases). The design (paired or cases nested in modality) is inferred "
+                        "from the case ids.")
+    r.add_argument("file", help="ratings CSV")
+    r.add_argument("--order", help=f"rating categories from least to most suspicious, e.g. {BIRADS_ORDER} "
+                   "(default: numeric ratings)")
+    r.add_argument("--covariance", choices=("jackknife", "delong"), default="jackknife",
+                   help="OR covariance estimator (default jackknife)")
+    common(r)
+    r.set_defaults(func=_roc)
+
+    d = ssub.add_parser("diagnostic", help="sensitivity, specificity, PPV, NPV; McNemar and Kosinski tests",
+                        description="Columns as for roc. A rating at or above --positive-from is a positive call. "
+                        "Per reader and modality: sensitivity, specificity, PPV, NPV with exact CIs; per reader "
+                        "paired comparisons between modalities: McNemar for sensitivity and specificity, "
+                        "Kosinski's weighted generalised score test for PPV and NPV.")
+    d.add_argument("file", help="ratings CSV")
+    d.add_argument("--positive-from", required=True, help="lowest rating called positive, e.g. 4a")
+    d.add_argument("--order", help=f"rating categories, e.g. {BIRADS_ORDER} (default: numeric ratings)")
+    common(d)
+    d.set_defaults(func=_diagnostic)
+
+    rep = ssub.add_parser("report", help="the reference paper's tables from a study export folder",
+                          description="Reads the study export folder (answers.csv, scores.csv, ratings.csv and, "
+                          "from `elastogan evaluate`, per_case.csv with an ncc column; missing ones are "
+                          "reported as such) and writes report.md, report.json and roc.png with the "
+                          "reference paper's values side by side.")
+    rep.add_argument("folder", help="study export folder")
+    rep.add_argument("--out", metavar="DIR", help="output folder (default FOLDER/report)")
+    rep.add_argument("--order", default=BIRADS_ORDER, help=f"rating categories (default {BIRADS_ORDER})")
+    rep.add_argument("--positive-from", default="4a", help="lowest rating called positive (default 4a)")
+    rep.add_argument("--score-order", help="Tsukuba score categories (default: numeric scores)")
+    rep.add_argument("--covariance", choices=("jackknife", "delong"), default="jackknife")
+    rep.add_argument("--n-boot", type=int, default=2000)
+    rep.add_argument("--seed", type=int, default=0)
+    rep.set_defaults(func=_report)
+    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    if path is None:
+        return
+    from elastogan.atomic import atomic_write_text
+    from elastogan.eval.stats_format import to_json
+
+    atomic_write_text(path, to_json(result))
+    print(f"wrote {path}")
+
+
+def _check_level(level: float) -> None:
+    from elastogan.errors import UserError
+
+    if not 0 < level < 1:
+        raise UserError(f"--level must be between 0 and 1, got {level}")
+
+
+def _authenticity(args: argparse.Namespace) -> int:
+    from elastogan.eval import authenticity
+    from elastogan.eval.stats_format import authenticity_table
+    from elastogan.eval.stats_io import read_authenticity
+
+    _check_level(args.level)
+    result = authenticity.analyse(read_authenticity(args.file), args.level)
+    print(authenticity_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    from elastogan.eval.reader_study import agreement_report
+    from elastogan.eval.stats_format import agreement_table
+    from elastogan.eval.stats_io import parse_order, read_scores
+
+    _check_level(args.level)
+    scores = read_scores(args.file, parse_order(args.order))
+    result = agreement_report(scores, n_boot=args.n_boot, seed=args.seed, level=args.level)
+    print(agreement_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _roc(args: argparse.Namespace) -> int:
+    from elastogan.eval.reader_study import roc_report
+    from elastogan.eval.stats_format import roc_table
+    from elastogan.eval.stats_io import parse_order, read_ratings
+
+    _check_level(args.level)
+    ratings = read_ratings(args.file, parse_order(args.order))
+    result = roc_report(ratings, covariance=args.covariance, level=args.level)
+    print(roc_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _diagnostic(args: argparse.Namespace) -> int:
+    from elastogan.eval.reader_study import diagnostic_report
+    from elastogan.eval.stats_format import diagnostic_table
+    from elastogan.eval.stats_io import parse_order, read_ratings
+
+    _check_level(args.level)
+    ratings = read_ratings(args.file, parse_order(args.order))
+    result = diagnostic_report(ratings, args.positive_from, level=args.level)
+    print(diagnostic_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from elastogan.eval.paper_report import write_report
+
+    paths = write_report(
+        args.folder,
+        args.out,
+        order=args.order,
+        positive_from=args.positive_from,
+        score_order=args.score_order,
+        covariance=args.covariance,
+        n_boot=args.n_boot,
+        seed=args.seed,
+    )
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
