@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -118,7 +119,7 @@ class Case:
             if value is None or (name == "source" and not value):
                 continue
             if name in IMAGE_FIELDS:
-                value = Path(value).relative_to(root).as_posix() if Path(value).is_absolute() else Path(value).as_posix()
+                value = Path(os.path.relpath(value, root)).as_posix()
             elif isinstance(value, tuple):
                 value = list(value)
             rec[name] = value
@@ -312,3 +313,29 @@ def read_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
 def dumps_records(cases: Iterable[Case], root: Path) -> str:
     """JSON Lines text of ``cases`` (paths made relative to ``root``)."""
     return "".join(json.dumps(c.to_record(root), sort_keys=False) + "\n" for c in cases)
+
+
+def merge_manifests(inputs: Iterable[str | Path], out: str | Path) -> int:
+    """Join manifests into ``out`` (paths rebased onto ``out``'s folder); return the case count.
+
+    Every input is validated first, and the merged text is validated before it replaces ``out``
+    (duplicate ids, a patient in two splits): nothing is written unless all of it is valid.
+    """
+    from elastogan.atomic import atomic_open
+
+    out = Path(out)
+    records: list[dict[str, Any]] = []
+    for path in map(Path, inputs):
+        records.extend(case.to_record(out.parent) for case in read_manifest(path).cases)
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    tmp = out.with_name(f".{out.name}.check")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        _, problems = validate_manifest(tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if problems:
+        raise ManifestError(out, problems)
+    with atomic_open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    return len(records)

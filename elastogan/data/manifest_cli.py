@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("file", help="manifest.jsonl")
     v.add_argument("--no-files", action="store_true", help="skip opening the image files")
     v.set_defaults(func=_validate)
+    m = msub.add_parser(
+        "merge",
+        help="join manifests (e.g. the shards of one simulation) into one",
+        description="Concatenate manifests into OUT, rewriting paths relative to OUT's folder, and "
+        "validate the result (duplicate ids and patients across splits are errors). OUT is written "
+        "only if the merged manifest is valid.",
+    )
+    m.add_argument("inputs", nargs="+", type=Path, help="manifests to join, in order")
+    m.add_argument("--out", required=True, type=Path, help="merged manifest.jsonl")
+    m.set_defaults(func=_merge)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
@@ -36,4 +47,12 @@ def _validate(args: argparse.Namespace) -> int:
     patients = len({c.patient_id for c in cases})
     parts = ", ".join(f"{splits[s]} {s}" for s in ("train", "val", "test"))
     print(f"{args.file}: OK: {len(cases)} cases ({parts}) from {patients} patients")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from elastogan.data.manifest import merge_manifests
+
+    n = merge_manifests(args.inputs, args.out)
+    print(f"{args.out}: OK: merged {n} cases from {len(args.inputs)} manifests")
     return 0

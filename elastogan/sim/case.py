@@ -16,7 +16,7 @@ from elastogan.sim.config import SimConfig
 from elastogan.sim.fem import Displacement, solve_compression
 from elastogan.sim.strain import estimate_strain, relative_strain, to_display_grid
 from elastogan.sim.tissue import PATHOLOGY, Phantom, make_phantom
-from elastogan.sim.ultrasound import Grid, Transducer, baseband_frame, bmode_image, rf_from_baseband
+from elastogan.sim.ultrasound import Grid, Transducer, baseband_frame, bmode_image, draw_scatterers, rf_from_baseband
 from elastogan.tsukuba import score_tsukuba, strain_ratio
 
 
@@ -111,16 +111,15 @@ def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.rand
     tx = draw_transducer(a_rng, cfg)
     grid = Grid.for_field(tx, cfg.field_mm, cfg.size)
     extra = 1.2 * applied * cfg.field_mm + 1.0  # tissue below the field that moves into view
-    n_sc = int(cfg.scatterers_per_mm2 * cfg.field_mm * (cfg.field_mm + extra))
-    x = a_rng.uniform(0.0, cfg.field_mm, n_sc)
-    z = a_rng.uniform(0.0, cfg.field_mm + extra, n_sc)
+    x, z, sign = draw_scatterers(a_rng, cfg.field_mm, cfg.field_mm + extra, cfg.scatterers_per_mm2)
+    n_sc = len(x)
     px = phantom.pixel_mm
     iz = np.clip((z / px).astype(int), 0, n_prop - 1)
     ix = np.clip((x / px).astype(int), 0, n_prop - 1)
     # Two-way excess attenuation accumulated from the probe down each column (TGC removes
     # the background's): shadows behind carcinoma, enhancement behind cysts.
     gain = np.exp(-2.0 * np.cumsum(phantom.attenuation, axis=0) * px)
-    amp = a_rng.standard_normal(n_sc) * phantom.echo[iz, ix] * gain[iz, ix]
+    amp = sign * phantom.echo[iz, ix] * gain[iz, ix]
     h = disp.hx
     ux = node_values(disp.ux, x, z, h)
     uy = node_values(disp.uy, x, z, h)

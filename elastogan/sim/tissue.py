@@ -210,7 +210,7 @@ def make_phantom(rng: np.random.Generator, n: int, field_mm: float, lesion_type:
         attenuation[lesion] = -rng.uniform(0.0, 0.02)
     elif lesion_type == "carcinoma":
         echo[lesion] = rng.uniform(0.2, 0.3)
-        attenuation[lesion] = rng.uniform(0.05, 0.12)
+        attenuation[lesion] = rng.uniform(0.03, 0.08)
     return Phantom(
         modulus=modulus, echo=echo, attenuation=attenuation, lesion=lesion, halo=halo,
         field_mm=field_mm, lesion_type=lesion_type, tsukuba=tsukuba, params=params,

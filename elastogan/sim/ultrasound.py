@@ -72,6 +72,28 @@ class Grid:
         return cls(int(np.ceil(field_mm / tx.dz_mm)), n_lines, tx.dz_mm, field_mm)
 
 
+def draw_scatterers(rng: np.random.Generator, width_mm: float, depth_mm: float, density: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Point scatterers: one per cell of a square lattice of ``density`` cells per mm², placed
+    uniformly within its cell, with a random sign.
+
+    Poisson-placed scatterers with Gaussian strengths need several hundred per mm² before the
+    speckle is fully developed at 10 MHz (the local scatterer count fluctuates); one jittered
+    scatterer per cell with unit strength gives Rayleigh speckle (envelope mean/sd ≈ 1.91)
+    at 100 per mm².
+
+    Returns:
+        ``(x_mm, z_mm, sign)``.
+    """
+    spacing = 1.0 / np.sqrt(density)
+    nx, nz = int(np.ceil(width_mm / spacing)), int(np.ceil(depth_mm / spacing))
+    gz, gx = np.divmod(np.arange(nx * nz), nx)
+    x = (gx + rng.random(gx.size)) * spacing
+    z = (gz + rng.random(gz.size)) * spacing
+    sign = rng.choice(np.array([-1.0, 1.0]), size=gx.size)
+    keep = (x < width_mm) & (z < depth_mm)
+    return x[keep], z[keep], sign[keep]
+
+
 def _splat(z_idx: np.ndarray, x_idx: np.ndarray, w: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear splat of complex weights at fractional grid positions (out-of-grid dropped)."""
     nz, nl = shape
