@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -210,3 +212,18 @@ def test_position_embedding_depends_on_position_only():
     # Row r, column c has the same code in any grid that contains it.
     assert torch.allclose(a.reshape(4, 6, 16)[:, :6], b.reshape(4, 8, 16)[:, :6])
     assert len({tuple(v) for v in a.round(decimals=5).tolist()}) == 24  # all distinct
+
+
+def test_bench_model_reports_ratios_to_pix2pix(tmp_path, capsys):
+    from elastogan.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "model", "--models", "transunet", "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["pix2pix", "transunet"]
+    assert rows["pix2pix"]["latency_ratio"] == 1.0
+    assert rows["pix2pix"]["generator_params"] == 54_413_956
+    assert rows["transunet"]["discriminators"] == ["emode", "strain"]
+    assert rows["transunet"]["gflops"] < rows["pix2pix"]["gflops"]
+    assert "vs pix2pix" in capsys.readouterr().out
+    assert main(["bench", "model", "--size", "100"]) == 2  # not a multiple of pix2pix's 256
