@@ -43,7 +43,7 @@ def library_versions() -> dict[str, str]:
     """Versions recorded in every checkpoint."""
     return {
         "elastogan": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

@@ -6,7 +6,8 @@ naming the path, the expected type and the value. ``to_dict`` is the inverse, wi
 lists so the result is plain YAML/JSON. The training config and the checkpoint loader both use
 this, so a config written by a run is read back without any flags.
 
-Supported field types: ``bool``, ``int``, ``float`` (an int is accepted), ``str``,
+Supported field types: ``bool``, ``int``, ``float`` (an int is accepted, and so is a string
+that is a plain number such as ``1e-4``, which YAML 1.1 reads as a string), ``str``,
 ``Literal[...]``, ``X | None``, ``tuple[X, ...]``/``tuple[X, Y]``, ``list[X]`` and nested
 dataclasses. A ``ValueError`` raised by a dataclass's ``__post_init__`` becomes a
 ``ConfigError`` naming the section.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar, Union
@@ -23,6 +25,8 @@ from typing import Any, Literal, Mapping, TypeVar, Union
 from elastogan.errors import UserError
 
 T = TypeVar("T")
+
+_FLOAT_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 class ConfigError(UserError):
@@ -99,6 +103,8 @@ def _convert(tp: Any, value: Any, path: str, source: str) -> Any:
             return value
         raise bad
     if tp is float:
+        if isinstance(value, str) and _FLOAT_LITERAL.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads ``1e-4`` (no dot) as a string
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 raise ConfigError(f"{source}: {_where(path)} must be a finite number, got {value!r}")

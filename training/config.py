@@ -107,10 +107,10 @@ class RunConfig:
         val_every: steps between validations (EMA generator, NCC of the strain head in the ROI).
         ckpt_every: steps between ``last.pt`` checkpoints (one is also written at the end).
         amp: mixed precision on CUDA: ``"bf16"`` (no loss scaling needed), ``"fp16"`` (with a
-            gradient scaler, for GPUs without bf16) or ``"off"``. Ignored on CPU, which trains
+            gradient scaler, for GPUs without bf16) or ``"fp32"``. Ignored on CPU, which trains
             in float32.
         tf32: allow TF32 matmuls and convolutions on CUDA.
-        wandb: Weights & Biases: ``"off"``, ``"offline"`` or ``"online"``; ``WANDB_MODE`` in
+        wandb: Weights & Biases mode: ``"disabled"``, ``"offline"`` or ``"online"``; ``WANDB_MODE`` in
             the environment overrides the mode of a run that asks for wandb. Needs the
             ``wandb`` package, which is optional.
         samples: validation cases drawn to ``RUN/samples/`` (and wandb) at each validation.
@@ -120,9 +120,9 @@ class RunConfig:
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500
-    amp: Literal["off", "bf16", "fp16"] = "bf16"
+    amp: Literal["fp32", "bf16", "fp16"] = "bf16"
     tf32: bool = True
-    wandb: Literal["off", "offline", "online"] = "off"
+    wandb: Literal["disabled", "offline", "online"] = "disabled"
     samples: int = 4
 
     def __post_init__(self) -> None:
@@ -211,4 +211,4 @@ def config_from_dict(data: dict[str, Any], *, source: str = "config") -> TrainCo
 
 def dump_config(cfg: TrainConfig) -> str:
     """YAML text of the resolved config, sections in declaration order."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False)

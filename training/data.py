@@ -147,6 +147,9 @@ def train_loader(dataset: PairedDataset, cfg: DataConfig, *, batch_size: int, ra
         pin_memory=torch.cuda.is_available(),
         drop_last=True,
         persistent_workers=cfg.workers > 0,
+        # its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run's dropout would see a different stream than the uninterrupted run
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -41,10 +41,10 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 def wandb_mode(asked: str) -> str | None:
     """The wandb mode to use (``offline``/``online``), or ``None`` for no wandb."""
-    if asked == "off":
+    if asked == "disabled":
         return None
     mode = os.environ.get("WANDB_MODE", asked)
-    return None if mode in ("disabled", "off") else mode
+    return None if mode == "disabled" else mode
 
 
 class RunLog:

@@ -90,7 +90,7 @@ def build_nets(cfg: TrainConfig, device: torch.device) -> Nets:
 
 def autocast_for(cfg: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
     """Mixed precision on CUDA as ``run.amp`` says; float32 on CPU."""
-    if device.type != "cuda" or cfg.run.amp == "off":
+    if device.type != "cuda" or cfg.run.amp == "fp32":
         return contextlib.nullcontext
     dtype = torch.bfloat16 if cfg.run.amp == "bf16" else torch.float16
     return lambda: torch.autocast("cuda", dtype=dtype)
@@ -189,7 +189,7 @@ def generator_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], out: 
 
 
 def train_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], step: int, autocast, lut: Tensor) -> dict[str, Tensor]:
-    """D step, G step, scaler update, EMA: one optimiser step of the whole GAN."""
+    """D step, G step, scaler update, EMA: optimiser step number ``step`` (1-based) of the whole GAN."""
     nets.generator.train()
     with autocast():
         out = nets.generator(batch["bmode"])
@@ -329,7 +329,7 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
     try:
         while step < end:
             batch = to_device(next(batches), dev)
-            terms = train_step(cfg, nets, batch, step, autocast, lut)
+            terms = train_step(cfg, nets, batch, step + 1, autocast, lut)
             step += 1
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())

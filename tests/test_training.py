@@ -1,0 +1,228 @@
+"""Training: loss goes down, files are written, checkpoints round-trip, resume is exact, DDP agrees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from elastogan.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from elastogan.cli import main
+from elastogan.errors import InputFileError, UserError
+from elastogan.predict import Predictor
+from elastogan.training.checkpoint import restore_training_state, seed_all, write_training_checkpoint
+from elastogan.training.config import CONFIG_DIR, load_config
+from elastogan.training.data import StepSampler, resize_sample
+from elastogan.training.trainer import NonFiniteLossError, build_nets, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_manifest import make_manifest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A model small enough for a few steps a second on a shared CPU; dropout on, so that resuming
+# must restore the random-number generators to be exact.
+TINY = [
+    "model.base_channels=4", "model.max_channels=16", "model.num_levels=2", "model.embed_dim=16",
+    "model.transformer_depth=1", "model.num_heads=2", "model.norm_groups=2", "model.dropout=0.1",
+    "model.disc_channels=4", "model.disc_layers=1", "optim.batch_size=2", "optim.steps=4",
+    "data.image_size=32", "data.workers=0", "run.log_every=1", "run.val_every=2", "run.ckpt_every=2",
+    "run.samples=2", "loss.consistency=1.0",
+]
+
+
+def tiny_cfg(*extra: str):
+    return load_config(CONFIG_DIR / "tiny.yaml", [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    return make_manifest(tmp_path_factory.mktemp("data"))
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_reduces_loss_and_writes_the_run(manifest, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_cfg("optim.steps=30", "run.log_every=5", "run.val_every=30", "run.ckpt_every=30", "optim.lr_g=0.003")
+    last = train(cfg, data=manifest, out=run, progress=False)
+    assert last == run / "checkpoints" / "last.pt"
+    assert (run / "checkpoints" / "best.pt").is_file()
+    assert load_config(run / "config.yaml") == cfg
+    recs = [r for r in records(run) if "g_total" in r]
+    assert [r["step"] for r in recs] == [5, 10, 15, 20, 25, 30]
+    assert recs[-1]["l1_strain"] < 0.6 * recs[0]["l1_strain"]
+    assert recs[-1]["g_total"] < recs[0]["g_total"]
+    assert all(r["images_per_s"] > 0 for r in recs)
+    val = [r for r in records(run) if "val/ncc_strain" in r]
+    assert val and -1 <= val[-1]["val/ncc_strain"] <= 1
+    assert (run / "samples" / "step0000030.png").is_file()
+    ckpt = load_checkpoint(last)
+    assert ckpt["step"] == 30 and ckpt["format_version"] == FORMAT_VERSION
+    assert set(ckpt["versions"]) >= {"elastogan", "torch", "numpy", "python"}
+    assert set(ckpt) >= {"generator", "generator_ema", "discriminators", "opt_g", "opt_d", "scaler", "rng", "config"}
+
+
+def test_checkpoint_round_trips_to_identical_outputs(tmp_path):
+    cfg = tiny_cfg()
+    seed_all(1)
+    nets = build_nets(cfg, torch.device("cpu"))
+    # move the EMA away from the generator so that loading the wrong one would show
+    with torch.no_grad():
+        for p in nets.generator_ema.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = tmp_path / "c.pt"
+    write_training_checkpoint(path, cfg=cfg, step=7, nets=nets, best_ncc=0.5)
+    seed_all(2)
+    other = build_nets(cfg, torch.device("cpu"))
+    restore_training_state(load_checkpoint(path), other, restore_rng=False)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    for a, b in ((nets.generator, other.generator), (nets.generator_ema, other.generator_ema)):
+        a.eval(), b.eval()
+        oa, ob = a(x), b(x)
+        assert torch.equal(oa["emode"], ob["emode"]) and torch.equal(oa["strain"], ob["strain"])
+    for k in nets.discriminators:
+        xd = torch.rand(2, nets.discriminators[k].in_channels, 32, 32)
+        assert torch.equal(nets.discriminators[k](xd), other.discriminators[k](xd))
+    # the predictor rebuilds the EMA generator from the checkpoint alone
+    pred = Predictor.from_checkpoint(path, device="cpu")
+    assert pred.step == 7
+    assert torch.equal(pred.generator(x)["strain"], nets.generator_ema(x)["strain"])
+
+
+def test_other_format_version_is_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"config": {}})
+    data = torch.load(path, weights_only=True)
+    data["format_version"] = FORMAT_VERSION + 1
+    torch.save(data, path)
+    with pytest.raises(InputFileError, match=rf"checkpoint format version {FORMAT_VERSION + 1}, but this elastogan .* reads version {FORMAT_VERSION}"):
+        load_checkpoint(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputFileError, match="not a readable elastogan checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_resume_continues_at_the_same_step_with_identical_state(manifest, tmp_path):
+    cfg = tiny_cfg()
+    straight = train(cfg, data=manifest, out=tmp_path / "a", progress=False)
+    # "killed" after step 2 (the last checkpoint), then resumed from the run folder alone
+    train(cfg, data=manifest, out=tmp_path / "b", max_steps=2, progress=False)
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 2
+    with (tmp_path / "b" / "metrics.jsonl").open("a") as f:  # a record the dead run wrote after its checkpoint
+        f.write(json.dumps({"step": 3, "g_total": 1.0}) + "\n")
+    resumed = train(None, data=manifest, out=tmp_path / "b", resume=True, progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert a["step"] == b["step"] == 4
+    for key in ("generator", "generator_ema", "discriminators"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name}"
+    assert torch.equal(a["opt_g"]["state"][0]["exp_avg"], b["opt_g"]["state"][0]["exp_avg"])
+    assert [r["step"] for r in records(tmp_path / "a")] == [r["step"] for r in records(tmp_path / "b")]
+    assert records(tmp_path / "a")[-1] == pytest.approx(records(tmp_path / "b")[-1])
+
+
+def test_run_folder_guards(manifest, tmp_path):
+    cfg = tiny_cfg("optim.steps=1")
+    train(cfg, data=manifest, out=tmp_path / "r", progress=False)
+    with pytest.raises(UserError, match="already holds a run"):
+        train(cfg, data=manifest, out=tmp_path / "r", progress=False)
+    with pytest.raises(UserError, match=r"differs from the run's .* in optim\.lr_g"):
+        train(tiny_cfg("optim.steps=2", "optim.lr_g=0.1"), data=manifest, out=tmp_path / "r", resume=True, progress=False)
+    with pytest.raises(UserError, match="no checkpoint to resume from"):
+        train(cfg, data=manifest, out=tmp_path / "none", resume=True, progress=False)
+
+
+def test_manifest_without_train_split_is_a_clear_error(tmp_path, capsys):
+    m = make_manifest(tmp_path / "d", splits={"val": 1})
+    code = main(["train", "--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(m), "--out", str(tmp_path / "r"), "--no-progress"])
+    assert code == 2
+    assert "no cases in split 'train'" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_naming_step_and_term(manifest, tmp_path, monkeypatch, capsys):
+    import elastogan.training.trainer as trainer
+
+    real_build = trainer.build_generator
+
+    class Poisoned(torch.nn.Module):
+        """Turns the strain head to NaN from the third call on."""
+
+        def __init__(self, g):
+            super().__init__()
+            self.g, self.divisor, self.calls = g, g.divisor, 0
+
+        def forward(self, x):
+            out = self.g(x)
+            self.calls += 1
+            return {**out, "strain": out["strain"] * float("nan")} if self.calls >= 3 else out
+
+    monkeypatch.setattr(trainer, "build_generator", lambda cfg: Poisoned(real_build(cfg)))
+    with pytest.raises(NonFiniteLossError, match=r"loss term 'd_strain' is nan at step 3") as e:
+        train(tiny_cfg("run.val_every=100"), data=manifest, out=tmp_path / "r", progress=False)
+    assert e.value.exit_code == 3
+
+
+def test_step_sampler_is_a_function_of_the_step():
+    full = StepSampler(5, batch_size=2, seed=3)
+    it = iter(full)
+    stream = [next(it) for _ in range(12)]
+    it = iter(StepSampler(5, batch_size=2, seed=3, start_step=4))
+    assert [next(it) for _ in range(4)] == stream[8:12]
+    # two processes split each global batch of 4 between them
+    r0, r1 = (iter(StepSampler(5, batch_size=1, rank=r, world_size=2, seed=3)) for r in (0, 1))
+    split = [x for _ in range(6) for x in (next(r0), next(r1))]
+    assert split == stream[:12]
+    assert sorted(i for e, i in stream[:5]) == list(range(5)) and {e for e, _ in stream[:5]} == {0}
+
+
+def test_resize_keeps_strain_inside_the_roi():
+    s = {
+        "bmode": torch.zeros(1, 20, 30), "emode": torch.zeros(3, 20, 30),
+        "strain": torch.zeros(1, 20, 30), "strain_mask": torch.zeros(1, 20, 30), "lesion": torch.zeros(1, 20, 30),
+        "roi": torch.tensor([6, 4, 24, 16]), "lesion_box": torch.tensor([6, 4, 24, 16]), "alpha": torch.tensor(0.5), "id": "x",
+    }
+    s["strain_mask"][:, 4:16, 6:24] = 1
+    s["strain"][:, 4:16, 6:24] = 0.7
+    r = resize_sample(s, 16)
+    inside = r["strain"][r["strain_mask"] > 0]
+    assert torch.allclose(inside, torch.full_like(inside, 0.7), atol=1e-5)
+    assert r["roi"].tolist() == [3, 3, 13, 13]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_one_process(manifest, tmp_path):
+    """gloo, 2 processes × batch 1 ≡ 1 process × batch 2 (same global batches, averaged gradients)."""
+    common = ["--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(manifest), "--no-progress", "--device", "cpu"]
+    # no dropout: its random draws differ between one process and two
+    extra = ["optim.steps=2", "run.val_every=100", "model.dropout=0.0"]
+    sets = [a for s in [*TINY, *extra] for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           "-m", "elastogan", "train", *common, "--out", str(tmp_path / "ddp"), *sets, "--set", "optim.batch_size=1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = load_config(CONFIG_DIR / "tiny.yaml", [*TINY, *extra, "optim.batch_size=2"])
+    single = train(cfg, data=manifest, out=tmp_path / "one", progress=False)
+    a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    b = load_checkpoint(single)
+    assert a["step"] == b["step"] == 2
+    # Compare the networks as functions: parameters with a zero true gradient (attention key
+    # biases, conv biases before instance norm) get ±lr from Adam on round-off noise.
+    nets = [build_nets(cfg, torch.device("cpu")) for _ in range(2)]
+    for n, ck in zip(nets, (a, b)):
+        restore_training_state(ck, n, restore_rng=False)
+        n.generator.eval()
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for head in ("emode", "strain"):
+        assert torch.allclose(nets[0].generator(x)[head], nets[1].generator(x)[head], atol=1e-5)
+    for k, d in nets[0].discriminators.items():
+        xd = torch.rand(2, d.in_channels, 32, 32, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(d(xd), nets[1].discriminators[k](xd), atol=1e-5)
