@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of the input's size.",
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by elastogan train")
-    p.add_argument("--input", type=Path, nargs="+", required=True, help="images, DICOM files or folders")
+    p.add_argument("--input", type=Path, nargs="+", required=True, help="PNG/JPEG/.npy/DICOM files or folders of them")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
@@ -71,47 +69,58 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:
-    """Files named or found (one level) in the folders named, images and DICOM only, sorted."""
+    """The files named, plus the image and DICOM files found (one level) in the folders named.
+
+    Inside a folder a file counts when its content is PNG, JPEG, ``.npy`` or DICOM (scanner
+    exports often have no extension); other files are skipped. A file named explicitly must
+    be one of those, or loading it fails with a message naming it.
+    """
+    from elastogan.data.loaders import sniff_format
     from elastogan.errors import InputFileError
 
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES or _is_dicom(p)))
+            found = []
+            for p in sorted(path.iterdir()):
+                if not p.is_file():
+                    continue
+                try:
+                    sniff_format(p)
+                except InputFileError:
+                    continue
+                found.append(p)
             if not found:
-                raise InputFileError(path, "folder holds no PNG, JPEG or DICOM files")
+                raise InputFileError(path, "folder holds no PNG, JPEG, .npy or DICOM files")
             files += found
-        elif path.is_file():
+        elif path.exists():
             files.append(path)
         else:
             raise InputFileError(path, "no such file or folder")
     return files
 
 
-def _is_dicom(path: Path) -> bool:
-    """The DICOM marker: 'DICM' after the 128-byte preamble (extensionless files too)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
-
-
 def load_bmode(path: Path):
-    """An H×W uint8 B-mode from a PNG/JPEG (luminance) or a DICOM file (the data layer's reader)."""
-    from elastogan.data.images import read_gray
-    from elastogan.errors import InputFileError
+    """An H×W uint8 B-mode from a PNG/JPEG/.npy (luminance) or DICOM file.
 
-    if path.suffix.lower() in DICOM_SUFFIXES or _is_dicom(path):
-        try:
-            from elastogan.data.loaders import load_bmode_dicom
-        except ImportError:
-            raise InputFileError(path, "DICOM input needs elastogan.data.loaders, which this installation lacks") from None
-        return load_bmode_dicom(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputFileError(path, f"unsupported input type {path.suffix or '(no suffix)'}; expected PNG, JPEG or DICOM")
-    return read_gray(path)
+    DICOM goes through the data layer (``elastogan.data.loaders``): when the file declares
+    image regions, only the B-mode region is used (the least coloured one, for a dual
+    B-mode | E-mode display), so burned-in text around it never reaches the network or the
+    outputs; the outputs then have that region's size.
+    """
+    from elastogan.data.loaders import load_image, rgb_to_grey
+
+    image = load_image(path)
+    regions = [r for r in image.regions if r.is_image]
+    rgb = image.rgb
+    if regions:
+        rgb = min((r.crop(rgb) for r in regions), key=_colourfulness)
+    return rgb_to_grey(rgb)
+
+
+def _colourfulness(rgb) -> float:
+    """Mean channel spread: 0 for a grey B-mode, large for a colour elastogram."""
+    return float((rgb.max(axis=-1).astype(int) - rgb.min(axis=-1)).mean())
 
 
 def _predict(args: argparse.Namespace) -> int:
