@@ -23,6 +23,7 @@ from elastogan.errors import UserError
 COMMANDS: tuple[str, ...] = (
     "elastogan.sim.cli",
     "elastogan.data.manifest_cli",
+    "elastogan.data.ingest_cli",
     "elastogan.training.cli",
     "elastogan.eval.stats_cli",
 )

@@ -272,12 +272,11 @@ def find_colorbar(
             groups[-1] = (groups[-1][0], x, runs[x])
         else:
             groups.append((x, x, runs[x]))
-    if not groups:
+    # A start column x covers x..x+2; a bar is at least three times taller than wide.
+    bars = [g for g in groups if g[2][1] - g[2][0] >= 3 * (g[1] - g[0] + 3)]
+    if not bars:
         return None
-    xa, xb, (ya, yb) = max(groups, key=lambda g: (g[1] - g[0] + 1) * (g[2][1] - g[2][0]))
-    width = xb - xa + 3  # a start column x covers x..x+2
-    if yb - ya < 3 * width:
-        return None
+    xa, xb, (ya, yb) = max(bars, key=lambda g: (g[1] - g[0] + 3) * (g[2][1] - g[2][0]))
     return (int(xa), int(ya), int(xb) + 3, int(yb))
 
 

@@ -1,0 +1,515 @@
+"""Scanner exports → a data set: B-mode, E-mode, mapped strain, ROI, manifest (DESIGN §2).
+
+Two layouts of a folder of exports:
+
+- ``dual``: each file (DICOM or image) is one screen with the B-mode and the E-mode side by
+  side. The two image panels come from the DICOM ultrasound regions when the file has two,
+  otherwise from the picture (the two largest blocks of image content). Which panel is the
+  elastogram: the regions' data types when they differ, otherwise the panel with colour
+  (with a grey map: the panel with the colour bar).
+- ``pairs``: separate B-mode and E-mode files paired by name, ``NAME_bmode.*`` with
+  ``NAME_emode.*`` (also ``-b-mode``, ``_b``/``_e`` …), each cropped to its image region.
+
+Only the image panels leave ingestion — the burned-in text around them (names, dates,
+hospital) is cropped away — and patients become pseudonyms: an HMAC-SHA256 of the patient id
+under a random key made for this output and never written anywhere, so the same patient gets
+the same pseudonym within one run and the pseudonyms cannot be reversed (``keep_identifiers``
+keeps the real ids and the source file names). Splits are by patient, seeded.
+
+Everything is written into a temporary folder beside the output, validated with
+``validate_manifest``, then renamed into place: an error leaves nothing half-written.
+A file with no elastogram is an error naming the file, never a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from elastogan.colormaps import COLORMAPS, DEFAULT_COLORMAP
+from elastogan.data.colormap_inversion import (
+    colorbar_lut,
+    detect_roi,
+    find_colorbar,
+    invert_emode,
+    is_grey_lut,
+    lut_distance,
+    resolve_lut,
+    saturation,
+)
+from elastogan.data.images import write_png, write_strain
+from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey
+from elastogan.data.manifest import SPLITS, Case, dumps_records, validate_manifest
+from elastogan.errors import InputFileError, UserError
+
+Box = tuple[int, int, int, int]
+
+LAYOUTS = ("dual", "pairs")
+BAR_COLORMAP = "bar"  # --colormap bar: read each image's own colour bar (soft end at the top)
+SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # of patients; the rest train
+MIN_PANEL_FRACTION = 0.02  # an image panel covers at least this share of the screen
+FOREGROUND_LEVEL = 12  # brighter than this (any channel) is screen content, not background
+COLOURED_LEVEL = 20  # saturation (max - min channel) that counts as colour
+MIN_COLOUR_FRACTION = 0.02  # a panel with less colour than this is grey (markers, calipers)
+MIN_ROI_SIDE = 8  # pixels; a smaller coloured box is a marker, not an elastogram
+BAR_MISMATCH = 0.08  # mean RGB distance above which a colour bar is not the named map
+POOR_MATCH_WARN = 0.05  # share of ROI pixels matched poorly that earns a warning
+POOR_MATCH_REFUSE = 0.25  # … and above which the region is not this map's elastogram
+GREY_MAP_ALPHA = 1.0  # grey-map scanners draw the elastogram opaque; a blend cannot be told
+BMODE_MISMATCH = 0.05  # share of pixels outside the ROI where E-mode and B-mode panels differ
+
+_PAIR_NAME = re.compile(r"^(?P<key>.+?)[ _.\-](?P<role>b-?mode|e-?mode|b_mode|e_mode|elasto|b|e)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """What ``ingest`` does; the CLI flags map one to one.
+
+    Attributes:
+        colormap: a name from ``elastogan.colormaps.COLORMAPS`` or ``"bar"``.
+        layout: ``"dual"`` or ``"pairs"``.
+        skip_bad: go on past bad files (reported) instead of stopping at the first.
+        keep_identifiers: keep real patient ids and source file names in the manifest.
+        seed: seed of the patient split.
+    """
+
+    colormap: str = DEFAULT_COLORMAP
+    layout: str = "dual"
+    skip_bad: bool = False
+    keep_identifiers: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.colormap != BAR_COLORMAP and self.colormap not in COLORMAPS:
+            known = ", ".join([*sorted(COLORMAPS), BAR_COLORMAP])
+            raise UserError(f"unknown colour map {self.colormap!r}; known: {known}")
+        if self.layout not in LAYOUTS:
+            raise UserError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
+
+
+@dataclass
+class IngestReport:
+    """What ``ingest`` did."""
+
+    out: Path
+    cases: int
+    patients: int
+    splits: dict[str, int]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Extracted:
+    """One case cut out of the user's files, before it is written."""
+
+    bmode: np.ndarray  # H×W uint8
+    emode: np.ndarray  # H×W×3 uint8
+    strain: np.ndarray  # H×W float32, NaN outside the ROI
+    roi: Box
+    pixel_spacing_mm: tuple[float, float] | None
+    patient_id: str | None
+    source: dict[str, Any]
+    warnings: list[str]
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _refine_box(fg: np.ndarray, box: Box, *, grow: float = 0.3, shrink: float = 0.02, max_grow: int = 4) -> Box:
+    """Snap a rough box to the content's edges: grow over dense lines, drop empty ones."""
+    h, w = fg.shape
+    x0, y0, x1, y1 = box
+
+    def col(x: int) -> float:
+        return float(fg[y0:y1, x].mean())
+
+    def row(y: int) -> float:
+        return float(fg[y, x0:x1].mean())
+
+    for _ in range(max_grow):
+        changed = False
+        if x0 > 0 and col(x0 - 1) >= grow:
+            x0 -= 1
+            changed = True
+        if x1 < w and col(x1) >= grow:
+            x1 += 1
+            changed = True
+        if y0 > 0 and row(y0 - 1) >= grow:
+            y0 -= 1
+            changed = True
+        if y1 < h and row(y1) >= grow:
+            y1 += 1
+            changed = True
+        if not changed:
+            break
+    while x1 - x0 > 1 and col(x0) < shrink:
+        x0 += 1
+    while x1 - x0 > 1 and col(x1 - 1) < shrink:
+        x1 -= 1
+    while y1 - y0 > 1 and row(y0) < shrink:
+        y0 += 1
+    while y1 - y0 > 1 and row(y1 - 1) < shrink:
+        y1 -= 1
+    return (x0, y0, x1, y1)
+
+
+def find_panels(rgb: np.ndarray, n: int) -> list[Box]:
+    """The ``n`` largest image panels of a screen, left to right.
+
+    Image content (speckle, colour) is dense; burned-in text is thin strokes. A 5×5 density
+    filter keeps the first and drops the second, so text never joins a panel unless it
+    touches it. Two panels that touch are one block; when two are asked for and one block
+    twice as wide as a panel is found, it is split in the middle.
+
+    Returns:
+        up to ``n`` boxes ``(x0, y0, x1, y1)``; fewer if the screen holds fewer.
+    """
+    from scipy import ndimage
+
+    h, w = rgb.shape[:2]
+    fg = rgb.max(axis=-1) > FOREGROUND_LEVEL
+    dense = ndimage.uniform_filter(fg.astype(np.float32), size=5) > 0.5
+    dense = ndimage.binary_fill_holes(dense)
+    labels, count = ndimage.label(dense)
+    if count == 0:
+        return []
+    sizes = ndimage.sum_labels(dense, labels, index=np.arange(1, count + 1))
+    order = [i for i in np.argsort(sizes)[::-1] if sizes[i] >= MIN_PANEL_FRACTION * h * w][:n]
+    slices = ndimage.find_objects(labels)
+    boxes = [_refine_box(fg, (slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop)) for i in order]
+    if n == 2 and len(boxes) == 1:
+        x0, y0, x1, y1 = boxes[0]
+        if x1 - x0 >= 1.6 * (y1 - y0):
+            half = (x1 - x0) // 2
+            boxes = [(x0, y0, x0 + half, y1), (x0 + half, y0, x0 + 2 * half, y1)]
+    return sorted(boxes, key=lambda b: b[0])
+
+
+def _crop(arr: np.ndarray, box: Box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return arr[y0:y1, x0:x1]
+
+
+def _colour_fraction(rgb: np.ndarray) -> float:
+    return float((saturation(rgb) >= COLOURED_LEVEL).mean())
+
+
+def _panels_of(img: LoadedImage, n: int) -> tuple[list[Box], str]:
+    """Panel boxes in frame coordinates, and how they were found."""
+    regions = sorted((r for r in img.regions if r.is_image), key=lambda r: -(r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
+    if len(regions) >= n:
+        return sorted((r.box for r in regions[:n]), key=lambda b: b[0]), "dicom regions"
+    if len(regions) == 1:
+        # One region holding the whole display: look for the panels inside it.
+        x0, y0, _, _ = regions[0].box
+        inner = find_panels(_crop(img.rgb, regions[0].box), n)
+        return [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in inner], "image within dicom region"
+    return find_panels(img.rgb, n), "image"
+
+
+# --------------------------------------------------------------------------- one case
+
+
+def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path) -> tuple[np.ndarray, str]:
+    """The LUT to invert with, checked against the image's own colour bar when there is one."""
+    if colormap == BAR_COLORMAP:
+        if bar is None:
+            raise InputFileError(path, "no colour bar found in the elastogram; name the map with --colormap")
+        return colorbar_lut(emode, bar, soft_at="top"), "colour bar"
+    lut = resolve_lut(colormap)
+    if bar is not None:
+        read = colorbar_lut(emode, bar, soft_at="top")
+        if lut_distance(read, lut) > BAR_MISMATCH:
+            if lut_distance(read[::-1], lut) <= BAR_MISMATCH:
+                raise InputFileError(path, f"the colour bar is the {colormap} map upside down (soft end at the bottom); this scanner's polarity is not {colormap}'s")
+            raise InputFileError(path, f"the image's colour bar does not match the {colormap} map; pass the right --colormap (or --colormap bar)")
+    return lut, "named"
+
+
+def extract_case(path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, bmode_known: bool = True) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
+    """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
+
+    Returns:
+        ``(strain, roi, source, warnings)``.
+
+    Raises:
+        InputFileError: no elastogram, a colour bar that contradicts the named map, a region
+            that does not match the map.
+    """
+    warnings: list[str] = []
+    bar = find_colorbar(emode)
+    lut, map_from = _colormap_lut(emode, bar, colormap, path)
+    grey_map = is_grey_lut(lut)
+    if grey_map:
+        # A grey ROI shows only where it differs from the B-mode under it.
+        roi = detect_roi(emode, bmode=bmode, exclude=bar) if bmode_known else None
+    else:
+        roi = detect_roi(emode, exclude=bar, min_saturation=COLOURED_LEVEL)
+    if roi is None or roi[2] - roi[0] < MIN_ROI_SIDE or roi[3] - roi[1] < MIN_ROI_SIDE:
+        raise InputFileError(path, "no elastogram found (no coloured ROI in the E-mode)")
+    if bmode_known and not _same_background(emode, bmode, [roi] + ([bar] if bar else [])):
+        if grey_map:
+            raise InputFileError(path, "the B-mode does not match the elastogram's background, and a grey map cannot be inverted without it")
+        bmode_known = False
+        warnings.append("the B-mode differs from the E-mode's background; estimating the B-mode under the ROI")
+    alpha = GREY_MAP_ALPHA if grey_map else None
+    inv = invert_emode(emode, roi, lut, bmode=bmode if bmode_known else None, alpha=alpha)
+    if inv.poor_fraction > POOR_MATCH_REFUSE:
+        raise InputFileError(path, f"the coloured region does not match the {colormap} colour map ({inv.poor_fraction:.0%} of its pixels matched poorly): not an elastogram, or another map")
+    if inv.poor_fraction > POOR_MATCH_WARN:
+        warnings.append(f"{inv.poor_fraction:.1%} of the ROI's pixels matched the colour map poorly")
+    source = {
+        "colormap": colormap,
+        "colormap_from": map_from,
+        "colorbar": list(bar) if bar else None,
+        "alpha": round(inv.alpha, 3),
+        "bmode_under_roi": inv.bmode_source,
+        "poor_match_fraction": round(inv.poor_fraction, 4),
+    }
+    return inv.strain, roi, source, warnings
+
+
+def _same_background(emode: np.ndarray, bmode: np.ndarray, boxes: list[Box]) -> bool:
+    """True if the E-mode, outside ``boxes`` (ROI, colour bar), is the B-mode."""
+    outside = np.ones(bmode.shape, bool)
+    for x0, y0, x1, y1 in boxes:
+        outside[y0:y1, x0:x1] = False
+    if not outside.any():
+        return False
+    diff = np.abs(emode.astype(np.int16) - bmode[..., None].astype(np.int16)).max(axis=-1) > 3
+    return float(diff[outside].mean()) <= BMODE_MISMATCH
+
+
+def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
+    """One dual-display screen → a case."""
+    path = img.path
+    boxes, found_by = _panels_of(img, 2)
+    if len(boxes) < 2:
+        raise InputFileError(path, f"no dual display found (found {len(boxes)} image panel(s)); is this a single image? (try --layout pairs)")
+    sizes = [(b[3] - b[1], b[2] - b[0]) for b in boxes]
+    if sizes[0] != sizes[1]:
+        raise InputFileError(path, f"the two image panels differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]})")
+    panels = [_crop(img.rgb, b) for b in boxes]
+    colour = [_colour_fraction(p) for p in panels]
+
+    which: int | None = None
+    chosen_by = ""
+    regions = {r.box: r for r in img.regions if r.is_image}
+    types = [regions[b].data_type if b in regions else None for b in boxes]
+    if None not in types and types[0] != types[1] and 1 in types:
+        which, chosen_by = (0 if types[1] == 1 else 1), "dicom region data type"
+    elif max(colour) >= MIN_COLOUR_FRACTION:
+        if min(colour) >= MIN_COLOUR_FRACTION:
+            raise InputFileError(path, f"both image panels are coloured ({colour[0]:.0%} and {colour[1]:.0%} of their pixels): no grey B-mode panel; colour Doppler rather than elastography?")
+        which, chosen_by = int(np.argmax(colour)), "colour saturation"
+    else:
+        # Grey panels both: a grey-map elastogram is the panel with the colour bar.
+        bars = [find_colorbar(p) is not None for p in panels]
+        if bars.count(True) == 1:
+            which, chosen_by = bars.index(True), "colour bar"
+    if which is None:
+        raise InputFileError(path, "no elastogram found: neither image panel holds a coloured ROI")
+
+    emode = panels[which]
+    bmode = rgb_to_grey(panels[1 - which])
+    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap)
+    spacing = regions[boxes[which]].spacing_mm if boxes[which] in regions else None
+    source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
+    return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
+
+
+def _single_panel(img: LoadedImage) -> tuple[np.ndarray, Box, tuple[float, float] | None, str]:
+    regions = [r for r in img.regions if r.is_image]
+    if regions:
+        r = max(regions, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
+        return r.crop(img.rgb), r.box, r.spacing_mm, "dicom region"
+    boxes = find_panels(img.rgb, 1)
+    if not boxes:
+        raise InputFileError(img.path, "no image content found (blank screen)")
+    return _crop(img.rgb, boxes[0]), boxes[0], None, "image"
+
+
+def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extracted:
+    """A B-mode file and an E-mode file → a case."""
+    bpanel, _, bspacing, _ = _single_panel(bimg)
+    epanel, _, espacing, found_by = _single_panel(eimg)
+    if bpanel.shape != epanel.shape:
+        raise InputFileError(eimg.path, f"E-mode image region {epanel.shape[0]}×{epanel.shape[1]} differs in size from its B-mode's {bpanel.shape[0]}×{bpanel.shape[1]} ({bimg.path.name})")
+    if _colour_fraction(bpanel) >= MIN_COLOUR_FRACTION:
+        raise InputFileError(bimg.path, "the B-mode file is coloured; expected a grey B-mode")
+    if bimg.patient_id and eimg.patient_id and bimg.patient_id != eimg.patient_id:
+        raise InputFileError(eimg.path, f"patient differs from its B-mode's ({bimg.path.name})")
+    bmode = rgb_to_grey(bpanel)
+    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap)
+    source = {**eimg.source, "layout": "pairs", "panels": found_by, **source}
+    return Extracted(bmode, np.ascontiguousarray(epanel), strain, roi, espacing or bspacing, eimg.patient_id or bimg.patient_id, source, bimg.warnings + eimg.warnings + warnings)
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+def _input_files(root: Path) -> list[Path]:
+    """Files under ``root``, sorted; hidden files and DICOMDIR indexes are not images."""
+    files = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+            continue
+        if p.name.upper() == "DICOMDIR":
+            continue
+        files.append(p)
+    return files
+
+
+def _fallback_patient(root: Path, path: Path, key: str) -> str:
+    """Without a DICOM PatientID: the first subfolder (one folder per patient), else the case."""
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else key
+
+
+def pseudonym(patient_id: str, key: bytes) -> str:
+    """``p`` + 16 hex digits of HMAC-SHA256(key, patient id)."""
+    return "p" + hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def assign_splits(patients: list[str], seed: int) -> dict[str, str]:
+    """Patient → split, a seeded shuffle of the sorted patients cut by ``SPLIT_FRACTIONS``."""
+    unique = sorted(set(patients))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_test = int(round(SPLIT_FRACTIONS["test"] * len(unique)))
+    n_val = int(round(SPLIT_FRACTIONS["val"] * len(unique)))
+    out = {}
+    for rank, i in enumerate(order):
+        out[unique[i]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return out
+
+
+def _jobs(root: Path, files: list[Path], layout: str) -> tuple[list[tuple[str, list[Path]]], list[tuple[Path, str]]]:
+    """(key, files) per case, and files that cannot form one."""
+    if layout == "dual":
+        return [(p.relative_to(root).with_suffix("").as_posix(), [p]) for p in files], []
+    groups: dict[tuple[Path, str], dict[str, Path]] = {}
+    unpaired: list[tuple[Path, str]] = []
+    for p in files:
+        m = _PAIR_NAME.match(p.stem) or _PAIR_NAME.match(p.name)
+        if m is None:
+            unpaired.append((p, "name does not say B-mode or E-mode (expected NAME_bmode.* / NAME_emode.*)"))
+            continue
+        role = "b" if m["role"].lower().startswith("b") else "e"
+        slot = groups.setdefault((p.parent, m["key"]), {})
+        if role in slot:
+            unpaired.append((p, f"second {'B' if role == 'b' else 'E'}-mode file for {m['key']!r} (first: {slot[role].name})"))
+            continue
+        slot[role] = p
+    jobs = []
+    for (parent, key), slot in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        if set(slot) != {"b", "e"}:
+            only = next(iter(slot.values()))
+            unpaired.append((only, f"no {'E' if 'b' in slot else 'B'}-mode partner for {key!r}"))
+            continue
+        jobs.append(((parent / key).relative_to(root).as_posix(), [slot["b"], slot["e"]]))
+    return jobs, unpaired
+
+
+def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = IngestOptions(), *, on_skip: Callable[[Path, str], None] | None = None) -> IngestReport:
+    """Turn a folder of scanner exports into a validated data set in ``out_dir``.
+
+    Args:
+        input_dir: folder of exports (searched recursively).
+        out_dir: new folder (or an empty one) for ``manifest.jsonl`` and the images.
+        options: colour map, layout, skip/keep flags, split seed.
+        on_skip: called with (file, problem) for each file skipped under ``skip_bad``.
+
+    Returns:
+        An ``IngestReport``.
+
+    Raises:
+        InputFileError: the first bad file, unless ``options.skip_bad``.
+        UserError: bad folders, or no case at all.
+    """
+    root, out = Path(input_dir), Path(out_dir)
+    if not root.is_dir():
+        raise UserError(f"{root}: input folder not found")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: output folder exists and is not empty")
+    if out.resolve() == root.resolve():
+        raise UserError(f"{out}: output folder must differ from the input folder")
+    files = _input_files(root)
+    if not files:
+        raise UserError(f"{root}: no files to ingest")
+    jobs, skipped = _jobs(root, files, options.layout)
+
+    def bad(path: Path, problem: str) -> None:
+        if not options.skip_bad:
+            raise InputFileError(path, problem)
+        skipped.append((path, problem))
+        if on_skip:
+            on_skip(path, problem)
+
+    unusable, skipped = skipped, []
+    for path, problem in unusable:
+        bad(path, problem)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    key = secrets.token_bytes(32)  # pseudonym key: this run only, never written
+    try:
+        for sub in ("bmode", "emode", "strain"):
+            (tmp / sub).mkdir()
+        cases: list[Case] = []
+        warnings: list[str] = []
+        for case_key, paths in jobs:
+            try:
+                imgs = [load_image(p) for p in paths]
+                ex = extract_dual(imgs[0], options.colormap) if options.layout == "dual" else extract_pair(imgs[0], imgs[1], options.colormap)
+            except InputFileError as e:
+                bad(Path(e.path), e.problem)
+                continue
+            cid = f"case{len(cases) + 1:04d}"
+            pid = ex.patient_id or _fallback_patient(root, paths[-1], case_key)
+            source = dict(ex.source)
+            if options.keep_identifiers:
+                source["files"] = [p.relative_to(root).as_posix() for p in paths]
+            write_png(tmp / "bmode" / f"{cid}.png", ex.bmode)
+            write_png(tmp / "emode" / f"{cid}.png", ex.emode)
+            write_strain(tmp / "strain" / f"{cid}.npy", ex.strain)
+            warnings += [f"{paths[-1]}: {w}" for w in ex.warnings]
+            cases.append(Case(
+                id=cid,
+                patient_id=pid if options.keep_identifiers else pseudonym(pid, key),
+                split="train",
+                bmode=tmp / "bmode" / f"{cid}.png",
+                emode=tmp / "emode" / f"{cid}.png",
+                strain=tmp / "strain" / f"{cid}.npy",
+                roi=ex.roi,
+                colormap=options.colormap if options.colormap in COLORMAPS else None,
+                pixel_spacing_mm=ex.pixel_spacing_mm,
+                source=source,
+            ))
+        if not cases:
+            raise UserError(f"{root}: no case could be ingested ({len(skipped)} file(s) skipped)")
+        split_of = assign_splits([c.patient_id for c in cases], options.seed)
+        for c in cases:
+            c.split = split_of[c.patient_id]
+        (tmp / "manifest.jsonl").write_text(dumps_records(cases, tmp), encoding="utf-8")
+        _, problems = validate_manifest(tmp / "manifest.jsonl")
+        if problems:
+            raise RuntimeError("ingest wrote an invalid manifest: " + "; ".join(map(str, problems)))
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    counts = {s: sum(c.split == s for c in cases) for s in SPLITS}
+    return IngestReport(out, len(cases), len(split_of), counts, skipped, warnings)
