@@ -1,9 +1,9 @@
 """Authenticity reading: can readers tell real elastograms from synthetic ones?
 
-Per reader, per reader group and overall (all answers pooled):
+Per reader, per reader group and overall (all answers pooled), flat keys (issue 5 §3):
 
-* ``accuracy``: fraction of images whose type was named correctly, with the exact two-sided
-  binomial test against 0.5 (chance) and the Clopper–Pearson CI.
+* ``accuracy``: fraction of images whose type was named correctly; ``p``: the exact two-sided
+  binomial test against 0.5 (chance); ``ci``: its Clopper–Pearson interval.
 * ``fraction_synthetic_judged_real`` (the reference paper's "authenticity score": 0.49 in
   Li et al. 2024 — a value near 0.5 means synthetic images pass for real as often as not) and
   ``fraction_real_judged_real``.
@@ -22,9 +22,9 @@ from elastogan.errors import UserError
 from elastogan.eval.stats_io import AuthenticityAnswers
 
 
-def _fraction(k: int, n: int, level: float) -> dict:
+def _fraction_ci(k: int, n: int, level: float) -> list[float]:
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
-    return {"value": k / n, "ci": [float(ci.low), float(ci.high)], "k": int(k), "n": int(n)}
+    return [float(ci.low), float(ci.high)]
 
 
 def summarise(is_synthetic: np.ndarray, judged_synthetic: np.ndarray, who: str, level: float = 0.95) -> dict:
@@ -54,13 +54,16 @@ def summarise(is_synthetic: np.ndarray, judged_synthetic: np.ndarray, who: str, 
         "n": n,
         "n_synthetic": n_syn,
         "n_real": n_real,
-        "accuracy": {"value": correct / n, "p": float(test.pvalue), "ci": [float(ci.low), float(ci.high)],
-                     "k": correct, "n": n},
-        "fraction_synthetic_judged_real": _fraction(n_syn - hits, n_syn, level),
-        "fraction_real_judged_real": _fraction(n_real - fas, n_real, level),
+        "n_correct": correct,
+        "accuracy": correct / n,
+        "p": float(test.pvalue),
+        "ci": [float(ci.low), float(ci.high)],
+        "fraction_synthetic_judged_real": (n_syn - hits) / n_syn,
+        "fraction_synthetic_judged_real_ci": _fraction_ci(n_syn - hits, n_syn, level),
+        "fraction_real_judged_real": (n_real - fas) / n_real,
+        "fraction_real_judged_real_ci": _fraction_ci(n_real - fas, n_real, level),
         "d_prime": float(stats.norm.ppf(h) - stats.norm.ppf(f)),
     }
-
 
 def analyse(answers: AuthenticityAnswers, level: float = 0.95) -> dict:
     """Per reader, per group (when the answers carry one) and overall statistics."""

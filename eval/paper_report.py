@@ -130,10 +130,9 @@ def markdown(res: dict, has_png: bool = False) -> str:
         items += [(f"group {g}", v, paper.get(g)) for g, v in a.get("groups", {}).items()]
         items += [(f"reader {r}", v, None) for r, v in a["readers"].items()]
         for name, v, pp in items:
-            acc = v["accuracy"]
-            lines.append(f"| {name} | {v['n']} | {num(v['fraction_synthetic_judged_real']['value'])} | "
-                         f"{num(v['fraction_real_judged_real']['value'])} | {num(acc['value'])} ({interval(acc['ci'])}) | "
-                         f"{pval(acc['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
+            lines.append(f"| {name} | {v['n']} | {num(v['fraction_synthetic_judged_real'])} | "
+                         f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} ({interval(v['ci'])}) | "
+                         f"{pval(v['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
         lines.append("")
     if "agreement" in res:
         g = res["agreement"]

@@ -54,9 +54,8 @@ def authenticity_table(res: dict) -> str:
     items += [(f"group {g}", v) for g, v in res.get("groups", {}).items()]
     items += [(f"reader {r}", v) for r, v in res["readers"].items()]
     for name, v in items:
-        acc = v["accuracy"]
-        rows.append([name, str(v["n"]), num(acc["value"]), interval(acc["ci"]), pval(acc["p"]),
-                     num(v["fraction_synthetic_judged_real"]["value"]), num(v["fraction_real_judged_real"]["value"]),
+        rows.append([name, str(v["n"]), num(v["accuracy"]), interval(v["ci"]), pval(v["p"]),
+                     num(v["fraction_synthetic_judged_real"]), num(v["fraction_real_judged_real"]),
                      num(v["d_prime"], 2)])
     return table(["who", "n", "accuracy", "95% CI", "p (vs 0.5)", "synthetic→real", "real→real", "d'"], rows)
 

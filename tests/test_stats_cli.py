@@ -1,0 +1,219 @@
+"""``elastogan stats …`` end to end, the JSON contract, and bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from elastogan.cli import main
+from published import FIXTURES, assert_printed, expected
+
+
+def _write(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def vandyke_rows():
+    with open(FIXTURES / "VanDyke.csv", newline="") as f:
+        return [[r["case"], r["truth"], r["reader"], "real" if r["treatment"] == "1" else "synthetic", r["rating"]]
+                for r in csv.DictReader(f)]
+
+
+RATINGS_HEADER = ["case", "truth", "reader", "modality", "rating"]
+
+
+def _fails(capsys, argv, *needles):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_roc_cli_reproduces_van_dyke_and_writes_the_json_contract(tmp_path, capsys, vandyke_rows):
+    path = _write(tmp_path / "ratings.csv", RATINGS_HEADER, vandyke_rows)
+    out = tmp_path / "roc.json"
+    assert main(["stats", "roc", path, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Obuchowski–Rockette (paired design, jackknife covariance, 5 readers)" in text
+    res = json.loads(out.read_text())
+    ref = expected()["mrmc_or_VanDyke"]
+    assert set(res["modalities"]) == {"real", "synthetic"}
+    assert set(res["modalities"]["real"]["readers"]["1"]) >= {"auc", "se", "ci"}
+    assert_printed(res["modalities"]["real"]["readers"]["1"]["auc"], ref["auc_trt1"][0])
+    comp = res["comparisons"][0]
+    assert set(comp) >= {"diff", "z", "p", "ci"} and comp["design"] == "paired"
+    rr = res["mrmc"]["random_readers_random_cases"]
+    assert set(rr) >= {"F", "df2", "p", "diff", "ci"}
+    assert_printed(rr["F"], ref["random_readers_random_cases"]["F_exact"])
+    assert_printed(rr["df2"], ref["random_readers_random_cases"]["ddf"])
+    assert {"fixed_readers_random_cases", "random_readers_fixed_cases"} <= set(res["mrmc"])
+    assert main(["stats", "roc", path, "--covariance", "delong", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["mrmc"]["covariance"] == "delong"
+
+
+def test_roc_cli_unpaired_when_cases_are_disjoint(tmp_path, capsys, vandyke_rows):
+    rows = [[f"{r[3]}-{r[0]}", *r[1:]] for r in vandyke_rows]
+    path = _write(tmp_path / "ratings.csv", RATINGS_HEADER, rows)
+    out = tmp_path / "roc.json"
+    assert main(["stats", "roc", path, "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["comparisons"][0]["design"] == "unpaired" and "df" in res["comparisons"][0]
+    assert res["mrmc"]["design"] == "nested"
+
+
+def test_birads_order_and_diagnostic(tmp_path, capsys, vandyke_rows):
+    birads = {"1": "2", "2": "3", "3": "4a", "4": "4b", "5": "5"}
+    rows = [[*r[:4], birads[r[4]]] for r in vandyke_rows]
+    path = _write(tmp_path / "ratings.csv", RATINGS_HEADER, rows)
+    out = tmp_path / "d.json"
+    assert main(["stats", "diagnostic", path, "--order", "2,3,4a,4b,4c,5", "--positive-from", "4a",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    acc = res["per_modality"]["real"]["1"]
+    truth = np.array([int(r[1]) for r in rows if r[2] == "1" and r[3] == "real"])
+    call = np.array([r[4] in ("4a", "4b", "4c", "5") for r in rows if r[2] == "1" and r[3] == "real"])
+    assert acc["sensitivity"]["value"] == pytest.approx(call[truth == 1].mean())
+    assert set(acc) >= {"sensitivity", "specificity", "ppv", "npv"}
+    comp = res["comparisons"][0]
+    assert comp["design"] == "paired" and {"chi2", "p"} <= set(comp["sensitivity"]) and "statistic" in comp["ppv"]
+    # the same ratings as ordinal categories give the same AUCs as the numbers
+    out2 = tmp_path / "r.json"
+    assert main(["stats", "roc", path, "--order", "2,3,4a,4b,4c,5", "--out", str(out2)]) == 0
+    assert_printed(json.loads(out2.read_text())["modalities"]["synthetic"]["readers"]["4"]["auc"],
+                   expected()["mrmc_or_VanDyke"]["auc_trt2"][3])
+
+
+def _scores_rows():
+    """Fleiss 1971 diagnoses as condition 'real' and a shuffled copy as 'synthetic' (same cases)."""
+    with open(FIXTURES / "diagnoses.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    out = []
+    rng = np.random.default_rng(0)
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            out.append([f"s{i}", f"rater{j + 1}", v[0], "real"])
+        for j, v in enumerate(rng.permutation(r)):
+            out.append([f"s{i}", f"rater{j + 1}", v[0], "synthetic"])
+    return out
+
+
+def test_agreement_cli_reproduces_fleiss_and_compares_conditions(tmp_path, capsys):
+    path = _write(tmp_path / "scores.csv", ["case", "reader", "score", "condition"], _scores_rows())
+    out = tmp_path / "a.json"
+    assert main(["stats", "agreement", path, "--n-boot", "200", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    real = res["conditions"]["real"]
+    assert set(real["fleiss_kappa"]) >= {"value", "se", "ci"}
+    assert_printed(real["fleiss_kappa"]["value"], expected()["fleiss_1971"]["kappa"])
+    # per-case permutation of readers changes nothing in Fleiss' kappa
+    assert res["conditions"]["synthetic"]["fleiss_kappa"]["value"] == pytest.approx(real["fleiss_kappa"]["value"], abs=1e-14)
+    assert set(real["cohen_kappa"]) == {"unweighted", "linear", "quadratic"}
+    assert -1 <= real["krippendorff_alpha"] <= 1
+    comp = res["comparison"]
+    assert set(comp) >= {"diff", "ci", "p"} and comp["paired"] is True and comp["diff"] == pytest.approx(0, abs=1e-14)
+
+
+def test_authenticity_cli(tmp_path, capsys):
+    rows = []
+    for rd, group in (("a", "junior"), ("b", "senior")):
+        for i in range(20):
+            rows.append([rd, f"c{i}", i % 2, (i // 2) % 2, group])
+    path = _write(tmp_path / "answers.csv", ["reader", "case", "is_synthetic", "judged_synthetic", "group"], rows)
+    out = tmp_path / "auth.json"
+    assert main(["stats", "authenticity", path, "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for block in (res["overall"], res["readers"]["a"], res["groups"]["senior"]):
+        assert set(block) >= {"accuracy", "p", "ci", "fraction_synthetic_judged_real", "fraction_real_judged_real", "d_prime"}
+    assert res["overall"]["accuracy"] == 0.5 and res["overall"]["p"] == 1.0
+
+
+def test_report_folder(tmp_path, capsys, vandyke_rows):
+    birads = {"1": "2", "2": "3", "3": "4a", "4": "4b", "5": "5"}
+    _write(tmp_path / "ratings.csv", RATINGS_HEADER, [[*r[:4], birads[r[4]]] for r in vandyke_rows])
+    _write(tmp_path / "scores.csv", ["case", "reader", "score", "condition"], _scores_rows())
+    _write(tmp_path / "per_case.csv", ["case", "ncc"], [["a", 0.5], ["b", 0.7], ["c", 0.9]])
+    assert main(["stats", "report", str(tmp_path), "--n-boot", "200"]) == 0
+    rep = tmp_path / "report"
+    md = (rep / "report.md").read_text()
+    for heading in ("## Image similarity", "## Agreement of Tsukuba scores", "## BI-RADS ROC", "## Diagnostic accuracy"):
+        assert heading in md
+    assert "Not in the export (sections skipped): answers.csv" in md
+    assert "| NCC | 0.700 ± 0.200 | 0.700 | 0.500–0.900 | 3 | 0.70 ± 0.08" in md
+    res = json.loads((rep / "report.json").read_text())
+    assert res["image_metrics"]["ncc"]["n"] == 3 and res["missing"] == ["answers.csv"]
+    with Image.open(rep / "roc.png") as im:
+        assert im.size == (640, 640) and im.mode == "RGB"
+        assert len(im.getcolors(100000)) > 3  # curves drawn, not a blank canvas
+
+
+# ----- bad input: one clear line, exit 2, never a NaN -------------------------------------
+
+
+def test_missing_column(tmp_path, capsys):
+    path = _write(tmp_path / "r.csv", ["case", "reader", "modality", "rating"], [["1", "a", "m", "3"]])
+    _fails(capsys, ["stats", "roc", path], "missing column(s) truth")
+
+
+def test_rating_outside_the_declared_order(tmp_path, capsys, vandyke_rows):
+    rows = [list(r) for r in vandyke_rows[:40]]
+    rows[5][4] = "4d"
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, rows)
+    _fails(capsys, ["stats", "roc", path, "--order", "1,2,3,4,5"], "outside the declared order 1,2,3,4,5", "'4d'",
+           "line 7")
+
+
+def test_unknown_category_without_order(tmp_path, capsys):
+    path = _write(tmp_path / "s.csv", ["case", "reader", "score"], [["1", "a", "3"], ["1", "b", "cyst"]])
+    _fails(capsys, ["stats", "agreement", path], "score must be a number, or declare the categories with --order")
+
+
+def test_unknown_score_category_with_order(tmp_path, capsys):
+    path = _write(tmp_path / "s.csv", ["case", "reader", "score"], [["1", "a", "3"], ["1", "b", "7"]])
+    _fails(capsys, ["stats", "agreement", path, "--order", "1,2,3,4,5"], "outside the declared order")
+
+
+def test_one_class_truth(tmp_path, capsys):
+    rows = [[f"c{i}", "1", r, "m", str(i % 5 + 1)] for i in range(10) for r in ("a", "b")]
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, rows)
+    _fails(capsys, ["stats", "roc", path], "one-class truth", "10 positive, 0 negative")
+
+
+def test_reader_who_read_nothing(tmp_path, capsys, vandyke_rows):
+    rows = [r for r in vandyke_rows if not (r[2] == "5" and r[3] == "synthetic")]
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, rows)
+    _fails(capsys, ["stats", "roc", path], "reader '5' read nothing in modality 'synthetic'")
+
+
+def test_fewer_than_two_readers_for_agreement(tmp_path, capsys):
+    path = _write(tmp_path / "s.csv", ["case", "reader", "score"], [["1", "a", "3"], ["2", "a", "2"]])
+    _fails(capsys, ["stats", "agreement", path], "agreement needs at least 2 readers, got 1")
+
+
+def test_empty_cell_duplicate_truth_and_binary(tmp_path, capsys):
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, [["1", "1", "a", "m", ""]])
+    _fails(capsys, ["stats", "roc", path], "empty cell(s): line 2 column rating")
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, [["1", "1", "a", "m", "3"], ["1", "1", "a", "m", "4"]])
+    _fails(capsys, ["stats", "roc", path], "line 3: second answer for modality 'm', reader 'a', case '1'")
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, [["1", "1", "a", "m", "3"], ["1", "0", "b", "m", "4"]])
+    _fails(capsys, ["stats", "roc", path], "case '1' has truth 0 but truth 1 on line 2")
+    path = _write(tmp_path / "a.csv", ["reader", "case", "is_synthetic", "judged_synthetic"], [["a", "1", "yes", "0"]])
+    _fails(capsys, ["stats", "authenticity", path], "is_synthetic must be 0 or 1")
+
+
+def test_missing_file_and_bad_order(tmp_path, capsys):
+    _fails(capsys, ["stats", "roc", str(tmp_path / "nope.csv")], "no such file")
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, [["1", "1", "a", "m", "3"]])
+    _fails(capsys, ["stats", "roc", path, "--order", "2,3,3"], "category listed twice: 3")
+    _fails(capsys, ["stats", "report", str(tmp_path / "empty_dir_missing")], "not a folder")
