@@ -111,3 +111,14 @@ def test_phantom_v1_recipe_is_the_reference_study_split():
     for p in plan:
         splits_of.setdefault(p.patient, set()).add(p.split)
     assert all(len(s) == 1 for s in splits_of.values())
+
+
+def test_estimated_strain_follows_the_true_fem_strain(one_worker):
+    # The scanner's NCC estimate must track the mechanics it imaged (it knows nothing of them).
+    m = read_manifest(one_worker / "manifest.jsonl")
+    corr = []
+    for c in m.cases:
+        est, true = read_strain(c.strain), read_strain(one_worker / c.source["true_strain"])
+        ok = np.isfinite(est) & np.isfinite(true)
+        corr.append(np.corrcoef(est[ok], true[ok])[0, 1])
+    assert np.mean(corr) > 0.7 and min(corr) > 0.4, corr
