@@ -272,8 +272,17 @@ def find_colorbar(
             groups[-1] = (groups[-1][0], x, runs[x])
         else:
             groups.append((x, x, runs[x]))
+    def has_edges(xa: int, xb: int, ya: int, yb: int) -> bool:
+        # A bar stands out from what is beside it on most rows (smooth strain does not).
+        for x_out, x_in in ((xa - 1, xa), (xb + 3, xb + 2)):
+            if 0 <= x_out < w:
+                step = np.abs(img[ya:yb, x_out] - img[ya:yb, x_in]).max(axis=-1)
+                if (step > 3 * row_tolerance).mean() < 0.5:
+                    return False
+        return True
+
     # A start column x covers x..x+2; a bar is at least three times taller than wide.
-    bars = [g for g in groups if g[2][1] - g[2][0] >= 3 * (g[1] - g[0] + 3)]
+    bars = [g for g in groups if g[2][1] - g[2][0] >= 3 * (g[1] - g[0] + 3) and has_edges(g[0], g[1], *g[2])]
     if not bars:
         return None
     xa, xb, (ya, yb) = max(bars, key=lambda g: (g[1] - g[0] + 3) * (g[2][1] - g[2][0]))

@@ -57,6 +57,8 @@ LAYOUTS = ("dual", "pairs")
 BAR_COLORMAP = "bar"  # --colormap bar: read each image's own colour bar (soft end at the top)
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # of patients; the rest train
 MIN_PANEL_FRACTION = 0.02  # an image panel covers at least this share of the screen
+TEXTURE_STEP = 2  # a change between neighbours bigger than this is texture, not noise
+MIN_TEXTURE_FRACTION = 0.25  # an image panel changes at least this often between neighbours
 FOREGROUND_LEVEL = 12  # brighter than this (any channel) is screen content, not background
 COLOURED_LEVEL = 20  # saturation (max - min channel) that counts as colour
 MIN_COLOUR_FRACTION = 0.02  # a panel with less colour than this is grey (markers, calipers)
@@ -184,15 +186,26 @@ def find_panels(rgb: np.ndarray, n: int) -> list[Box]:
     if count == 0:
         return []
     sizes = ndimage.sum_labels(dense, labels, index=np.arange(1, count + 1))
-    order = [i for i in np.argsort(sizes)[::-1] if sizes[i] >= MIN_PANEL_FRACTION * h * w][:n]
     slices = ndimage.find_objects(labels)
-    boxes = [_refine_box(fg, (slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop)) for i in order]
+    boxes = []
+    for i in np.argsort(sizes)[::-1]:
+        if sizes[i] < MIN_PANEL_FRACTION * h * w or len(boxes) == n:
+            break
+        box = _refine_box(fg, (slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop))
+        if _is_textured(_crop(rgb, box)):
+            boxes.append(box)
     if n == 2 and len(boxes) == 1:
         x0, y0, x1, y1 = boxes[0]
         if x1 - x0 >= 1.6 * (y1 - y0):
             half = (x1 - x0) // 2
             boxes = [(x0, y0, x0 + half, y1), (x0 + half, y0, x0 + 2 * half, y1)]
     return sorted(boxes, key=lambda b: b[0])
+
+
+def _is_textured(rgb: np.ndarray) -> bool:
+    """Speckle changes from pixel to pixel; a header band or a flat menu does not."""
+    step = np.abs(np.diff(rgb.astype(np.int16), axis=1)).max(axis=-1) > TEXTURE_STEP
+    return float(step.mean()) >= MIN_TEXTURE_FRACTION
 
 
 def _crop(arr: np.ndarray, box: Box) -> np.ndarray:
@@ -236,8 +249,14 @@ def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path)
     return lut, "named"
 
 
-def extract_case(path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, bmode_known: bool = True) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
+def extract_case(
+    path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, bmode_known: bool = True, same_frame: bool = False
+) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
     """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
+
+    Where the E-mode's background differs from the B-mode, the B-mode under the ROI is
+    estimated (colour maps) with a warning — or, with ``same_frame``, the file is refused
+    (the two panels were guessed by cutting one image block in half).
 
     Returns:
         ``(strain, roi, source, warnings)``.
@@ -247,17 +266,22 @@ def extract_case(path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str
             that does not match the map.
     """
     warnings: list[str] = []
-    bar = find_colorbar(emode)
-    lut, map_from = _colormap_lut(emode, bar, colormap, path)
-    grey_map = is_grey_lut(lut)
-    if grey_map:
-        # A grey ROI shows only where it differs from the B-mode under it.
-        roi = detect_roi(emode, bmode=bmode, exclude=bar) if bmode_known else None
+    # The ROI is the largest coloured block (the colour bar is a smaller one); a grey ROI
+    # shows only where it differs from the B-mode under it. The bar is then looked for
+    # outside the ROI, where smooth strain cannot pass for one.
+    grey_map = colormap != BAR_COLORMAP and is_grey_lut(resolve_lut(colormap))
+    if grey_map or colormap == BAR_COLORMAP and _colour_fraction(emode) < MIN_COLOUR_FRACTION:
+        roi = detect_roi(emode, bmode=bmode) if bmode_known else None
     else:
-        roi = detect_roi(emode, exclude=bar, min_saturation=COLOURED_LEVEL)
+        roi = detect_roi(emode, min_saturation=COLOURED_LEVEL)
     if roi is None or roi[2] - roi[0] < MIN_ROI_SIDE or roi[3] - roi[1] < MIN_ROI_SIDE:
         raise InputFileError(path, "no elastogram found (no coloured ROI in the E-mode)")
+    bar = find_colorbar(emode, exclude=roi)
+    lut, map_from = _colormap_lut(emode, bar, colormap, path)
+    grey_map = is_grey_lut(lut)
     if bmode_known and not _same_background(emode, bmode, [roi] + ([bar] if bar else [])):
+        if same_frame:
+            raise InputFileError(path, "no dual display found: one image block, and its halves are not a B-mode and its elastogram")
         if grey_map:
             raise InputFileError(path, "the B-mode does not match the elastogram's background, and a grey map cannot be inverted without it")
         bmode_known = False
@@ -298,7 +322,7 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
         raise InputFileError(path, f"no dual display found (found {len(boxes)} image panel(s)); is this a single image? (try --layout pairs)")
     sizes = [(b[3] - b[1], b[2] - b[0]) for b in boxes]
     if sizes[0] != sizes[1]:
-        raise InputFileError(path, f"the two image panels differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]})")
+        raise InputFileError(path, f"no dual display found: the two largest image blocks differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]}); is this a single image? (try --layout pairs)")
     panels = [_crop(img.rgb, b) for b in boxes]
     colour = [_colour_fraction(p) for p in panels]
 
@@ -322,7 +346,8 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
 
     emode = panels[which]
     bmode = rgb_to_grey(panels[1 - which])
-    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap)
+    halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"
+    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, same_frame=halves)
     spacing = regions[boxes[which]].spacing_mm if boxes[which] in regions else None
     source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
     return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
