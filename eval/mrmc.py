@@ -248,8 +248,13 @@ def obuchowski_rockette(
         cdiff = max(comp["Cov2"] - comp["Cov3"], 0.0)
 
         den_rr = ms_tr + r * cdiff
-        ddf = den_rr**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else math.inf
-        f_rr = ms_t / den_rr if den_rr > 0 else math.inf
+        if den_rr <= 0 or ms_tr <= 0:
+            raise UserError(
+                "MRMC undefined: the reader AUCs have no reader-by-modality variation (MS(T×R) = 0), "
+                "e.g. every reader perfect in every modality"
+            )
+        ddf = den_rr**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
+        f_rr = ms_t / den_rr
         rr.update({"F": float(f_rr), "df1": t - 1, "df2": _num(ddf), "p": _f_sf(f_rr, t - 1, ddf),
                    "MS_T": float(ms_t), "MS_TR": float(ms_tr)})
         rr["comparisons"] = _pairs(names, mi, math.sqrt(2.0 / r * den_rr), ddf, level)
@@ -263,7 +268,7 @@ def obuchowski_rockette(
         fr["per_reader"] = _per_reader(names, auc, cov, level)
 
         df_rf = float((t - 1) * (r - 1))
-        f_rf = ms_t / ms_tr if ms_tr > 0 else math.inf
+        f_rf = ms_t / ms_tr
         rf.update({"F": float(f_rf), "df1": t - 1, "df2": df_rf, "p": _f_sf(f_rf, t - 1, df_rf)})
         rf["comparisons"] = _pairs(names, mi, math.sqrt(2.0 * ms_tr / r), df_rf, level)
         if t == 2:
@@ -282,7 +287,7 @@ def _pairs(names: tuple[str, ...], mi: np.ndarray, se: float, df: float, level: 
     out = []
     for a, b in itertools.combinations(range(len(names)), 2):
         diff = float(mi[a] - mi[b])
-        stat = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
+        stat = diff / se
         p = float(2 * (stats.norm.sf(abs(stat)) if math.isinf(df) else stats.t.sf(abs(stat), df)))
         out.append({"modalities": [names[a], names[b]], "diff": diff, "se": float(se), "t": float(stat),
                     "df": _num(df), "p": p, "ci": [diff - q * se, diff + q * se]})

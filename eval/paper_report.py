@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from elastogan.atomic import atomic_write_bytes, atomic_write_text
 from elastogan.errors import InputFileError
 from elastogan.eval import authenticity, metrics, roc
@@ -49,7 +51,13 @@ def _ncc_summary(path: Path) -> dict:
             values = [float(r.cells[col]) for r in rows]
         except ValueError as e:
             raise InputFileError(path, f"column {col}: {e}") from None
-        out[col] = metrics.summary(values)
+        if col == "ncc":
+            out[col] = metrics.summary(values)
+            continue
+        finite = [v for v in values if np.isfinite(v)]
+        # PSNR is +inf for a case whose maps are identical: summarise the finite ones, say so.
+        out[col] = {**metrics.summary(finite), "n_not_finite": len(values) - len(finite)} if finite else {
+            "note": "no finite value"}
     return out
 
 
@@ -113,6 +121,9 @@ def markdown(res: dict, has_png: bool = False) -> str:
         lines += ["## Image similarity (real vs synthetic)", "", "| metric | mean ± sd | median | range | n | paper |",
                   "|---|---|---|---|---|---|"]
         for k, s in res["image_metrics"].items():
+            if "mean" not in s:
+                lines.append(f"| {k.upper()} | {s['note']} | | | | |")
+                continue
             paper = ""
             if k == "ncc":
                 p = ref["ncc"]
@@ -131,7 +142,7 @@ def markdown(res: dict, has_png: bool = False) -> str:
         items += [(f"reader {r}", v, None) for r, v in a["readers"].items()]
         for name, v, pp in items:
             lines.append(f"| {name} | {v['n']} | {num(v['fraction_synthetic_judged_real'])} | "
-                         f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} ({interval(v['ci'])}) | "
+                         f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} {interval(v['ci'])} | "
                          f"{pval(v['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
         lines.append("")
     if "agreement" in res:
@@ -142,14 +153,14 @@ def markdown(res: dict, has_png: bool = False) -> str:
         for cond, v in g["conditions"].items():
             f, c = v["fleiss_kappa"], v["cohen_kappa"]
             pp = ref["fleiss_kappa"].get(cond)
-            lines.append(f"| {cond} | {v['n_cases']} | {v['n_readers']} | {num(f['value'])} ({interval(f['ci'])}) | "
+            lines.append(f"| {cond} | {v['n_cases']} | {v['n_readers']} | {num(f['value'])} {interval(f['ci'])} | "
                          f"{num(c['unweighted'])} / {num(c['linear'])} / {num(c['quadratic'])} | "
                          f"{num(v['krippendorff_alpha'])} | {'' if pp is None else f'{pp:.2f}'} |")
         for comp in [g["comparison"]] if "comparison" in g else g.get("comparisons", []):
             a_, b_ = comp["conditions"]
             lines.append("")
-            lines.append(f"Fleiss κ {a_} − {b_}: {num(comp['diff'])} (95% CI {interval(comp['ci'])}, "
-                         f"p {pval(comp['p'])}; bootstrap over cases, {comp['n_boot']} replicates).")
+            lines.append(f"Fleiss κ {a_} − {b_}: {num(comp['diff'])}, 95% CI {interval(comp['ci'])}, "
+                         f"p {pval(comp['p'])} (bootstrap over cases, {comp['n_boot']} replicates).")
         lines.append("")
     if "roc" in res:
         r = res["roc"]
@@ -157,21 +168,21 @@ def markdown(res: dict, has_png: bool = False) -> str:
                   "|---|" + "---|" * len(r["modalities"])]
         readers = list(next(iter(r["modalities"].values()))["readers"])
         for rd in readers:
-            cells = [f"{num(v['readers'][rd]['auc'])} ({interval(v['readers'][rd]['ci'])})" for v in r["modalities"].values()]
+            cells = [f"{num(v['readers'][rd]['auc'])} {interval(v['readers'][rd]['ci'])}" for v in r["modalities"].values()]
             lines.append(f"| {rd} | " + " | ".join(cells) + " |")
         if r["comparisons"]:
             lines += ["", "| reader | comparison | test | diff (95% CI) | p |", "|---|---|---|---|---|"]
             for c in r["comparisons"]:
                 lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
-                             f"{num(c['diff'])} ({interval(c['ci'])}) | {pval(c['p'])} |")
+                             f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p'])} |")
         if "mrmc" in r:
             mr = r["mrmc"]
             rr = mr["random_readers_random_cases"]
             lines += ["", f"Obuchowski–Rockette, random readers and cases ({mr['design']} design, "
                       f"{mr['covariance']} covariance):"]
             for c in rr.get("comparisons", []):
-                lines.append(f"{c['modalities'][0]} − {c['modalities'][1]}: {num(c['diff'])} "
-                             f"(95% CI {interval(c['ci'])}), F = {rr['F']:.3f} on {rr['df1']} and "
+                lines.append(f"{c['modalities'][0]} − {c['modalities'][1]}: {num(c['diff'])}, "
+                             f"95% CI {interval(c['ci'])}, F = {rr['F']:.3f} on {rr['df1']} and "
                              f"{num(rr['df2'], 2)} df, p {pval(rr['p'])}.")
         lines += ["", f"Paper: {ref['auc_real_vs_synthetic']}.", ""]
         if has_png:
@@ -182,7 +193,7 @@ def markdown(res: dict, has_png: bool = False) -> str:
                   "| modality | reader | sensitivity | specificity | PPV | NPV |", "|---|---|---|---|---|---|"]
         for m, readers in d["per_modality"].items():
             for rd, v in readers.items():
-                cells = [f"{num(v[k]['value'])} ({interval(v[k]['ci'], 2)})" for k in ("sensitivity", "specificity", "ppv", "npv")]
+                cells = [f"{num(v[k]['value'])} {interval(v[k]['ci'], 2)}" for k in ("sensitivity", "specificity", "ppv", "npv")]
                 lines.append(f"| {m} | {rd} | " + " | ".join(cells) + " |")
         if d["comparisons"]:
             lines += ["", "| reader | comparison | design | p sensitivity | p specificity | p PPV | p NPV |",

@@ -37,7 +37,7 @@ def pval(p: float | None) -> str:
 
 
 def interval(ci: Sequence[float] | None, digits: int = 3) -> str:
-    return "—" if ci is None else f"{ci[0]:.{digits}f}–{ci[1]:.{digits}f}"
+    return "—" if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -136,3 +136,9 @@ def test_partly_shared_cases_are_refused():
 def test_one_reader_is_refused():
     with pytest.raises(UserError, match="at least 2 readers"):
         mrmc.obuchowski_rockette(np.array([[0.8], [0.9]]), np.eye(2) * 1e-3)
+
+
+def test_no_reader_variation_is_refused_not_infinite():
+    auc = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    with pytest.raises(UserError, match="no reader-by-modality variation"):
+        mrmc.obuchowski_rockette(auc, np.zeros((6, 6)))
