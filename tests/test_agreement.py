@@ -171,3 +171,33 @@ def test_pairwise_cohen_mean_over_reader_pairs():
     ac = agreement.cohen_kappa([[1, 0, 0], [0, 1, 0], [0, 1, 1]])["value"]
     assert res["mean"]["unweighted"] == pytest.approx((ab + 2 * ac) / 3, abs=1e-15)
     assert len(res["pairs"]) == 3 and res["n_pairs_undefined"] == 0
+
+
+# Gwet (2014) Handbook of Inter-Rater Reliability data sets with missing ratings; Fleiss' kappa
+# with Gwet's standard error and t_{N-1} interval as printed by irrCAC (kgwet/irrCAC, and its
+# Python port's tests): value, se, ci.
+_ = None
+GWET = {
+    "raw_5observers": ([[1, 1, 2, _, 0, 0, 1, 1, 2, 2, _, 0, 1, 3, 1],
+                        [1, 1, 3, 0, 0, 0, 0, _, 2, 1, 1, 0, 2, 3, 1],
+                        [2, 0, 3, 0, 0, 0, 2, 2, 2, 1, 0, 0, 2, 2, 1],
+                        [_, 1, 3, _, _, _, _, 0, _, 1, 0, 0, 2, 2, _],
+                        [2, _, _, 0, 0, 0, 1, _, 2, _, _, _, _, 3, 1]], [0, 1, 2, 3],
+                       ("0.458", "0.120", "0.199", "0.716")),
+    "raw_g1g2": ([list("abccbadab") + [_, _, _] + list("bb"), list("abccbbdabe") + [_, _] + list("ba"),
+                  [_] + list("cccbcdbbeaccc"), list("abccbddabea") + [_] + list("bb")], list("abcde"),
+                 ("0.657", "0.150", "0.333", "0.981")),
+    "raw_gender": (["aaaaabbbcaaaaab", "aaaababccaaaaba", "abbcaabbcabbcaa", "ccccaabbcccccaa"], list("abc"),
+                   ("0.129", "0.141", "-0.172", "0.430")),
+}
+
+
+@pytest.mark.parametrize("name", list(GWET))
+def test_fleiss_kappa_gwet_se_irrcac(name):
+    rows, categories, (value, se, lo, hi) = GWET[name]
+    counts = np.array([[sum(r[u] == c for r in rows) for c in categories] for u in range(len(rows[0]))])
+    res = agreement.fleiss_kappa(counts)
+    assert_printed(res["value"], value)
+    assert_printed(res["se"], se)
+    assert_printed(res["ci"][0], lo)
+    assert_printed(res["ci"][1], hi)
