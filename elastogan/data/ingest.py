@@ -492,6 +492,7 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         for sub in ("bmode", "emode", "strain"):
             (tmp / sub).mkdir()
         cases: list[Case] = []
+        real_ids: list[str] = []
         warnings: list[str] = []
         for case_key, paths in jobs:
             try:
@@ -509,6 +510,7 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
             write_png(tmp / "emode" / f"{cid}.png", ex.emode)
             write_strain(tmp / "strain" / f"{cid}.npy", ex.strain)
             warnings += [f"{paths[-1]}: {w}" for w in ex.warnings]
+            real_ids.append(pid)
             cases.append(Case(
                 id=cid,
                 patient_id=pid if options.keep_identifiers else pseudonym(pid, key),
@@ -523,9 +525,11 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
             ))
         if not cases:
             raise UserError(f"{root}: no case could be ingested ({len(skipped)} file(s) skipped)")
-        split_of = assign_splits([c.patient_id for c in cases], options.seed)
-        for c in cases:
-            c.split = split_of[c.patient_id]
+        # Split on the real ids, so that a seed gives the same split in every run (the
+        # pseudonyms change from run to run).
+        split_of = assign_splits(real_ids, options.seed)
+        for c, pid in zip(cases, real_ids):
+            c.split = split_of[pid]
         (tmp / "manifest.jsonl").write_text(dumps_records(cases, tmp), encoding="utf-8")
         _, problems = validate_manifest(tmp / "manifest.jsonl")
         if problems:

@@ -12,11 +12,13 @@ pixels are decoded), a DICOM that is not an ultrasound.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from elastogan.data.dicom import UltrasoundRegion, has_dicom_marker, read_dicom
 from elastogan.data.images import MAX_PIXELS, image_shape, read_rgb
@@ -101,17 +103,22 @@ def sniff_format(path: str | Path) -> str:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        # The header alone gives the shape: check it before reading any pixel.
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(f)
     except (OSError, ValueError, EOFError) as e:
         raise InputFileError(path, f"not a readable .npy array ({e})") from None
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise InputFileError(path, f"expected an H×W or H×W×3 array, got shape {arr.shape}")
-    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
-        raise InputFileError(path, f"array of {arr.shape[0]}×{arr.shape[1]} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (3, 4)):
+        raise InputFileError(path, f"expected an H×W or H×W×3 array, got shape {shape}")
+    if shape[0] * shape[1] > MAX_PIXELS:
+        raise InputFileError(path, f"array of {shape[0]}×{shape[1]} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
     try:
-        a = np.array(arr[..., :3] if arr.ndim == 3 else arr)
-    except (OSError, ValueError) as e:
-        raise InputFileError(path, f"truncated .npy array ({e})") from None
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InputFileError(path, f"not a readable .npy array ({e})") from None
+    a = arr[..., :3] if arr.ndim == 3 else arr
     if a.dtype == np.uint8:
         out = a
     elif np.issubdtype(a.dtype, np.floating):
@@ -147,8 +154,11 @@ def load_image(path: str | Path, *, frame: int = 0) -> LoadedImage:
     if fmt == "npy":
         rgb = _load_npy(path)
     else:
-        # image_shape opens lazily: the size is checked before any pixel is decoded.
-        shape = image_shape(path)
+        # image_shape opens lazily: the size is checked before any pixel is decoded (PIL
+        # only warns between MAX_PIXELS and twice that; the check below refuses).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            shape = image_shape(path)
         if shape[0] * shape[1] > MAX_PIXELS:
             raise InputFileError(path, f"image of {shape[0]}×{shape[1]} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
         rgb = read_rgb(path)
