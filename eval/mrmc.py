@@ -26,7 +26,9 @@ Designs, inferred from the case ids: *paired* (every modality read on the same c
 *nested* (cases within modality: disjoint case sets, so Cov1 = Cov3 = 0). Every reader must
 read every case of a modality.
 
-Reproduces OR-DBM MRMC 2.51 / MRMCaov on the Van Dyke et al. (1993) data (tests/test_mrmc.py).
+Reproduces OR-DBM MRMC 2.51 and MRMCaov (jackknife and DeLong covariance; random, fixed-reader
+and fixed-case analyses; paired and nested designs) on the Van Dyke et al. (1993) data
+(tests/test_mrmc.py).
 """
 
 from __future__ import annotations
@@ -118,44 +120,64 @@ def arrange(
                        "paired" if paired else "nested")
 
 
-def _jackknife(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs and jackknife covariance ``(N−1)/N Σ_k (θ_(k) − θ̄_(.))(θ_(k) − θ̄_(.))ᵀ``.
+def _leave_one_out(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs (k,) and their leave-one-case-out values (k, N), from the placements in O(1) each.
 
-    Leave-one-out AUCs come from the placements in O(1) each: removing positive ``p`` gives
-    ``(m·θ − V10_p)/(m − 1)``, removing negative ``q`` gives ``(n·θ − V01_q)/(n − 1)``.
+    Removing positive ``p`` gives ``(m·θ − V10_p)/(m − 1)``, removing negative ``q`` gives
+    ``(n·θ − V01_q)/(n − 1)``; the mean of the leave-one-out values is θ itself.
     """
     d = delong(scores, truth)
     m, n = d.v10.shape[1], d.v01.shape[1]
     if m < 2 or n < 2:
         raise UserError(f"jackknife needs at least 2 positive and 2 negative cases, got {m} and {n}")
     theta = d.auc[:, None]
-    loo = np.concatenate([(m * theta - d.v10) / (m - 1), (n * theta - d.v01) / (n - 1)], axis=1)  # (k, N)
-    big_n = m + n
+    return d.auc, np.concatenate([(m * theta - d.v10) / (m - 1), (n * theta - d.v01) / (n - 1)], axis=1)
+
+
+def _jackknife_cov(loo: np.ndarray) -> np.ndarray:
+    """``(N−1)/N Σ_k (θ_(k) − θ̄_(.))(θ_(k) − θ̄_(.))ᵀ`` over the N columns of ``loo`` (k, N)."""
+    big_n = loo.shape[1]
     dev = loo - loo.mean(axis=1, keepdims=True)
-    return d.auc, (big_n - 1) / big_n * (dev @ dev.T)
+    return (big_n - 1) / big_n * (dev @ dev.T)
 
 
 def auc_and_covariance(study: ReaderStudy, covariance: str = "jackknife") -> tuple[np.ndarray, np.ndarray]:
-    """θ (t, r) and the covariance (t·r, t·r) of ``θ.ravel()`` (index ``i·r + j``)."""
+    """θ (t, r) and the covariance (t·r, t·r) of ``θ.ravel()`` (index ``i·r + j``).
+
+    Nested design: the jackknife runs over all cases of the study, as MRMCaov does (leaving
+    out a case of modality i leaves the other modalities' AUCs unchanged); DeLong's
+    covariance is computed per modality, with zero covariance across modalities.
+    """
     if covariance not in COVARIANCES:
         raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(COVARIANCES)}")
     t, r = len(study.modalities), len(study.readers)
-
-    def estimate(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if covariance == "jackknife":
-            return _jackknife(scores, truth)
-        d = delong(scores, truth)
-        return d.auc, d.cov
-
     if study.design == "paired":
-        auc, cov = estimate(np.concatenate(study.ratings, axis=0), study.truth[0])
-        return auc.reshape(t, r), cov
+        scores = np.concatenate(study.ratings, axis=0)
+        if covariance == "jackknife":
+            auc, loo = _leave_one_out(scores, study.truth[0])
+            return auc.reshape(t, r), _jackknife_cov(loo)
+        d = delong(scores, study.truth[0])
+        return d.auc.reshape(t, r), d.cov
     auc = np.zeros((t, r))
+    if covariance == "jackknife":
+        blocks = []
+        for i in range(t):
+            auc[i], loo_i = _leave_one_out(study.ratings[i], study.truth[i])
+            blocks.append(loo_i)
+        loo = np.repeat(auc.reshape(-1, 1), sum(b.shape[1] for b in blocks), axis=1)  # (t·r, N_total)
+        start = 0
+        for i, b in enumerate(blocks):
+            loo[i * r:(i + 1) * r, start:start + b.shape[1]] = b
+            start += b.shape[1]
+        cov = _jackknife_cov(loo)
+        mod = np.repeat(np.arange(t), r)
+        cov[mod[:, None] != mod[None, :]] = 0.0  # exactly 0 in theory: the LOO mean is θ
+        return auc, cov
     cov = np.zeros((t * r, t * r))
     for i in range(t):
-        a, c = estimate(study.ratings[i], study.truth[i])
-        auc[i] = a
-        cov[i * r:(i + 1) * r, i * r:(i + 1) * r] = c
+        d = delong(study.ratings[i], study.truth[i])
+        auc[i] = d.auc
+        cov[i * r:(i + 1) * r, i * r:(i + 1) * r] = d.cov
     return auc, cov
 
 

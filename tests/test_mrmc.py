@@ -1,4 +1,4 @@
-"""Obuchowski–Rockette MRMC: OR-DBM MRMC 2.51 / MRMCaov on Van Dyke et al. (1993)."""
+"""Obuchowski–Rockette MRMC on Van Dyke et al. (1993): OR-DBM MRMC 2.51 and MRMCaov printouts."""
 
 from __future__ import annotations
 
@@ -76,38 +76,97 @@ def test_single_treatment_random_readers(result, ref):
         assert_printed(single[trt]["ci"][1], want["ci"][1])
 
 
-def test_fixed_readers_and_fixed_cases_follow_their_formulas(result):
+# MRMCaov (Smith & Hillis), JSS manuscript docs/jss/MRMCaov.tex: summary() printouts for
+# Van Dyke with empirical AUC. Each entry: the printed numbers of one analysis.
+MRMCAOV_FIXED_READERS = {  # fixed(reader), jackknife
+    "X2": "5.475953", "p": "0.01927984", "se": "0.01871748", "ci": ("-0.08048591", "-0.00711473"),
+    "single": [("0.02428971", "0.8494301", "0.9446440"), ("0.01677632", "0.9079564", "0.9737183")],
+    "per_reader": [("0.02551213", "-1.1045864", "0.26933885"), ("0.02630183", "-1.7693768", "0.07683102"),
+                   ("0.03120965", "-0.5727202", "0.56683414"), ("0.01729129", "-1.5179891", "0.12901715"),
+                   ("0.04405746", "-2.2734182", "0.02300099")],
+}
+MRMCAOV_FIXED_CASES = {  # fixed(case)
+    "F": "8.704", "p": "0.04195875", "se": "0.01484629", "ci": ("-0.08502022", "-0.00258042"),
+    "single": [("0.02482994", "0.8280981", "0.9659760"), ("0.01615303", "0.8959894", "0.9856854")],
+}
+MRMCAOV_DELONG = {  # cov = DeLong, random readers and cases
+    "Var": "0.0007921325", "Cov1": "0.0003420090", "Cov2": "0.0003395265", "Cov3": "0.0002358497",
+    "F": "4.484854", "df2": "15.06611", "p": "0.05123303", "se": "0.0206825", "ci": ("-0.0878671960", "0.0002665519"),
+    "single": [("0.03307642", "12.59597", "0.8253461", "0.9687280"), ("0.02150464", "12.56530", "0.8942155", "0.9874592")],
+}
+MRMCAOV_NESTED = {  # case3: cases nested within treatment, jackknife
+    "Var": "8.058382e-04", "Cov2": "3.455973e-04", "F": "2.104491", "df2": "68.42325", "p": "0.1514363",
+    "se": "0.03019283", "ci": ("-0.10404242", "0.01644178"),
+    "single": [("0.03320586", "12.79430", "0.8251827", "0.9688914"), ("0.02158730", "12.75962", "0.8941114", "0.9875634")],
+}
+
+
+def test_fixed_readers_mrmcaov(result):
     _, res = result
-    comp = res["components"]
-    r = 5
-    diff = res["means"]["1"] - res["means"]["2"]
-    fr = res["fixed_readers_random_cases"]
-    se_fr = np.sqrt(2 / r * (comp["Var"] - comp["Cov1"] + (r - 1) * (comp["Cov2"] - comp["Cov3"])))
-    assert fr["se"] == pytest.approx(se_fr, rel=1e-12)
-    assert fr["chi2"] == pytest.approx((diff / se_fr) ** 2, rel=1e-12)
-    rf = res["random_readers_fixed_cases"]
-    assert rf["df2"] == 4.0
-    assert rf["F"] == pytest.approx(res["random_readers_random_cases"]["MS_T"] / res["random_readers_random_cases"]["MS_TR"])
-    assert len(fr["per_reader"]) == 5
+    fr, want = res["fixed_readers_random_cases"], MRMCAOV_FIXED_READERS
+    assert_printed(fr["chi2"], want["X2"])
+    assert_printed(fr["p"], want["p"])
+    assert_printed(fr["se"], want["se"])
+    assert_printed(fr["ci"][0], want["ci"][0])
+    assert_printed(fr["ci"][1], want["ci"][1])
+    for trt, (se, lo, hi) in zip(("1", "2"), want["single"]):
+        single = fr["single_modality"][trt]
+        assert_printed(single["se"], se)
+        assert_printed(single["ci"][0], lo)
+        assert_printed(single["ci"][1], hi)
+    assert [row["reader"] for row in fr["per_reader"]] == ["1", "2", "3", "4", "5"]
+    for row, (se, z, p) in zip(fr["per_reader"], want["per_reader"]):
+        assert_printed(row["se"], se)
+        assert_printed(row["z"], z)
+        assert_printed(row["p"], p)
 
 
-def test_delong_covariance_is_close_to_the_jackknife():
-    res = mrmc.analyse(mrmc.arrange(*_vandyke()), "delong")
-    jk = mrmc.analyse(mrmc.arrange(*_vandyke()), "jackknife")
+def test_fixed_cases_mrmcaov(result):
+    _, res = result
+    rf, want = res["random_readers_fixed_cases"], MRMCAOV_FIXED_CASES
+    assert_printed(rf["F"], want["F"])
+    assert (rf["df1"], rf["df2"]) == (1, 4.0)
+    assert_printed(rf["p"], want["p"])
+    assert_printed(rf["se"], want["se"])
+    assert_printed(rf["ci"][0], want["ci"][0])
+    assert_printed(rf["ci"][1], want["ci"][1])
+    for trt, (se, lo, hi) in zip(("1", "2"), want["single"]):
+        single = rf["single_modality"][trt]
+        assert_printed(single["se"], se)
+        assert single["df"] == 4.0
+        assert_printed(single["ci"][0], lo)
+        assert_printed(single["ci"][1], hi)
+
+
+def _check_random(res, want):
+    rr = res["random_readers_random_cases"]
     for k in ("Var", "Cov1", "Cov2", "Cov3"):
-        assert res["components"][k] == pytest.approx(jk["components"][k], rel=0.03)
-        assert res["components"][k] != jk["components"][k]
+        if k in want:
+            assert_printed(res["components"][k], want[k])
+    for k in ("F", "df2", "p", "se"):
+        assert_printed(rr[k], want[k])
+    assert_printed(rr["ci"][0], want["ci"][0])
+    assert_printed(rr["ci"][1], want["ci"][1])
+    for trt, (se, df, lo, hi) in zip(("1", "2"), want["single"]):
+        single = rr["single_modality"][trt]
+        assert_printed(single["se"], se)
+        assert_printed(single["df"], df)
+        assert_printed(single["ci"][0], lo)
+        assert_printed(single["ci"][1], hi)
 
 
-def test_nested_design_is_inferred_and_has_no_cross_modality_covariance():
-    case, truth, reader, trt, rating = _vandyke("case3")  # case ids made unique per treatment
-    study = mrmc.arrange(case, truth, reader, trt, rating)
+def test_delong_covariance_mrmcaov():
+    _check_random(mrmc.analyse(mrmc.arrange(*_vandyke()), "delong"), MRMCAOV_DELONG)
+
+
+def test_cases_nested_within_modality_mrmcaov():
+    study = mrmc.arrange(*_vandyke("case3"))  # case ids made unique per treatment
     assert study.design == "nested"
-    res = mrmc.analyse(study)
+    res = mrmc.analyse(study, "jackknife")
     assert res["components"]["Cov1"] == 0.0 and res["components"]["Cov3"] == 0.0
+    _check_random(res, MRMCAOV_NESTED)
     # reader AUCs do not depend on the case labelling
-    paired = mrmc.analyse(mrmc.arrange(*_vandyke()))
-    assert res["reader_auc"] == paired["reader_auc"]
+    assert res["reader_auc"] == mrmc.analyse(mrmc.arrange(*_vandyke()))["reader_auc"]
 
 
 def test_reader_who_read_nothing_in_a_modality():
