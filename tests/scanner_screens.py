@@ -32,14 +32,21 @@ def bmode_image(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(np.rint(img), 20, 235).astype(np.uint8)
 
 
+def standard_roi(h: int, w: int) -> tuple[int, int, int, int]:
+    """The ROI box the test screens use (clear of the colour bar's margin)."""
+    return (w // 8, h // 6, w * 3 // 4, h * 5 // 6)
+
+
 def strain_image(h: int, w: int, seed: int) -> np.ndarray:
-    """Relative strain 0..1: soft smooth background, a hard lesion, the full display range."""
+    """Relative strain 0..1: soft smooth background, a hard lesion, clipped at both ends of
+    the display range as scanners do."""
     rng = np.random.default_rng(seed + 1)
     field = ndimage.gaussian_filter(rng.standard_normal((h, w)), 6)
-    field = (field - field.min()) / (field.max() - field.min())
+    window = field[h // 6 : h * 5 // 6, w // 8 : w * 3 // 4]  # where the tests put the ROI
+    field = (field - window.min()) / (window.max() - window.min())
     yy, xx = np.mgrid[:h, :w]
     lesion = ((yy - h * 0.55) / (h * 0.17)) ** 2 + ((xx - w * 0.45) / (w * 0.2)) ** 2 < 1
-    return np.where(lesion, 0.25 * field, 0.35 + 0.65 * field).astype(np.float32)
+    return np.clip(np.where(lesion, 0.4 * field - 0.1, 0.3 + 0.8 * field), 0.0, 1.0).astype(np.float32)
 
 
 @dataclass
@@ -62,7 +69,7 @@ def dual_screen(
     """B-mode | E-mode (or E | B) on a black screen, burned-in text above and below."""
     bmode = bmode_image(h, w, seed)
     strain = strain_image(h, w, seed)
-    roi = (w // 8, h // 6, w * 3 // 4, h * 5 // 6)
+    roi = standard_roi(h, w)
     emode = render_emode(bmode, strain, roi, colormap=colormap, alpha=alpha)
     top, gap, left = 28, 16, 8
     screen_h, screen_w = h + top + 22, 2 * w + gap + 2 * left

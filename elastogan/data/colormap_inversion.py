@@ -50,7 +50,8 @@ class Inversion:
         poor_match: H×W bool, pixels of the ROI whose colour fitted the map poorly.
         poor_fraction: share of ROI pixels that matched poorly.
         alpha: the colour opacity used (given or fitted).
-        bmode_source: ``"given"`` (B-mode known) or ``"estimated"`` (from the chroma).
+        bmode_source: ``"given"`` (B-mode known), ``"estimated"`` (from the chroma) or
+            ``"not needed (opaque)"`` (``alpha=1``).
     """
 
     strain: np.ndarray
@@ -141,7 +142,13 @@ def invert_emode(
         )
 
     e = emode[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) / 255.0  # (n, 3)
-    b = None if bmode is None else np.repeat(bmode[y0:y1, x0:x1].reshape(-1, 1).astype(np.float64) / 255.0, 3, axis=1)
+    if bmode is not None:
+        b = np.repeat(bmode[y0:y1, x0:x1].reshape(-1, 1).astype(np.float64) / 255.0, 3, axis=1)
+        bmode_source = "given"
+    elif alpha == 1.0:
+        b, bmode_source = np.zeros_like(e), "not needed (opaque)"  # E = C: nothing to remove
+    else:
+        b, bmode_source = None, "estimated"
     rng = np.random.default_rng(0)
     fit = rng.choice(len(e), size=min(len(e), ALPHA_FIT_PIXELS), replace=False)
 
@@ -179,7 +186,7 @@ def invert_emode(
         poor_match=poor,
         poor_fraction=float(poor[y0:y1, x0:x1].mean()),
         alpha=alpha,
-        bmode_source="estimated" if bmode is None else "given",
+        bmode_source=bmode_source,
     )
 
 
