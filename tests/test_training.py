@@ -226,3 +226,29 @@ def test_ddp_two_cpu_processes_match_one_process(manifest, tmp_path):
     for k, d in nets[0].discriminators.items():
         xd = torch.rand(2, d.in_channels, 32, 32, generator=torch.Generator().manual_seed(1))
         assert torch.allclose(d(xd), nets[1].discriminators[k](xd), atol=1e-5)
+
+
+def test_wandb_is_optional_and_offline_by_default(tmp_path, monkeypatch, capsys):
+    from elastogan.training.logging import RunLog, wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert wandb_mode("disabled") is None
+    assert wandb_mode("offline") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_mode("online") is None
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert wandb_mode("online") == "offline"
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # wandb not installed
+    log = RunLog(tmp_path, {}, "offline")
+    log.log(1, {"x": 1.0})
+    log.close()
+    assert "wandb asked for but not installed" in capsys.readouterr().err
+    assert records(tmp_path) == [{"step": 1, "x": 1.0}]
+
+
+def test_without_val_split_trains_without_best(tmp_path, capsys):
+    m = make_manifest(tmp_path / "d", splits={"train": 2})
+    train(tiny_cfg("optim.steps=1"), data=m, out=tmp_path / "r", progress=False)
+    assert "has no val split" in capsys.readouterr().err
+    assert (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
+    assert not (tmp_path / "r" / "checkpoints" / "best.pt").exists()

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from elastogan.checkpoint import load_checkpoint
 from elastogan.colormaps import get_colormap
 from elastogan.data.dataset import PairedDataset
+from elastogan.data.manifest import read_manifest
 from elastogan.errors import UserError
 from elastogan.models import losses
 from elastogan.models.registry import build_discriminators, build_generator
@@ -280,11 +281,13 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
+    manifest = read_manifest(data)
+    if not manifest.split("train"):
+        raise UserError(f"{data}: no cases in split 'train'; training needs a train split")
     train_set = PairedDataset(data, "train", augment=augment_of(cfg.data), seed=cfg.run.seed)
-    try:
-        val_set = PairedDataset(data, "val", augment=None)
-    except UserError:
-        val_set = None  # no val split: no validation, no best.pt
+    val_set = PairedDataset(data, "val", augment=None) if manifest.split("val") else None
+    if val_set is None and dist.is_main:
+        print(f"elastogan: {data} has no val split: no validation, no best.pt", file=sys.stderr)
 
     seed_all(cfg.run.seed, dist.rank, start)
     nets = build_nets(cfg, dev)
