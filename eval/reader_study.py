@@ -36,14 +36,14 @@ def agreement_report(scores: Scores, *, n_boot: int = 2000, seed: int = 0, level
         ci = np.array([index[c] for c in scores.case[sel]])
         counts = agreement.count_table(ci, scores.score[sel], len(cases), q)
         tables[cond] = (cases, counts)
-        ranks = np.arange(1, q + 1, dtype=np.float64)
+        pairwise = agreement.pairwise_cohen(scores.reader[sel], scores.case[sel], scores.score[sel], q, level)
         out["conditions"][cond] = {
             "n_cases": len(cases),
             "n_readers": len(readers),
             "fleiss_kappa": agreement.fleiss_kappa(counts, level),
-            "cohen_kappa": (pw := agreement.pairwise_cohen(scores.reader[sel], scores.case[sel], scores.score[sel], q, level))["mean"],
-            "cohen_pairs": pw["pairs"],
-            "krippendorff_alpha": agreement.krippendorff_alpha(counts, "ordinal", ranks),
+            "cohen_kappa": pairwise["mean"],
+            "cohen_pairs": pairwise["pairs"],
+            "krippendorff_alpha": agreement.krippendorff_alpha(counts, "ordinal"),
         }
     comparisons = []
     for a, b in itertools.combinations(conditions, 2):

@@ -110,3 +110,13 @@ def test_summary():
         metrics.summary([0.5, float("nan")])
     with pytest.raises(MetricError, match="empty"):
         metrics.summary([])
+
+
+def test_compare_maps_per_mask(field):
+    other = field ** 2
+    lesion = np.zeros(field.shape, dtype=bool)
+    lesion[5:15, 8:20] = True
+    res = metrics.compare_maps(field, other, {"roi": None, "lesion": lesion})
+    assert set(res) == {"roi", "lesion"} and set(res["roi"]) == {"ncc", "ssim", "psnr", "mae"}
+    assert res["lesion"]["ncc"] == pytest.approx(metrics.ncc(field[5:15, 8:20], other[5:15, 8:20]), abs=1e-14)
+    assert res["lesion"]["mae"] == pytest.approx(np.abs(field - other)[lesion].mean(), abs=1e-15)

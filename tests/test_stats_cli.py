@@ -217,3 +217,15 @@ def test_missing_file_and_bad_order(tmp_path, capsys):
     path = _write(tmp_path / "r.csv", RATINGS_HEADER, [["1", "1", "a", "m", "3"]])
     _fails(capsys, ["stats", "roc", path, "--order", "2,3,3"], "category listed twice: 3")
     _fails(capsys, ["stats", "report", str(tmp_path / "empty_dir_missing")], "not a folder")
+
+
+def test_three_conditions_give_pairwise_comparisons_and_disjoint_cases_are_unpaired(tmp_path, capsys):
+    rows = _scores_rows()
+    rows += [[f"other{r[0]}", r[1], r[2], "third"] for r in rows if r[3] == "real"]
+    path = _write(tmp_path / "scores.csv", ["case", "reader", "score", "condition"], rows)
+    out = tmp_path / "a.json"
+    assert main(["stats", "agreement", path, "--n-boot", "100", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert "comparison" not in res
+    pairs = {tuple(c["conditions"]): c["paired"] for c in res["comparisons"]}
+    assert pairs == {("real", "synthetic"): True, ("real", "third"): False, ("synthetic", "third"): False}
