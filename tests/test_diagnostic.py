@@ -57,6 +57,15 @@ def test_kosinski_wgs_dtcompair():
         assert_printed(npv[key], printed)
 
 
+def test_mcnemar_presidential_approval():
+    """Agresti (1990, p. 350) approval of the President's performance, 1600 people surveyed twice
+    (approve/approve 794, approve/disapprove 150, disapprove/approve 86, 570); R's
+    ``mcnemar.test(Performance, correct = FALSE)`` prints chi-squared = 17.356, p-value = 3.099e-05."""
+    res = diagnostic.mcnemar(150, 86)
+    assert_printed(res["chi2"], "17.356")
+    assert_printed(res["p"], "3.099e-05")
+
+
 def test_mcnemar_hand_case_and_no_discordance():
     # b = 10, c = 2: chi2 = 64/12; exact p = 2 P(X <= 2 | 12, 1/2) = 2 * 79/4096
     res = diagnostic.mcnemar(10, 2)
