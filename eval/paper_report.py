@@ -9,7 +9,7 @@ The export folder holds (each optional, at least one needed):
 | ``ratings.csv`` | app, BI-RADS | ``case,truth,reader,modality,rating`` (modality real/synthetic) |
 | ``per_case.csv`` | ``elastogan evaluate`` | ``ncc`` (and optionally ``ssim``, ``psnr``, ``mae``) |
 
-It writes ``report.md``, ``report.json`` and ``roc.png``, with the values of the reference paper
+It writes ``report.md``, ``report.json``, ``roc.png`` and ``ncc_histogram.png``, with the values of the reference paper
 (Li et al. 2024, Chinese J Med Ultrasound 21(6):563; DESIGN §1) beside this study's.
 """
 
@@ -24,6 +24,7 @@ from elastogan.atomic import atomic_write_bytes, atomic_write_text
 from elastogan.errors import InputFileError
 from elastogan.eval import authenticity, metrics, roc
 from elastogan.eval.reader_study import agreement_report, diagnostic_report, roc_report
+from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.roc_figure import roc_png
 from elastogan.eval.stats_format import interval, num, pval, to_json
 from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_rows, read_scores
@@ -41,9 +42,11 @@ REFERENCE_PAPER = {
 }
 
 
-def _ncc_summary(path: Path) -> dict:
+def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
+    """Summaries of the per-case metric columns, and the NCC values themselves."""
     header, rows = read_rows(path, ("ncc",))
-    out = {}
+    out: dict = {}
+    ncc: list[float] = []
     for col in ("ncc", "ssim", "psnr", "mae"):
         if col not in header:
             continue
@@ -53,12 +56,13 @@ def _ncc_summary(path: Path) -> dict:
             raise InputFileError(path, f"column {col}: {e}") from None
         if col == "ncc":
             out[col] = metrics.summary(values)
+            ncc = values
             continue
         finite = [v for v in values if np.isfinite(v)]
         # PSNR is +inf for a case whose maps are identical: summarise the finite ones, say so.
         out[col] = {**metrics.summary(finite), "n_not_finite": len(values) - len(finite)} if finite else {
             "note": "no finite value"}
-    return out
+    return out, ncc
 
 
 def write_report(
@@ -81,14 +85,20 @@ def write_report(
         raise InputFileError(folder, f"no study export found: expected any of {', '.join(FILES.values())}")
     out_dir = Path(out) if out is not None else folder / "report"
     result: dict = {"reference_paper": REFERENCE_PAPER, "missing": [FILES[k] for k in FILES if k not in present]}
+    written: list[Path] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
     if "per_case" in present:
-        result["image_metrics"] = _ncc_summary(present["per_case"])
+        result["image_metrics"], ncc = _ncc_summary(present["per_case"])
+        hist = out_dir / "ncc_histogram.png"
+        atomic_write_bytes(hist, histogram_png(ncc, bins=20, value_range=(-1.0, 1.0) if min(ncc) < 0 else (0.0, 1.0),
+                                               title="NCC real vs synthetic, per case", xlabel="NCC",
+                                               marker=REFERENCE_PAPER["ncc"]["mean"], marker_label="paper mean 0.70"))
+        written.append(hist)
     if "answers" in present:
         result["authenticity"] = authenticity.analyse(read_authenticity(present["answers"]))
     if "scores" in present:
         scores = read_scores(present["scores"], parse_order(score_order))
         result["agreement"] = agreement_report(scores, n_boot=n_boot, seed=seed)
-    written: list[Path] = []
     if "ratings" in present:
         ratings = read_ratings(present["ratings"], parse_order(order))
         result["roc"] = roc_report(ratings, covariance=covariance)
@@ -101,17 +111,15 @@ def write_report(
                 fpr, tpr = roc.roc_curve(ratings.rating[sel], ratings.truth[sel])
                 curves[m].append((rd, fpr, tpr, a["auc"]))
         png = out_dir / "roc.png"
-        out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(png, roc_png(curves, "ROC per reader and elastogram type"))
         written.append(png)
-    out_dir.mkdir(parents=True, exist_ok=True)
     js, md = out_dir / "report.json", out_dir / "report.md"
     atomic_write_text(js, to_json(result))
-    atomic_write_text(md, markdown(result, has_png=bool(written)))
+    atomic_write_text(md, markdown(result, figures={p.name for p in written}))
     return [md, js, *written]
 
 
-def markdown(res: dict, has_png: bool = False) -> str:
+def markdown(res: dict, figures: set[str] = frozenset()) -> str:
     """The report as Markdown: one section per analysis, the paper's values beside ours."""
     ref = res["reference_paper"]
     lines = ["# Reader study report", "", f"Reference paper: {ref['source']}.", ""]
@@ -131,6 +139,8 @@ def markdown(res: dict, has_png: bool = False) -> str:
             lines.append(f"| {k.upper()} | {num(s['mean'])} ± {num(s['sd'])} | {num(s['median'])} | "
                          f"{num(s['min'])}–{num(s['max'])} | {s['n']} | {paper} |")
         lines.append("")
+        if "ncc_histogram.png" in figures:
+            lines += ["![NCC per case](ncc_histogram.png)", ""]
     if "authenticity" in res:
         a = res["authenticity"]
         lines += ["## Authenticity", "",
@@ -185,7 +195,7 @@ def markdown(res: dict, has_png: bool = False) -> str:
                              f"95% CI {interval(c['ci'])}, F = {rr['F']:.3f} on {rr['df1']} and "
                              f"{num(rr['df2'], 2)} df, p {pval(rr['p'])}.")
         lines += ["", f"Paper: {ref['auc_real_vs_synthetic']}.", ""]
-        if has_png:
+        if "roc.png" in figures:
             lines += ["![ROC curves](roc.png)", ""]
     if "diagnostic" in res:
         d = res["diagnostic"]

@@ -153,6 +153,9 @@ def test_report_folder(tmp_path, capsys, vandyke_rows):
     assert "| NCC | 0.700 ± 0.200 | 0.700 | 0.500–0.900 | 3 | 0.70 ± 0.08" in md
     res = json.loads((rep / "report.json").read_text())
     assert res["image_metrics"]["ncc"]["n"] == 3 and res["missing"] == ["answers.csv"]
+    assert "![NCC per case](ncc_histogram.png)" in md
+    with Image.open(rep / "ncc_histogram.png") as im:
+        assert im.size == (640, 420) and len(im.getcolors(100000)) > 2
     with Image.open(rep / "roc.png") as im:
         assert im.size == (640, 640) and im.mode == "RGB"
         assert len(im.getcolors(100000)) > 3  # curves drawn, not a blank canvas
