@@ -33,8 +33,9 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1, end-exclusive
 
 LUT_SIZE = 1024  # strain resolution of the inversion: 1/1023 of the display range
 DEFAULT_TOLERANCE = 12 / 255  # residual (RGB distance, 0..1 units) above which a pixel matched poorly
-ALPHA_GRID = np.round(np.arange(0.05, 1.0001, 0.01), 2)  # opacities tried when α is not given
-ALPHA_FIT_PIXELS = 4000  # ROI pixels used to fit α (a seeded subsample)
+ALPHA_MIN = 0.05  # smallest colour opacity considered when α is fitted
+ALPHA_STEPS = (0.05, 0.01, 0.001)  # coarse-to-fine grids of the α fit
+ALPHA_FIT_PIXELS = 3000  # ROI pixels used to fit α (a seeded subsample)
 GREY_CHROMA = 0.02  # a LUT whose chroma never exceeds this is a grey map
 
 # Orthonormal basis of the plane orthogonal to grey (1, 1, 1): the chroma plane.
@@ -191,18 +192,21 @@ def invert_emode(
 
 
 def _fit_alpha(residual: Callable[[float], np.ndarray], tolerance: float) -> float:
-    """The opacity with the smallest mean (clipped) residual: a 0.01 grid, then 0.001 around it.
+    """The opacity with the smallest mean (clipped) residual, by grids of steps 0.05, 0.01, 0.001.
 
-    Only for colour maps: their residual has a sharp minimum at the true α. A grey map has
-    none (every α above the true one also leaves greys), so its α must be given.
+    Only for colour maps: their residual has a single sharp minimum at the true α. A grey map
+    has none (every α above the true one also leaves greys), so its α must be given.
     """
 
     def score(a: float) -> float:
         return float(np.minimum(residual(a), 4 * tolerance).mean())
 
-    best = float(ALPHA_GRID[int(np.argmin([score(float(a)) for a in ALPHA_GRID]))])
-    fine = np.round(np.arange(max(0.01, best - 0.01), min(1.0, best + 0.01) + 1e-9, 0.001), 3)
-    return float(fine[int(np.argmin([score(float(a)) for a in fine]))])
+    lo, hi, best = ALPHA_MIN, 1.0, 1.0
+    for step in ALPHA_STEPS:
+        grid = np.round(np.arange(lo, hi + step / 2, step), 3)
+        best = float(grid[int(np.argmin([score(float(a)) for a in grid]))])
+        lo, hi = max(ALPHA_MIN, best - step), min(1.0, best + step)
+    return best
 
 
 def saturation(rgb: np.ndarray) -> np.ndarray:

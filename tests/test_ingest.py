@@ -1,0 +1,308 @@
+"""``elastogan ingest``: scanner exports → a validated, pseudonymised, patient-split data set.
+
+The exports are screens drawn the way scanners draw them (``tests/scanner_screens.py``):
+B-mode | E-mode panels from ``render_emode`` with burned-in patient text around them, as PNG
+and as DICOM (with and without ultrasound regions, with and without an extension), plus
+pydicom's real ultrasound files and every kind of bad file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom.examples
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from elastogan.cli import main
+from elastogan.data.images import read_gray, read_rgb, read_strain
+from elastogan.data.ingest import assign_splits, pseudonym
+from elastogan.data.manifest import validate_manifest
+from scanner_screens import HEADER, PATIENT_NAME, dual_screen, write_dicom
+from test_loaders import png_header_only
+
+TOLERANCE = 0.02  # strain error, share of the display range
+
+
+def save_png(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """A folder of five dual-display exports from three patients, and the truth of each."""
+    root = tmp_path_factory.mktemp("exports")
+    truths = {}
+    s = dual_screen(seed=0, alpha=0.5)
+    truths["patient_a/screen1.png"] = (s, "patient_a")
+    save_png(root / "patient_a" / "screen1.png", s.rgb)
+    s = dual_screen(seed=1, alpha=0.6, emode_left=True)
+    truths["patient_a/screen2.png"] = (s, "patient_a")
+    save_png(root / "patient_a" / "screen2.png", s.rgb)
+    # DICOM, no extension, two tissue regions: the elastogram is told by its colour.
+    s = dual_screen(seed=2, alpha=0.45)
+    write_dicom(root / "US0001", [s.rgb], regions=[(s.bmode_box, 1), (s.emode_box, 1)])
+    truths["US0001"] = (s, "0012345")
+    # DICOM whose regions say which panel is the colour one (data type 2), same patient.
+    s = dual_screen(seed=3, alpha=0.55, emode_left=True)
+    write_dicom(root / "US0002.dcm", [s.rgb], regions=[(s.emode_box, 2), (s.bmode_box, 1)])
+    truths["US0002.dcm"] = (s, "0012345")
+    s = dual_screen(seed=4, alpha=0.5)
+    truths["other/x.png"] = (s, "other")
+    save_png(root / "other" / "x.png", s.rgb)
+    return root, truths
+
+
+def run(*args: str) -> int:
+    return main(["ingest", *map(str, args)])
+
+
+def read_cases(out: Path):
+    cases, problems = validate_manifest(out / "manifest.jsonl")
+    assert problems == []
+    return cases
+
+
+def match_truth(case, truths):
+    """The export a case came from: the one whose B-mode panel it holds, pixel for pixel."""
+    bmode = read_gray(case.bmode)
+    found = [k for k, (s, _) in truths.items() if s.bmode.shape == bmode.shape and np.array_equal(s.bmode, bmode)]
+    assert len(found) == 1, "each case's B-mode must be exactly one export's B-mode panel"
+    return found[0]
+
+
+def test_dual_display_exports_become_a_validated_manifest(exports, tmp_path, capsys):
+    root, truths = exports
+    out = tmp_path / "dataset"
+    assert run("--input", root, "--out", out, "--seed", 7) == 0
+    stdout = capsys.readouterr().out
+    assert "ingested 5 case(s) from 3 patient(s)" in stdout and "(validated)" in stdout
+    cases = read_cases(out)
+    assert len(cases) == 5
+    assert sorted(p.name for p in out.iterdir()) == ["bmode", "emode", "manifest.jsonl", "strain"]
+
+    by_export = {}
+    for case in cases:
+        key = match_truth(case, truths)
+        by_export[key] = case
+        s, _ = truths[key]
+        # Only the image panels leave ingestion: B-mode and E-mode are the panels exactly,
+        # so none of the burned-in text around them can be in them.
+        np.testing.assert_array_equal(read_gray(case.bmode), s.bmode)
+        np.testing.assert_array_equal(read_rgb(case.emode), s.emode)
+        assert case.roi == s.roi
+        strain = read_strain(case.strain)
+        x0, y0, x1, y1 = s.roi
+        err = np.abs(strain - s.strain)[y0:y1, x0:x1]
+        assert err.max() < TOLERANCE, f"{key}: max strain error {err.max():.4f}"
+        inside = np.zeros(strain.shape, bool)
+        inside[y0:y1, x0:x1] = True
+        assert np.isnan(strain[~inside]).all() and not np.isnan(strain[inside]).any()
+        assert case.colormap == "hitachi" and case.source["poor_match_fraction"] == 0.0
+    assert len(by_export) == 5
+
+    dicom_case = by_export["US0001"]
+    assert dicom_case.pixel_spacing_mm == pytest.approx((0.1, 0.1))
+    assert dicom_case.source["panels"] == "dicom regions"
+    assert dicom_case.source["emode_chosen_by"] == "colour saturation"
+    assert by_export["US0002.dcm"].source["emode_chosen_by"] == "dicom region data type"
+    assert by_export["US0002.dcm"].source["emode_panel"] == "left"
+    assert by_export["patient_a/screen1.png"].source["panels"] == "image"
+    assert by_export["patient_a/screen1.png"].pixel_spacing_mm is None
+
+    # Pseudonyms: one per patient, the same for a patient's cases, never the real id.
+    pids = {k: c.patient_id for k, c in by_export.items()}
+    assert pids["US0001"] == pids["US0002.dcm"] and pids["patient_a/screen1.png"] == pids["patient_a/screen2.png"]
+    assert len(set(pids.values())) == 3
+    splits = {c.patient_id: set() for c in cases}
+    for c in cases:
+        splits[c.patient_id].add(c.split)
+    assert all(len(s) == 1 for s in splits.values())
+
+    text = (out / "manifest.jsonl").read_text()
+    for identifier in ("0012345", "DOE", "patient_a", "screen1", "US0001", "x.png", "1961"):
+        assert identifier not in text
+    for f in out.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"0012345" not in data and PATIENT_NAME.encode() not in data
+
+
+def test_seeded_split_is_stable_while_pseudonyms_change(exports, tmp_path):
+    root, truths = exports
+    runs = []
+    for name in ("one", "two"):
+        assert run("--input", root, "--out", tmp_path / name, "--seed", 3) == 0
+        runs.append({match_truth(c, truths): c for c in read_cases(tmp_path / name)})
+    assert {k: c.split for k, c in runs[0].items()} == {k: c.split for k, c in runs[1].items()}
+    assert all(runs[0][k].patient_id != runs[1][k].patient_id for k in runs[0])
+
+
+def test_keep_identifiers(exports, tmp_path):
+    root, truths = exports
+    out = tmp_path / "named"
+    assert run("--input", root, "--out", out, "--keep-identifiers") == 0
+    for case in read_cases(out):
+        key = match_truth(case, truths)
+        assert case.patient_id == truths[key][1]
+        assert case.source["files"] == [key]
+
+
+def test_colour_bar_map_and_grey_map(tmp_path):
+    root = tmp_path / "in"
+    hitachi = dual_screen(seed=5, alpha=0.5)
+    save_png(root / "h.png", hitachi.rgb)
+    assert run("--input", root, "--out", tmp_path / "bar", "--colormap", "bar") == 0
+    (case,) = read_cases(tmp_path / "bar")
+    assert case.colormap is None and case.source["colormap_from"] == "colour bar"
+    assert np.nanmax(np.abs(read_strain(case.strain) - hitachi.strain)) < TOLERANCE
+
+    grey_root = tmp_path / "grey"
+    grey = dual_screen(seed=6, colormap="grey-white-soft", alpha=1.0, emode_left=True)
+    save_png(grey_root / "g.png", grey.rgb)
+    assert run("--input", grey_root, "--out", tmp_path / "g", "--colormap", "grey-white-soft") == 0
+    (case,) = read_cases(tmp_path / "g")
+    assert case.source["emode_chosen_by"] == "colour bar" and case.roi == grey.roi
+    assert np.nanmax(np.abs(read_strain(case.strain) - grey.strain)) < TOLERANCE
+
+
+def test_colour_bar_contradicting_the_named_map_is_an_error(tmp_path, capsys):
+    root = tmp_path / "in"
+    path = save_png(root / "h.png", dual_screen(seed=5).rgb)
+    assert run("--input", root, "--out", tmp_path / "out", "--colormap", "grey-white-soft") == 2
+    err = capsys.readouterr().err
+    assert err == f"elastogan: error: {path}: the image's colour bar does not match the grey-white-soft map; pass the right --colormap (or --colormap bar)\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_pairs_by_name(tmp_path, capsys):
+    root = tmp_path / "in"
+    s = dual_screen(seed=7, alpha=0.5)
+    # Each file a screen of its own, burned-in text above the panel.
+    for role, box in (("bmode", s.bmode_box), ("emode", s.emode_box)):
+        screen = s.rgb.copy()
+        other = s.emode_box if role == "bmode" else s.bmode_box
+        screen[other[1] : other[3], other[0] : other[2]] = 0
+        save_png(root / f"c1_{role}.png", screen)
+    t = dual_screen(seed=8, alpha=0.6)
+    write_dicom(root / "c2-b.dcm", [t.rgb], regions=[(t.bmode_box, 1)], patient_id="P2")
+    write_dicom(root / "c2-e.dcm", [t.rgb], regions=[(t.emode_box, 1)], patient_id="P2")
+    assert run("--input", root, "--out", tmp_path / "out", "--layout", "pairs") == 0
+    cases = read_cases(tmp_path / "out")
+    assert len(cases) == 2
+    for case in cases:
+        truth = s if np.array_equal(read_gray(case.bmode), s.bmode) else t
+        np.testing.assert_array_equal(read_gray(case.bmode), truth.bmode)
+        np.testing.assert_array_equal(read_rgb(case.emode), truth.emode)
+        assert case.roi == truth.roi and case.source["layout"] == "pairs"
+
+    save_png(root / "c3_bmode.png", s.rgb)
+    assert run("--input", root, "--out", tmp_path / "out2", "--layout", "pairs") == 2
+    assert capsys.readouterr().err == f"elastogan: error: {root / 'c3_bmode.png'}: no E-mode partner for 'c3'\n"
+
+
+BAD = {
+    "empty.png": "empty file",
+    "notes.txt": "not a supported image (expected PNG, JPEG, .npy or DICOM)",
+    "truncated.png": "not a readable image",
+    "corrupt.png": "not a readable image",
+    "bomb.png": "image has more than 64000000 pixels; not an ultrasound frame",
+    "IMG_CT": "expected an ultrasound image (Modality US), got CT (CT Image Storage)",
+    "bmode_only.png": "no elastogram found",
+}
+
+
+def make_bad(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("referral letter\n")
+    good = dual_screen(seed=9)
+    save_png(root / "ok.png", good.rgb)
+    data = (root / "ok.png").read_bytes()
+    (root / "truncated.png").write_bytes(data[: len(data) // 2])
+    corrupt = bytearray(data)
+    corrupt[200:260] = b"\x00" * 60
+    (root / "corrupt.png").write_bytes(bytes(corrupt))
+    png_header_only(root / "bomb.png", 20_000, 20_000)
+    shutil.copy(get_testdata_file("CT_small.dcm"), root / "IMG_CT")
+    plain = good.rgb.copy()
+    x0, y0, x1, y1 = good.emode_box
+    plain[y0:y1, x0:x1] = np.repeat(good.bmode[..., None], 3, axis=-1)  # B-mode | B-mode
+    save_png(root / "bmode_only.png", plain)
+
+
+@pytest.mark.parametrize("bad", sorted(BAD))
+def test_each_bad_file_stops_the_run_with_one_line(tmp_path, capsys, bad):
+    root = tmp_path / "in"
+    make_bad(root)
+    for name in BAD:
+        if name != bad:
+            (root / name).unlink()
+    out = tmp_path / "out"
+    assert run("--input", root, "--out", out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"elastogan: error: {root / bad}: ") and BAD[bad] in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and list(tmp_path.glob(".out*")) == []  # nothing half-written
+
+
+def test_skip_bad_goes_on_with_the_good_files(tmp_path, capsys):
+    root = tmp_path / "in"
+    make_bad(root)
+    out = tmp_path / "out"
+    assert run("--input", root, "--out", out, "--skip-bad") == 0
+    captured = capsys.readouterr()
+    for name, problem in BAD.items():
+        assert f"elastogan: skipped {root / name}: {problem}" in captured.err
+    assert "skipped 7 file(s)" in captured.out and "Traceback" not in captured.err
+    assert len(read_cases(out)) == 1
+
+
+def test_pydicoms_real_ultrasound_files_are_reported_not_guessed(tmp_path, capsys):
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("palette_color", "ybr_color", "rgb_color", "jpeg2k"):
+        shutil.copy(pydicom.examples.get_path(name), root / name)
+    assert run("--input", root, "--out", tmp_path / "out", "--skip-bad") == 2
+    err = capsys.readouterr().err
+    # A Philips B-mode: no colour anywhere.
+    assert f"skipped {root / 'palette_color'}: no elastogram found" in err
+    # A SonoSite cine with a toolbar: not a dual display.
+    assert f"skipped {root / 'ybr_color'}: no dual display found" in err
+    # GE dual power-Doppler screens: colour in both panels is not an elastogram.
+    for name in ("rgb_color", "jpeg2k"):
+        assert f"skipped {root / name}: both image panels are coloured" in err
+    assert f"elastogan: error: {root}: no case could be ingested (4 file(s) skipped)" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_errors(exports, tmp_path, capsys):
+    root, _ = exports
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert run("--input", root, "--out", out) == 2
+    assert "output folder exists and is not empty" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+    assert run("--input", tmp_path / "missing", "--out", tmp_path / "o") == 2
+    assert "input folder not found" in capsys.readouterr().err
+    assert run("--input", root, "--out", tmp_path / "o", "--colormap", "jet") == 2
+    assert "unknown colour map 'jet'" in capsys.readouterr().err
+
+
+def test_pseudonyms_and_splits():
+    key = b"k" * 32
+    assert pseudonym("0012345", key) == pseudonym("0012345", key) != pseudonym("0012345", b"j" * 32)
+    assert pseudonym("0012345", key).startswith("p") and len(pseudonym("0012345", key)) == 17
+    ids = [f"P{i}" for i in range(20)]
+    split = assign_splits(ids, seed=1)
+    assert split == assign_splits(list(reversed(ids)), seed=1)
+    counts = {s: list(split.values()).count(s) for s in ("train", "val", "test")}
+    assert counts == {"train": 14, "val": 3, "test": 3}
+    assert HEADER  # the burned-in text the screens carry
