@@ -7,8 +7,6 @@ import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from elastogan.colormaps import COLORMAPS, DEFAULT_COLORMAP
-
     p = sub.add_parser(
         "ingest",
         help="turn scanner exports (DICOM, PNG, JPEG) into a data set with a manifest",
@@ -22,11 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="new (or empty) output folder")
     p.add_argument(
         "--colormap",
-        default=DEFAULT_COLORMAP,
+        default=None,
         metavar="NAME",
-        help=f"the scanner's strain colour map: {', '.join(sorted(COLORMAPS))}, or 'bar' to read "
-        f"each image's own colour bar (soft end at the top); default {DEFAULT_COLORMAP}. A colour "
-        "bar that contradicts the named map is an error, never silently accepted",
+        help="the scanner's strain colour map: a name from elastogan.colormaps (hitachi, the "
+        "default; grey-white-soft; grey-black-soft; an unknown name lists them all), or 'bar' to "
+        "read each image's own colour bar (soft end at the top). A colour bar that contradicts "
+        "the named map is an error, never silently accepted",
     )
     p.add_argument(
         "--layout",
@@ -46,10 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from elastogan.colormaps import DEFAULT_COLORMAP
     from elastogan.data.ingest import IngestOptions, ingest
 
     options = IngestOptions(
-        colormap=args.colormap,
+        colormap=args.colormap or DEFAULT_COLORMAP,
         layout=args.layout,
         skip_bad=args.skip_bad,
         keep_identifiers=args.keep_identifiers,
