@@ -149,5 +149,6 @@ def write_dicom(
     if items:
         ds.SequenceOfUltrasoundRegions = Sequence(items)
     ds.PixelData = np.ascontiguousarray(np.stack(frames), dtype=np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -207,6 +207,19 @@ def test_pairs_by_name(tmp_path, capsys):
     assert capsys.readouterr().err == f"elastogan: error: {root / 'c3_bmode.png'}: no E-mode partner for 'c3'\n"
 
 
+def test_one_dicom_region_around_both_panels(tmp_path):
+    """Some scanners declare one region for the whole dual display: the panels are found in it."""
+    s = dual_screen(seed=10, alpha=0.5)
+    x0, y0 = s.bmode_box[:2]
+    x1, y1 = s.emode_box[2:]
+    write_dicom(tmp_path / "in" / "dual.dcm", [s.rgb], regions=[((x0 - 2, y0 - 2, x1 + 2, y1 + 2), 1)], delta_cm=0.02)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out") == 0
+    (case,) = read_cases(tmp_path / "out")
+    np.testing.assert_array_equal(read_rgb(case.emode), s.emode)
+    assert case.source["panels"] == "image within dicom region" and case.roi == s.roi
+    assert case.pixel_spacing_mm == pytest.approx((0.2, 0.2))
+
+
 BAD = {
     "empty.png": "empty file",
     "notes.txt": "not a supported image (expected PNG, JPEG, .npy or DICOM)",

@@ -250,7 +250,7 @@ def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path)
 
 
 def extract_case(
-    path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, bmode_known: bool = True, same_frame: bool = False
+    path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, same_frame: bool = False
 ) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
     """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
 
@@ -266,12 +266,13 @@ def extract_case(
             that does not match the map.
     """
     warnings: list[str] = []
+    bmode_known = True
     # The ROI is the largest coloured block (the colour bar is a smaller one); a grey ROI
     # shows only where it differs from the B-mode under it. The bar is then looked for
     # outside the ROI, where smooth strain cannot pass for one.
     grey_map = colormap != BAR_COLORMAP and is_grey_lut(resolve_lut(colormap))
     if grey_map or colormap == BAR_COLORMAP and _colour_fraction(emode) < MIN_COLOUR_FRACTION:
-        roi = detect_roi(emode, bmode=bmode) if bmode_known else None
+        roi = detect_roi(emode, bmode=bmode)
     else:
         roi = detect_roi(emode, min_saturation=COLOURED_LEVEL)
     if roi is None or roi[2] - roi[0] < MIN_ROI_SIDE or roi[3] - roi[1] < MIN_ROI_SIDE:
@@ -348,26 +349,31 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
     bmode = rgb_to_grey(panels[1 - which])
     halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"
     strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, same_frame=halves)
-    spacing = regions[boxes[which]].spacing_mm if boxes[which] in regions else None
+    spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(boxes[which], r.box)), None)
     source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
     return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
 
 
-def _single_panel(img: LoadedImage) -> tuple[np.ndarray, Box, tuple[float, float] | None, str]:
+def _inside(box: Box, outer: Box) -> bool:
+    return outer[0] <= box[0] and outer[1] <= box[1] and box[2] <= outer[2] and box[3] <= outer[3]
+
+
+def _single_panel(img: LoadedImage) -> tuple[np.ndarray, tuple[float, float] | None, str]:
+    """The one image panel of a file: its largest DICOM image region, else its image block."""
     regions = [r for r in img.regions if r.is_image]
     if regions:
         r = max(regions, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
-        return r.crop(img.rgb), r.box, r.spacing_mm, "dicom region"
+        return r.crop(img.rgb), r.spacing_mm, "dicom region"
     boxes = find_panels(img.rgb, 1)
     if not boxes:
         raise InputFileError(img.path, "no image content found (blank screen)")
-    return _crop(img.rgb, boxes[0]), boxes[0], None, "image"
+    return _crop(img.rgb, boxes[0]), None, "image"
 
 
 def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extracted:
     """A B-mode file and an E-mode file → a case."""
-    bpanel, _, bspacing, _ = _single_panel(bimg)
-    epanel, _, espacing, found_by = _single_panel(eimg)
+    bpanel, bspacing, _ = _single_panel(bimg)
+    epanel, espacing, found_by = _single_panel(eimg)
     if bpanel.shape != epanel.shape:
         raise InputFileError(eimg.path, f"E-mode image region {epanel.shape[0]}×{epanel.shape[1]} differs in size from its B-mode's {bpanel.shape[0]}×{bpanel.shape[1]} ({bimg.path.name})")
     if _colour_fraction(bpanel) >= MIN_COLOUR_FRACTION:
