@@ -101,6 +101,9 @@ def roc_table(res: dict) -> str:
                              stat, pval(b["p"])])
         if mrow:
             text += "\n" + table(["analysis", "comparison", "diff", "95% CI", "test", "p"], mrow)
+        srow = [[m, num(v["auc"]), num(v["se"]), num(v["df"], 2), interval(v["ci"])]
+                for m, v in mr["random_readers_random_cases"]["single_modality"].items()]
+        text += "\n\n" + table(["modality", "mean AUC", "se (random readers and cases)", "df", "95% CI"], srow)
     return text
 
 
