@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "elastogan.data.ingest_cli",
     "elastogan.training.cli",
     "elastogan.eval.stats_cli",
+    "elastogan.app.cli",
 )
 
 # ``elastogan bench <what>``: each module's ``register_bench(subparsers)``.

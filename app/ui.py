@@ -1,0 +1,199 @@
+"""The Gradio page: Preview, Reader study and Study lead tabs, wired to the plain handlers.
+
+Each callback only adapts: it takes the logged-in name from ``gr.Request`` (never from the
+page), calls a function of :mod:`~elastogan.app.preview` or :mod:`~elastogan.app.reading`, and
+turns its result into component values. Roles are checked inside those functions on every
+call; the tabs a role does not use are hidden only for tidiness.
+
+Readers get no Preview: running the generator on a study B-mode would reproduce the synthetic
+image of that case and unblind the reading. Progress lives in the study database, never in
+``gr.State`` (lost on reload), so a reload or a restart shows the reader's first unanswered
+image.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from elastogan.errors import UserError
+
+from elastogan.app import study_db
+from elastogan.app.accounts import role_of
+from elastogan.app.preview import preview
+from elastogan.app.reading import ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
+
+log = logging.getLogger("elastogan.app")
+
+JUDGE_LABELS = [("Real", "real"), ("Synthetic", "synthetic")]
+TSUKUBA_LABELS = [("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5"), ("Cyst pattern (BGR)", "cyst")]
+BIRADS_LABELS = [(b, b) for b in study_db.BIRADS_CHOICES]
+PROGRESS_HEADERS = ["reader", "group", "answered", "total", "percent", "last answer (UTC)"]
+
+# System fonts only: the page must not reach for web fonts (no network in clinics or CI).
+FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
+MONO = ["ui-monospace", "Consolas", "monospace"]
+CSS = """
+.study-image img { image-rendering: pixelated; }
+footer { display: none !important; }
+"""
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default(font=FONTS, font_mono=MONO)
+
+
+def _user(request: gr.Request | None) -> str | None:
+    return getattr(request, "username", None) if request is not None else None
+
+
+def build_app(predictor, study: str | Path | None = None, *, downloads: str | Path | None = None) -> gr.Blocks:
+    """The app's Blocks (not launched).
+
+    Args:
+        predictor: an ``elastogan.predict.Predictor`` for the Preview tab.
+        study: a study folder; None for a Preview-only app (no accounts).
+        downloads: folder for the files the page offers (default: a fresh temporary folder).
+    """
+    study = Path(study) if study is not None else None
+    downloads = Path(downloads) if downloads is not None else Path(tempfile.mkdtemp(prefix="elastogan-app-"))
+
+    def role(request: gr.Request | None) -> str | None:
+        if study is None:
+            return "local"
+        return role_of(study, _user(request))
+
+    # ---------------------------------------------------------------- preview
+    def run_preview(bmode_file, real_file, lesion_box, request: gr.Request):
+        if role(request) not in ("local", "lead"):
+            raise gr.Error("The preview is not available to study readers.")
+        empty = (None, None, None, None, None)
+        try:
+            out = Path(tempfile.mkdtemp(dir=downloads))
+            r = preview(predictor, bmode_file, real_file, lesion_box, out)
+        except UserError as e:
+            return (*empty, f"⚠️ {e}")
+        except Exception:  # a bug must not take the app down; the log keeps the traceback
+            log.exception("preview failed")
+            return (*empty, "⚠️ The image could not be processed. Please check the file and try again.")
+        slider = (r.real, r.synthetic) if r.real is not None else (r.bmode, r.synthetic)
+        return r.bmode, r.synthetic, r.real, slider, [str(r.png), str(r.dicom)], r.summary()
+
+    # ---------------------------------------------------------------- reader
+    def show(v: ReaderView):
+        done = v.image is None
+        return (v.progress_text, v.bmode, v.elastogram, v.image or "", None, None, None,
+                v.message or ("" if not done else "You may close this page."),
+                gr.Button(interactive=not done))
+
+    def reader_open(request: gr.Request):
+        try:
+            return show(reader_view(study, _user(request)))
+        except UserError as e:
+            raise gr.Error(str(e)) from None
+
+    def reader_answer(image, judged, tsukuba, birads, request: gr.Request):
+        try:
+            return show(submit_answer(study, _user(request), image, judged, tsukuba, birads))
+        except UserError as e:
+            raise gr.Error(str(e)) from None
+
+    # ---------------------------------------------------------------- lead
+    def lead_table(request: gr.Request):
+        try:
+            return lead_progress(study, _user(request))
+        except UserError as e:
+            raise gr.Error(str(e)) from None
+
+    def lead_export(request: gr.Request):
+        try:
+            return str(lead_export_zip(study, _user(request), tempfile.mkdtemp(dir=downloads)))
+        except UserError as e:
+            raise gr.Error(str(e)) from None
+
+    # ---------------------------------------------------------------- page
+    def on_load(request: gr.Request):
+        r = role(request)
+        if study is None:
+            return "Local preview (no study).", gr.Tab(visible=True)
+        who = f"Signed in as **{_user(request)}** ({r}) · [Log out](logout)"
+        return (who, gr.Tab(visible=r == "lead"), gr.Tab(visible=r == "reader"), gr.Tab(visible=r == "lead"))
+
+    with gr.Blocks(title="elastogan — virtual strain elastography") as demo:
+        gr.Markdown("## elastogan · virtual strain elastography")
+        header = gr.Markdown()
+        with gr.Tabs():
+            with gr.Tab("Preview", id="preview", visible=study is None) as tab_preview:
+                gr.Markdown("Upload a B-mode (PNG, JPEG or DICOM, with or without a file extension) and, "
+                            "optionally, the real E-mode of the same view. The synthetic elastogram is "
+                            "**labelled SYNTHETIC** on screen and in every download.")
+                with gr.Row():
+                    bmode_file = gr.File(label="B-mode (PNG, JPEG or DICOM)", type="filepath")
+                    real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath")
+                lesion_box = gr.Textbox(label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
+                                        placeholder="e.g. 90, 100, 150, 150")
+                run = gr.Button("Make synthetic elastogram", variant="primary")
+                message = gr.Markdown(elem_id="preview-message")
+                with gr.Row():
+                    out_bmode = gr.Image(label="B-mode", format="png", interactive=False)
+                    out_synth = gr.Image(label="Synthetic E-mode (SYNTHETIC)", format="png", interactive=False)
+                    out_real = gr.Image(label="Real E-mode", format="png", interactive=False)
+                slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", format="png", interactive=False)
+                downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture",
+                                        file_count="multiple", interactive=False)
+                run.click(run_preview, [bmode_file, real_file, lesion_box],
+                          [out_bmode, out_synth, out_real, slider, downloads_out, message],
+                          api_name="preview", concurrency_limit=1)
+            if study is not None:
+                with gr.Tab("Reader study", id="reader", visible=False) as tab_reader:
+                    progress = gr.Markdown(elem_id="reader-progress")
+                    with gr.Row():
+                        r_bmode = gr.Image(label="B-mode", format="png", interactive=False, buttons=["fullscreen"],
+                                           elem_classes="study-image")
+                        r_elasto = gr.Image(label="Elastogram", format="png", interactive=False, buttons=["fullscreen"],
+                                            elem_classes="study-image")
+                    image_id = gr.Textbox(visible=False)
+                    judged = gr.Radio(JUDGE_LABELS, label="Is this elastogram real or synthetic?")
+                    tsukuba = gr.Radio(TSUKUBA_LABELS, label="Tsukuba elasticity score")
+                    birads = gr.Radio(BIRADS_LABELS, label="BI-RADS category")
+                    submit = gr.Button("Save answer and show next image", variant="primary")
+                    r_message = gr.Markdown(elem_id="reader-message")
+                    reader_outputs = [progress, r_bmode, r_elasto, image_id, judged, tsukuba, birads, r_message, submit]
+                    submit.click(reader_answer, [image_id, judged, tsukuba, birads], reader_outputs,
+                                 api_name="reader_answer", concurrency_limit=None)
+                    refresh = gr.Button("Reload current image", size="sm")
+                    refresh.click(reader_open, None, reader_outputs, api_name="reader_view", concurrency_limit=None)
+                with gr.Tab("Study lead", id="lead", visible=False) as tab_lead:
+                    table = gr.Dataframe(headers=PROGRESS_HEADERS, label="Progress per reader", interactive=False)
+                    with gr.Row():
+                        refresh_table = gr.Button("Refresh progress")
+                        export = gr.Button("Export answers (answers, scores, ratings, per-case CSV)", variant="primary")
+                    export_file = gr.File(label="Study export (zip)", interactive=False)
+                    refresh_table.click(lead_table, None, table, api_name="lead_progress")
+                    export.click(lead_export, None, export_file, api_name="lead_export")
+        if study is None:
+            demo.load(on_load, None, [header, tab_preview], api_visibility="private")
+        else:
+            demo.load(on_load, None, [header, tab_preview, tab_reader, tab_lead], api_visibility="private")
+            demo.load(_when_reader(reader_open, role), None, reader_outputs, api_visibility="private")
+            demo.load(_when_lead(lead_table, role), None, table, api_visibility="private")
+    return demo
+
+
+def _when_reader(fn, role):
+    def load(request: gr.Request):
+        if role(request) != "reader":
+            return [gr.skip()] * 9
+        return fn(request)
+    return load
+
+
+def _when_lead(fn, role):
+    def load(request: gr.Request):
+        if role(request) != "lead":
+            return gr.skip()
+        return fn(request)
+    return load
