@@ -10,7 +10,7 @@ of readers who put case i in category k, ``r_i = Σ_k n_ik``.
   per-category ``κ_k = 1 − Σ_i n_ik(m − n_ik) / (N m (m−1) p_k q_k)``, ``se0_k = sqrt(2/(N m (m−1)))``.
   For the CI, Gwet's (2008, 2014) linearised variance over subjects,
   ``var = Σ_i (κ_i* − κ)² / (N(N−1))``, ``κ_i* = κ_i − 2(1 − κ)(P_e,i − P_e)/(1 − P_e)``, with a
-  t_{N−1} interval (as irrCAC's ``fleiss.kappa.raw``).
+  t_{N−1} interval clipped to [−1, 1] (as irrCAC's ``fleiss.kappa.raw``).
 * Cohen (1960, 1968) for two readers, agreement weights ``w_kl`` (1 on the diagonal; linear
   ``1 − |k−l|/(q−1)``, quadratic ``1 − (k−l)²/(q−1)²``): ``κ_w = (p_o − p_e)/(1 − p_e)``.
   Large-sample variance (Fleiss, Cohen & Everitt 1969, as SAS PROC FREQ prints it):
@@ -41,6 +41,11 @@ METRICS = ("nominal", "ordinal", "interval", "ratio")
 
 class AgreementError(UserError):
     """An agreement statistic is undefined for the data (e.g. one category used by all)."""
+
+
+def _kappa_interval(kappa: float, half_width: float) -> list[float]:
+    """``κ ± half_width`` clipped to [−1, 1], the range of kappa (as irrCAC clips at 1)."""
+    return [max(-1.0, kappa - half_width), min(1.0, kappa + half_width)]
 
 
 def _check_counts(counts: np.ndarray) -> np.ndarray:
@@ -99,7 +104,7 @@ def fleiss_kappa(counts: np.ndarray, level: float = 0.95) -> dict:
     kappa_star = kappa_i - 2 * (1 - kappa) * (pe_i - pe) / (1 - pe)
     se = math.sqrt(((kappa_star - kappa) ** 2).sum() / (n * (n - 1)))
     q = float(stats.t.ppf(0.5 + level / 2, n - 1))
-    out: dict = {"value": kappa, "se": se, "ci": [kappa - q * se, kappa + q * se], "n_cases": n}
+    out: dict = {"value": kappa, "se": se, "ci": _kappa_interval(kappa, q * se), "n_cases": n}
     if np.all(r == r[0]):
         m = float(r[0])
         pq = pi * (1 - pi)
@@ -168,7 +173,7 @@ def cohen_kappa(table: np.ndarray, weights: str = "unweighted", level: float = 0
     return {
         "value": float(kappa),
         "se": se,
-        "ci": [kappa - q * se, kappa + q * se],
+        "ci": _kappa_interval(kappa, q * se),
         "h0": {"se": se0, "z": float(z), "p": float(2 * stats.norm.sf(abs(z)))},
         "n_cases": int(n),
     }
