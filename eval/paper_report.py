@@ -42,6 +42,13 @@ REFERENCE_PAPER = {
 }
 
 
+def _has_data_rows(path: Path) -> bool:
+    """Whether a CSV has a line after its header (an export made before any answer has none)."""
+    with open(path, encoding="utf-8-sig") as f:
+        f.readline()
+        return any(line.strip() for line in f)
+
+
 def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
     """Summaries of the per-case metric columns, and the NCC values themselves."""
     header, rows = read_rows(path, ("ncc",))
@@ -80,11 +87,18 @@ def write_report(
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(folder, "not a folder")
-    present = {k: folder / v for k, v in FILES.items() if (folder / v).is_file()}
+    found = {k: folder / v for k, v in FILES.items() if (folder / v).is_file()}
+    present = {k: p for k, p in found.items() if _has_data_rows(p)}
     if not present:
-        raise InputFileError(folder, f"no study export found: expected any of {', '.join(FILES.values())}")
+        what = "only header lines in " + ", ".join(p.name for p in found.values()) if found else \
+            f"no study export found: expected any of {', '.join(FILES.values())}"
+        raise InputFileError(folder, what)
     out_dir = Path(out) if out is not None else folder / "report"
-    result: dict = {"reference_paper": REFERENCE_PAPER, "missing": [FILES[k] for k in FILES if k not in present]}
+    result: dict = {
+        "reference_paper": REFERENCE_PAPER,
+        "missing": [FILES[k] for k in FILES if k not in found],
+        "empty": [FILES[k] for k in found if k not in present],
+    }
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     if "per_case" in present:
@@ -125,6 +139,8 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
     lines = ["# Reader study report", "", f"Reference paper: {ref['source']}.", ""]
     if res["missing"]:
         lines += [f"Not in the export (sections skipped): {', '.join(res['missing'])}.", ""]
+    if res["empty"]:
+        lines += [f"No rows yet (sections skipped): {', '.join(res['empty'])}.", ""]
     if "image_metrics" in res:
         lines += ["## Image similarity (real vs synthetic)", "", "| metric | mean ± sd | median | range | n | paper |",
                   "|---|---|---|---|---|---|"]

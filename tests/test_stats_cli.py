@@ -152,7 +152,7 @@ def test_report_folder(tmp_path, capsys, vandyke_rows):
     assert "Not in the export (sections skipped): answers.csv" in md
     assert "| NCC | 0.700 ± 0.200 | 0.700 | 0.500–0.900 | 3 | 0.70 ± 0.08" in md
     res = json.loads((rep / "report.json").read_text())
-    assert res["image_metrics"]["ncc"]["n"] == 3 and res["missing"] == ["answers.csv"]
+    assert res["image_metrics"]["ncc"]["n"] == 3 and res["missing"] == ["answers.csv"] and res["empty"] == []
     assert "![NCC per case](ncc_histogram.png)" in md
     with Image.open(rep / "ncc_histogram.png") as im:
         assert im.size == (640, 420) and len(im.getcolors(100000)) > 2
@@ -232,3 +232,14 @@ def test_three_conditions_give_pairwise_comparisons_and_disjoint_cases_are_unpai
     assert "comparison" not in res
     pairs = {tuple(c["conditions"]): c["paired"] for c in res["comparisons"]}
     assert pairs == {("real", "synthetic"): True, ("real", "third"): False, ("synthetic", "third"): False}
+
+
+def test_report_skips_header_only_files(tmp_path, capsys):
+    _write(tmp_path / "answers.csv", ["reader", "case", "is_synthetic", "judged_synthetic"], [])
+    _write(tmp_path / "per_case.csv", ["case", "ncc"], [["a", 0.5], ["b", 0.7]])
+    assert main(["stats", "report", str(tmp_path), "--out", str(tmp_path / "r")]) == 0
+    res = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert res["empty"] == ["answers.csv"] and "authenticity" not in res
+    assert "No rows yet (sections skipped): answers.csv" in (tmp_path / "r" / "report.md").read_text()
+    (tmp_path / "per_case.csv").write_text("case,ncc\n")
+    _fails(capsys, ["stats", "report", str(tmp_path)], "only header lines in answers.csv, per_case.csv")
