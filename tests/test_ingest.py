@@ -220,6 +220,20 @@ def test_one_dicom_region_around_both_panels(tmp_path):
     assert case.pixel_spacing_mm == pytest.approx((0.2, 0.2))
 
 
+def test_jpeg_export(tmp_path):
+    """Lossy JPEG: colour bleeds over the ROI edge and speckle gets noisy, yet the strain holds."""
+    s = dual_screen(seed=11, alpha=0.5, h=144, w=192)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(s.rgb).save(tmp_path / "in" / "screen.jpg", quality=95)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out") == 0
+    (case,) = read_cases(tmp_path / "out")
+    assert all(abs(a - b) <= 2 for a, b in zip(case.roi, s.roi))
+    assert case.source["bmode_under_roi"] == "given"
+    x0, y0, x1, y1 = case.roi
+    err = np.abs(read_strain(case.strain) - s.strain)[y0:y1, x0:x1]
+    assert err.mean() < TOLERANCE and case.source["poor_match_fraction"] < 0.1
+
+
 BAD = {
     "empty.png": "empty file",
     "notes.txt": "not a supported image (expected PNG, JPEG, .npy or DICOM)",

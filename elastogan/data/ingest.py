@@ -67,7 +67,9 @@ BAR_MISMATCH = 0.08  # mean RGB distance above which a colour bar is not the nam
 POOR_MATCH_WARN = 0.05  # share of ROI pixels matched poorly that earns a warning
 POOR_MATCH_REFUSE = 0.25  # … and above which the region is not this map's elastogram
 GREY_MAP_ALPHA = 1.0  # grey-map scanners draw the elastogram opaque; a blend cannot be told
-BMODE_MISMATCH = 0.05  # share of pixels outside the ROI where E-mode and B-mode panels differ
+BMODE_MISMATCH = 0.05  # share of pixels outside the ROI where E-mode and B-mode panels may differ …
+BMODE_NOISE = 16  # … by more than this (JPEG noise stays below; another frame's speckle does not)
+EDGE_POOR = 0.5  # a ROI edge line matching the map this poorly is outline or colour bleed
 
 _PAIR_NAME = re.compile(r"^(?P<key>.+?)[ _.\-](?P<role>b-?mode|e-?mode|b_mode|e_mode|elasto|b|e)$", re.IGNORECASE)
 
@@ -289,6 +291,10 @@ def extract_case(
         warnings.append("the B-mode differs from the E-mode's background; estimating the B-mode under the ROI")
     alpha = GREY_MAP_ALPHA if grey_map else None
     inv = invert_emode(emode, roi, lut, bmode=bmode if bmode_known else None, alpha=alpha)
+    trimmed = _trim_poor_edges(roi, inv.poor_match)
+    if trimmed != roi:
+        roi = trimmed
+        inv = invert_emode(emode, roi, lut, bmode=bmode if bmode_known else None, alpha=inv.alpha)
     if inv.poor_fraction > POOR_MATCH_REFUSE:
         raise InputFileError(path, f"the coloured region does not match the {colormap} colour map ({inv.poor_fraction:.0%} of its pixels matched poorly): not an elastogram, or another map")
     if inv.poor_fraction > POOR_MATCH_WARN:
@@ -304,6 +310,29 @@ def extract_case(
     return inv.strain, roi, source, warnings
 
 
+def _trim_poor_edges(roi: Box, poor: np.ndarray) -> Box:
+    """Drop ROI edge lines that mostly match the map poorly: a drawn ROI outline, or colour
+    bled across the box edge by JPEG chroma subsampling."""
+    x0, y0, x1, y1 = roi
+    while x1 - x0 > MIN_ROI_SIDE and y1 - y0 > MIN_ROI_SIDE:
+        edges = {
+            "top": poor[y0, x0:x1].mean(), "bottom": poor[y1 - 1, x0:x1].mean(),
+            "left": poor[y0:y1, x0].mean(), "right": poor[y0:y1, x1 - 1].mean(),
+        }
+        side, worst = max(edges.items(), key=lambda kv: kv[1])
+        if worst <= EDGE_POOR:
+            break
+        if side == "top":
+            y0 += 1
+        elif side == "bottom":
+            y1 -= 1
+        elif side == "left":
+            x0 += 1
+        else:
+            x1 -= 1
+    return (x0, y0, x1, y1)
+
+
 def _same_background(emode: np.ndarray, bmode: np.ndarray, boxes: list[Box]) -> bool:
     """True if the E-mode, outside ``boxes`` (ROI, colour bar), is the B-mode."""
     outside = np.ones(bmode.shape, bool)
@@ -311,7 +340,7 @@ def _same_background(emode: np.ndarray, bmode: np.ndarray, boxes: list[Box]) -> 
         outside[y0:y1, x0:x1] = False
     if not outside.any():
         return False
-    diff = np.abs(emode.astype(np.int16) - bmode[..., None].astype(np.int16)).max(axis=-1) > 3
+    diff = np.abs(emode.astype(np.int16) - bmode[..., None].astype(np.int16)).max(axis=-1) > BMODE_NOISE
     return float(diff[outside].mean()) <= BMODE_MISMATCH
 
 
