@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,9 @@ from elastogan.errors import InputFileError, UserError
 from elastogan.predict import Predictor
 from elastogan.training.checkpoint import restore_training_state, seed_all, write_training_checkpoint
 from elastogan.training.config import CONFIG_DIR, load_config
-from elastogan.training.data import StepSampler, resize_sample
+from elastogan.data.images import image_shape
+from elastogan.data.manifest import read_manifest
+from elastogan.training.data import StepSampler, check_frame_sizes, resize_case_arrays, resized_manifest
 from elastogan.training.trainer import NonFiniteLossError, build_nets, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -184,17 +187,29 @@ def test_step_sampler_is_a_function_of_the_step():
 
 
 def test_resize_keeps_strain_inside_the_roi():
-    s = {
-        "bmode": torch.zeros(1, 20, 30), "emode": torch.zeros(3, 20, 30),
-        "strain": torch.zeros(1, 20, 30), "strain_mask": torch.zeros(1, 20, 30), "lesion": torch.zeros(1, 20, 30),
-        "roi": torch.tensor([6, 4, 24, 16]), "lesion_box": torch.tensor([6, 4, 24, 16]), "alpha": torch.tensor(0.5), "id": "x",
-    }
-    s["strain_mask"][:, 4:16, 6:24] = 1
-    s["strain"][:, 4:16, 6:24] = 0.7
-    r = resize_sample(s, 16)
-    inside = r["strain"][r["strain_mask"] > 0]
-    assert torch.allclose(inside, torch.full_like(inside, 0.7), atol=1e-5)
-    assert r["roi"].tolist() == [3, 3, 13, 13]
+    strain = np.full((20, 30), np.nan, np.float32)
+    strain[4:16, 6:24] = 0.7
+    a = {"bmode": np.zeros((20, 30), np.uint8), "emode": np.zeros((20, 30, 3), np.uint8), "strain": strain,
+         "lesion": None, "roi": (6, 4, 24, 16), "alpha": 0.5, "id": "x"}
+    r = resize_case_arrays(a, 16)
+    inside = r["strain"][np.isfinite(r["strain"])]
+    assert np.allclose(inside, 0.7, atol=1e-5) and inside.size >= 0.8 * 10 * 10
+    assert r["roi"] == (3, 3, 13, 13) and r["bmode"].shape == (16, 16) and r["emode"].shape == (16, 16, 3)
+
+
+def test_frames_are_resized_once_into_the_run(manifest, tmp_path):
+    cfg = tiny_cfg("optim.steps=2", "data.image_size=24")
+    train(cfg, data=manifest, out=tmp_path / "r", progress=False)
+    cached = tmp_path / "r" / "cache" / "24px" / "manifest.jsonl"
+    m = read_manifest(cached)
+    assert {c.split for c in m.cases} == {"train", "val"} and len(m.cases) == 8
+    assert all(image_shape(c.bmode) == (24, 24) for c in m.cases)
+    before = cached.stat().st_mtime_ns
+    assert resized_manifest(manifest, 24, tmp_path / "r" / "cache") == cached
+    assert cached.stat().st_mtime_ns == before  # reused, not rebuilt
+    assert resized_manifest(manifest, 32, tmp_path / "x") == manifest  # already that size: no copy
+    with pytest.raises(UserError, match=r"frames are 32×32, not multiples of the generator's divisor 64"):
+        check_frame_sizes(manifest, 64)
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ from elastogan.models.registry import build_discriminators, build_generator
 from elastogan.training import distributed
 from elastogan.training.checkpoint import restore_training_state, seed_all, write_training_checkpoint
 from elastogan.training.config import TrainConfig, config_from_dict, dump_config
-from elastogan.training.data import Resized, augment_of, eval_loader, train_loader
+from elastogan.training.data import augment_of, check_frame_sizes, eval_loader, resized_manifest, train_loader
 from elastogan.training.ema import make_ema, update_ema
 from elastogan.training.logging import RunLog, truncate_metrics
 from elastogan.training.validation import sample_grid, validate
@@ -284,17 +284,25 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
     manifest = read_manifest(data)
     if not manifest.split("train"):
         raise UserError(f"{data}: no cases in split 'train'; training needs a train split")
-    train_set = PairedDataset(data, "train", augment=augment_of(cfg.data), seed=cfg.run.seed)
-    val_set = PairedDataset(data, "val", augment=None) if manifest.split("val") else None
-    if val_set is None and dist.is_main:
+    has_val = bool(manifest.split("val"))
+    if not has_val and dist.is_main:
         print(f"elastogan: {data} has no val split: no validation, no best.pt", file=sys.stderr)
 
     seed_all(cfg.run.seed, dist.rank, start)
     nets = build_nets(cfg, dev)
     divisor = nets.generator.divisor
     size = cfg.data.image_size
-    if size is not None and size % divisor:
-        raise UserError(f"data.image_size {size} is not a multiple of the generator's divisor {divisor} (model.name {cfg.model.name!r})")
+    if size is None:
+        check_frame_sizes(data, divisor)
+    else:
+        if size % divisor:
+            raise UserError(f"data.image_size {size} is not a multiple of the generator's divisor {divisor} (model.name {cfg.model.name!r})")
+        if dist.is_main:  # frames resized once, to RUN/cache/, not at every step
+            resized_manifest(data, size, out / "cache")
+        distributed.barrier()
+        data = resized_manifest(data, size, out / "cache")
+    train_set = PairedDataset(data, "train", augment=augment_of(cfg.data), seed=cfg.run.seed)
+    val_set = PairedDataset(data, "val", augment=None) if has_val else None
     best_ncc = None
     if ckpt is not None:
         restore_training_state(ckpt, nets, restore_rng=dist.is_main)
@@ -353,14 +361,13 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
             if bar is not None:
                 bar.update(1)
             if dist.is_main and val_set is not None and (step % cfg.run.val_every == 0 or step == end):
-                val_batch = cfg.optim.batch_size if cfg.data.image_size is not None else 1
-                scores = validate(nets.generator_ema, eval_loader(val_set, cfg.data, batch_size=val_batch), dev, autocast)
+                scores = validate(nets.generator_ema, eval_loader(val_set, cfg.data, batch_size=cfg.optim.batch_size), dev, autocast)
                 improved = best_ncc is None or scores["val/ncc_strain"] > best_ncc
                 if improved:
                     best_ncc = scores["val/ncc_strain"]
                 log.log(step, scores | {"val/best_ncc_strain": best_ncc})
                 if cfg.run.samples:
-                    grid = sample_grid(nets.generator_ema, Resized(val_set, cfg.data.image_size), cfg.run.samples, cfg.model.colormap, dev, autocast)
+                    grid = sample_grid(nets.generator_ema, val_set, cfg.run.samples, cfg.model.colormap, dev, autocast)
                     _write_samples(out, step, grid)
                     log.images(step, "samples", grid)
                 if improved:
