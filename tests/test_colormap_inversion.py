@@ -161,3 +161,14 @@ def test_bad_arguments(scene):
 
     with pytest.raises(UserError, match="unknown colour map 'jet'"):
         invert_emode(emode, ROI, "jet")
+
+
+def test_docstring_examples():
+    import doctest
+
+    import elastogan.data.colormap_inversion
+    import elastogan.data.dicom
+
+    for module in (elastogan.data.colormap_inversion, elastogan.data.dicom):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
