@@ -234,6 +234,30 @@ def test_jpeg_export(tmp_path):
     assert err.mean() < TOLERANCE and case.source["poor_match_fraction"] < 0.1
 
 
+def test_colour_bar_beside_the_image_region(tmp_path, capsys):
+    """The bar drawn on the screen outside the E-mode's region, as many scanners do."""
+    from elastogan.colormaps import get_colormap
+    from elastogan.display import render_emode
+
+    s = dual_screen(seed=12, alpha=0.5)
+    screen = s.rgb.copy()
+    x0, y0, x1, y1 = s.emode_box
+    emode = render_emode(s.bmode, s.strain, s.roi, colormap="hitachi", alpha=0.5, colorbar=False)
+    screen[y0:y1, x0:x1] = emode
+    ramp = get_colormap("hitachi").colorize(np.linspace(1.0, 0.0, y1 - y0 - 20))  # soft on top
+    screen[y0 + 10 : y1 - 10, x1 + 2 : x1 + 7] = np.rint(ramp[:, None, :] * 255).astype(np.uint8)
+    write_dicom(tmp_path / "in" / "a.dcm", [screen], regions=[(s.bmode_box, 1), (s.emode_box, 1)])
+    write_dicom(tmp_path / "in" / "b.dcm", [screen, np.zeros_like(screen)], regions=[(s.bmode_box, 1), (s.emode_box, 1)])
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--colormap", "bar") == 0
+    assert f"warning: {tmp_path / 'in' / 'b.dcm'}: 2 frames; frame 0 ingested" in capsys.readouterr().err
+    for case in read_cases(tmp_path / "out"):
+        assert case.source["colorbar"] == {"box": [x1 + 2, y0 + 10, x1 + 7, y1 - 10], "in": "screen"}
+        np.testing.assert_array_equal(read_rgb(case.emode), emode)
+        assert np.nanmax(np.abs(read_strain(case.strain) - s.strain)) < TOLERANCE
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "grey", "--colormap", "grey-black-soft") == 2
+    assert "colour bar does not match the grey-black-soft map" in capsys.readouterr().err
+
+
 BAD = {
     "empty.png": "empty file",
     "notes.txt": "not a supported image (expected PNG, JPEG, .npy or DICOM)",

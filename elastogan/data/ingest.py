@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -252,9 +252,20 @@ def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path)
 
 
 def extract_case(
-    path: Path, bmode: np.ndarray, emode: np.ndarray, colormap: str, *, same_frame: bool = False
+    path: Path,
+    bmode: np.ndarray,
+    emode: np.ndarray,
+    colormap: str,
+    *,
+    screen: np.ndarray | None = None,
+    panels: Sequence[Box] = (),
+    same_frame: bool = False,
 ) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
     """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
+
+    The colour bar is looked for in the E-mode panel, then on the rest of the ``screen`` (the
+    whole frame the panels were cut from, ``panels`` blanked): scanners often draw it beside
+    the image region.
 
     Where the E-mode's background differs from the B-mode, the B-mode under the ROI is
     estimated (colour maps) with a warning — or, with ``same_frame``, the file is refused
@@ -280,9 +291,16 @@ def extract_case(
     if roi is None or roi[2] - roi[0] < MIN_ROI_SIDE or roi[3] - roi[1] < MIN_ROI_SIDE:
         raise InputFileError(path, "no elastogram found (no coloured ROI in the E-mode)")
     bar = find_colorbar(emode, exclude=roi)
-    lut, map_from = _colormap_lut(emode, bar, colormap, path)
+    bar_image, bar_in = emode, "panel"
+    if bar is None and screen is not None:
+        bar_image, bar_in = screen.copy(), "screen"
+        for x0, y0, x1, y1 in panels:
+            bar_image[y0:y1, x0:x1] = 0
+        bar = find_colorbar(bar_image)
+    lut, map_from = _colormap_lut(bar_image, bar, colormap, path)
     grey_map = is_grey_lut(lut)
-    if bmode_known and not _same_background(emode, bmode, [roi] + ([bar] if bar else [])):
+    panel_bar = [bar] if bar and bar_in == "panel" else []
+    if bmode_known and not _same_background(emode, bmode, [roi] + panel_bar):
         if same_frame:
             raise InputFileError(path, "no dual display found: one image block, and its halves are not a B-mode and its elastogram")
         if grey_map:
@@ -302,7 +320,7 @@ def extract_case(
     source = {
         "colormap": colormap,
         "colormap_from": map_from,
-        "colorbar": list(bar) if bar else None,
+        "colorbar": {"box": list(bar), "in": bar_in} if bar else None,
         "alpha": round(inv.alpha, 3),
         "bmode_under_roi": inv.bmode_source,
         "poor_match_fraction": round(inv.poor_fraction, 4),
@@ -377,7 +395,7 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
     emode = panels[which]
     bmode = rgb_to_grey(panels[1 - which])
     halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"
-    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, same_frame=halves)
+    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, panels=boxes, same_frame=halves)
     spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(boxes[which], r.box)), None)
     source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
     return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
@@ -387,22 +405,23 @@ def _inside(box: Box, outer: Box) -> bool:
     return outer[0] <= box[0] and outer[1] <= box[1] and box[2] <= outer[2] and box[3] <= outer[3]
 
 
-def _single_panel(img: LoadedImage) -> tuple[np.ndarray, tuple[float, float] | None, str]:
+def _single_panel(img: LoadedImage) -> tuple[Box, tuple[float, float] | None, str]:
     """The one image panel of a file: its largest DICOM image region, else its image block."""
     regions = [r for r in img.regions if r.is_image]
     if regions:
         r = max(regions, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
-        return r.crop(img.rgb), r.spacing_mm, "dicom region"
+        return r.box, r.spacing_mm, "dicom region"
     boxes = find_panels(img.rgb, 1)
     if not boxes:
         raise InputFileError(img.path, "no image content found (blank screen)")
-    return _crop(img.rgb, boxes[0]), None, "image"
+    return boxes[0], None, "image"
 
 
 def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extracted:
     """A B-mode file and an E-mode file → a case."""
-    bpanel, bspacing, _ = _single_panel(bimg)
-    epanel, espacing, found_by = _single_panel(eimg)
+    bbox, bspacing, _ = _single_panel(bimg)
+    ebox, espacing, found_by = _single_panel(eimg)
+    bpanel, epanel = _crop(bimg.rgb, bbox), _crop(eimg.rgb, ebox)
     if bpanel.shape != epanel.shape:
         raise InputFileError(eimg.path, f"E-mode image region {epanel.shape[0]}×{epanel.shape[1]} differs in size from its B-mode's {bpanel.shape[0]}×{bpanel.shape[1]} ({bimg.path.name})")
     if _colour_fraction(bpanel) >= MIN_COLOUR_FRACTION:
@@ -410,7 +429,7 @@ def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extract
     if bimg.patient_id and eimg.patient_id and bimg.patient_id != eimg.patient_id:
         raise InputFileError(eimg.path, f"patient differs from its B-mode's ({bimg.path.name})")
     bmode = rgb_to_grey(bpanel)
-    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap)
+    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap, screen=eimg.rgb, panels=[ebox])
     source = {**eimg.source, "layout": "pairs", "panels": found_by, **source}
     return Extracted(bmode, np.ascontiguousarray(epanel), strain, roi, espacing or bspacing, eimg.patient_id or bimg.patient_id, source, bimg.warnings + eimg.warnings + warnings)
 
@@ -545,6 +564,7 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
             write_png(tmp / "emode" / f"{cid}.png", ex.emode)
             write_strain(tmp / "strain" / f"{cid}.npy", ex.strain)
             warnings += [f"{paths[-1]}: {w}" for w in ex.warnings]
+            warnings += [f"{i.path}: {i.source['n_frames']} frames; frame 0 ingested" for i in imgs if i.source.get("n_frames", 1) > 1]
             real_ids.append(pid)
             cases.append(Case(
                 id=cid,
