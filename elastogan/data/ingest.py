@@ -10,6 +10,11 @@ Two layouts of a folder of exports:
 - ``pairs``: separate B-mode and E-mode files paired by name, ``NAME_bmode.*`` with
   ``NAME_emode.*`` (also ``-b-mode``, ``_b``/``_e`` …), each cropped to its image region.
 
+In the E-mode panel the ROI is the coloured box (with a grey map: where it differs from the
+B-mode) and the colour map is the one named, checked against the image's own colour bar
+(in the panel, or beside it on the screen) — or, with ``--colormap bar``, read from that bar.
+Multi-frame files give their first frame (with a warning).
+
 Only the image panels leave ingestion — the burned-in text around them (names, dates,
 hospital) is cropped away — and patients become pseudonyms: an HMAC-SHA256 of the patient id
 under a random key made for this output and never written anywhere, so the same patient gets
