@@ -101,8 +101,14 @@ def _app(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be 1-65535, got {args.port}")
+    from elastogan.app.server import check_host, launch
+
+    check_host(args.host, args.study)
+    if args.study is not None:
+        from elastogan.app.study_db import check_study
+
+        check_study(args.study)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    from elastogan.app.server import launch
     from elastogan.predict import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, device=args.device)

@@ -39,6 +39,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str, study: str | Path | None) -> None:
+    """Refuse a non-loopback host without a study: with no accounts, nobody would need to log in."""
+    if study is None and not _is_loopback(host):
+        raise UserError(f"--host {host}: without --study there are no accounts, so the app listens on loopback only "
+                        "(127.0.0.1); give --study to serve others with logins")
+
+
 def _check_study_not_served(study: Path) -> None:
     from gradio import utils
 
@@ -64,9 +71,7 @@ def launch(predictor, *, study: str | Path | None, host: str = "127.0.0.1", port
     from elastogan.app.accounts import check_login
     from elastogan.app.ui import CSS, build_app, theme
 
-    if study is None and not _is_loopback(host):
-        raise UserError(f"--host {host}: without --study there are no accounts, so the app listens on loopback only "
-                        "(127.0.0.1); give --study to serve others with logins")
+    check_host(host, study)
     auth = None
     blocked: list[str] = []
     if study is not None:

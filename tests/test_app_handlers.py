@@ -1,0 +1,340 @@
+"""The app's handlers as plain functions: study creation, accounts, reading, export, preview."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from elastogan.app import study_db
+from elastogan.app.accounts import add_user, check_login, role_of
+from elastogan.app.passwords import hash_password, verify_password
+from elastogan.app.preview import preview
+from elastogan.app.reading import lead_export_zip, lead_progress, reader_view, submit_answer
+from elastogan.app.reading_order import reader_seed, reading_order
+from elastogan.app.study_create import create_study
+from elastogan.app.study_db import StudyError
+from elastogan.app.study_export import FILES, export_study, export_tables, report_study
+from elastogan.app.uploads import UploadError, load_upload
+from elastogan.cli import main
+from elastogan.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from app_support import N_TEST_CASES, PASSWORD, build, copy_study  # noqa: E402
+
+BIRADS_ORDER = ("2", "3", "4a", "4b", "4c", "5")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build(tmp_path_factory.getbasetemp() / "app")
+
+
+@pytest.fixture()
+def study(built, tmp_path):
+    return copy_study(built, tmp_path / "study")
+
+
+@pytest.fixture(scope="module")
+def predictor(built):
+    from elastogan.predict import Predictor
+
+    return Predictor.from_checkpoint(built.checkpoint, device="cpu")
+
+
+def truth(study: Path) -> dict[str, tuple[str, str]]:
+    with sqlite3.connect(study / study_db.DB_NAME) as con:
+        return {i: (c, k) for i, c, k in con.execute("SELECT image, case_id, kind FROM images")}
+
+
+# ------------------------------------------------------------------------------------ order
+
+
+def test_reader_seed_is_sha256_of_study_and_reader_and_stable():
+    import hashlib
+
+    expected = int.from_bytes(hashlib.sha256(b"elastogan-study\0s\0alice").digest()[:8], "big")
+    assert reader_seed("s", "alice") == reader_seed("s", "alice") == expected == 17844154782317205150
+    assert reader_seed("s", "alice") != reader_seed("s", "bob") != reader_seed("t", "bob")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 25])
+def test_reading_order_keeps_the_two_images_of_a_case_apart_and_balanced(n):
+    pairs = [(f"r{i}", f"s{i}") for i in range(n)]
+    for seed in range(20):
+        order = reading_order(pairs, seed)
+        assert sorted(order) == sorted(x for p in pairs for x in p)
+        pos = {x: i for i, x in enumerate(order)}
+        assert min(abs(pos[r] - pos[s]) for r, s in pairs) >= max(1, n // 2)
+        real_first = sum(pos[r] < pos[s] for r, s in pairs)
+        assert real_first in (n // 2, (n + 1) // 2)
+    assert reading_order(pairs, 1) == reading_order(pairs, 1)
+    if n >= 3:
+        assert reading_order(pairs, 1) != reading_order(pairs, 2)
+
+
+# ------------------------------------------------------------------------------------ passwords
+
+
+def test_passwords_are_salted_scrypt_hashes():
+    a, b = hash_password("sesame-open"), hash_password("sesame-open")
+    assert a != b and a.startswith("scrypt$") and "sesame" not in a
+    assert verify_password("sesame-open", a) and not verify_password("sesame-opem", a)
+    assert not verify_password("x", "garbage") and not verify_password("x", "md5$1$2$3$ab$cd")
+    with pytest.raises(ValueError, match="at least 8"):
+        hash_password("short")
+
+
+# ------------------------------------------------------------------------------------ study
+
+
+def test_study_images_are_opaque_identical_in_form_and_truth_is_only_in_the_db(built):
+    study = built.study
+    files = sorted((study / "images").iterdir())
+    t = truth(study)
+    assert len(t) == 2 * N_TEST_CASES and len(files) == 3 * N_TEST_CASES  # + one B-mode per case
+    case_ids = set(c for c, _ in t.values())
+    for f in files:
+        assert re.fullmatch(r"[0-9a-f]{32}\.png", f.name)
+        raw = f.read_bytes()
+        chunks = _png_chunks(raw)
+        assert chunks[0] == "IHDR" and chunks[-1] == "IEND" and set(chunks) <= {"IHDR", "IDAT", "IEND"}, chunks
+        for word in (b"real", b"synthetic", b"malignant", b"benign", *[c.encode() for c in case_ids]):
+            assert word not in raw
+    forms = {(Image.open(study / "images" / f"{i}.png").size, Image.open(study / "images" / f"{i}.png").mode)
+             for i in t}
+    assert forms == {((64, 64), "RGB")}
+    # The colour bar is drawn on both kinds by the same path: identical pixels there.
+    by_case: dict[str, dict[str, np.ndarray]] = {}
+    for i, (c, k) in t.items():
+        by_case.setdefault(c, {})[k] = np.asarray(Image.open(study / "images" / f"{i}.png"))
+    for pair in by_case.values():
+        bar = slice(60, 63)
+        assert np.array_equal(pair["real"][:, bar], pair["synthetic"][:, bar])
+    with sqlite3.connect(study / study_db.DB_NAME) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("SELECT COUNT(*) FROM cases WHERE ncc IS NOT NULL").fetchone()[0] == N_TEST_CASES
+
+
+def _png_chunks(raw: bytes) -> list[str]:
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    out, i = [], 8
+    while i < len(raw):
+        n = int.from_bytes(raw[i : i + 4], "big")
+        out.append(raw[i + 4 : i + 8].decode("ascii"))
+        i += 12 + n
+    return out
+
+
+def test_create_refuses_a_non_empty_folder_and_cases_without_truth(built, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("answers")
+    with pytest.raises(UserError, match="not empty"):
+        create_study(built.manifest, built.checkpoint, tmp_path / "busy")
+    recs = [json.loads(line) for line in built.manifest.read_text().splitlines()]
+    for r in recs:
+        r.pop("pathology")
+    bad = built.manifest.parent / "no_pathology.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(UserError, match="no pathology"):
+        create_study(bad, built.checkpoint, tmp_path / "s2")
+    with pytest.raises(UserError, match="--n-cases must be between 1 and 25"):
+        create_study(built.manifest, built.checkpoint, tmp_path / "s3", n_cases=26)
+    assert not (tmp_path / "s2").exists() and not (tmp_path / "s3").exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_study_cli_creates_with_n_cases_and_adds_readers(built, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["study", "create", "--data", str(built.manifest), "--checkpoint", str(built.checkpoint),
+                 "--out", str(out), "--n-cases", "4", "--seed", "3", "--device", "cpu"]) == 0
+    assert "4 cases, 8 images" in capsys.readouterr().out
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    assert main(["study", "add-reader", str(out), "--name", "ann", "--group", "senior", "--password-file", str(pw)]) == 0
+    assert "8 images to read" in capsys.readouterr().out
+    assert main(["study", "add-reader", str(out), "--name", "ann", "--password-file", str(pw)]) == 2
+    assert "already an account named 'ann'" in capsys.readouterr().err
+    assert main(["study", "add-reader", str(tmp_path), "--name", "x", "--password-file", str(pw)]) == 2
+    assert "not a study folder" in capsys.readouterr().err
+
+
+def test_accounts_check_login_role_and_refuse_bad_input(study):
+    assert check_login(study, "r0", PASSWORD) and not check_login(study, "r0", "wrong-password")
+    assert not check_login(study, "nobody", PASSWORD)
+    assert role_of(study, "r0") == "reader" and role_of(study, "lead") == "lead" and role_of(study, None) is None
+    with pytest.raises(StudyError, match="already an account"):
+        add_user(study, "r0", PASSWORD)
+    with pytest.raises(StudyError, match="group"):
+        add_user(study, "r9", PASSWORD, group="expert")
+    with pytest.raises(StudyError, match="at least 8"):
+        add_user(study, "r9", "short")
+    with pytest.raises(StudyError, match="reader name"):
+        add_user(study, "../etc", PASSWORD)
+
+
+# ------------------------------------------------------------------------------------ reading
+
+
+def test_a_reading_stores_each_answer_once_and_resumes(study):
+    v = reader_view(study, "r0")
+    assert (v.position, v.answered, v.total) == (1, 0, 2 * N_TEST_CASES)
+    assert v.bmode.shape == v.elastogram.shape == (64, 64, 3)
+    first = v.image
+    v = submit_answer(study, "r0", first, "real", "3", "4a")
+    assert v.message == "Saved." and v.answered == 1 and v.image != first
+    again = submit_answer(study, "r0", first, "synthetic", "5", "5")  # a double click or a retry
+    assert again.answered == 1 and "already answered" in again.message
+    with sqlite3.connect(study / study_db.DB_NAME) as con:
+        assert con.execute("SELECT judged, tsukuba, birads FROM answers WHERE image = ?", (first,)).fetchall() == [("real", "3", "4a")]
+    missing = submit_answer(study, "r0", v.image, None, "3", "4a")
+    assert "Please choose: real or synthetic" in missing.message and missing.answered == 1
+    with pytest.raises(StudyError, match="Tsukuba score '9'"):
+        submit_answer(study, "r0", v.image, "real", "9", "4a")
+    # Another reader's list is separate; an image id that is not in the list is refused.
+    assert reader_view(study, "r1").answered == 0
+    with pytest.raises(StudyError, match="not in your reading list"):
+        submit_answer(study, "r0", "0" * 32, "real", "3", "4a")
+    # Resume: a new call (a reload, a restart) continues at the first unanswered image.
+    assert reader_view(study, "r0").image == v.image and reader_view(study, "r0").position == 2
+
+
+def test_roles_are_checked_on_every_handler(study, tmp_path):
+    with pytest.raises(StudyError, match="not a study reader"):
+        reader_view(study, "lead")
+    with pytest.raises(StudyError, match="not a study reader"):
+        submit_answer(study, None, "x", "real", "1", "2")
+    with pytest.raises(StudyError, match="not a study lead"):
+        lead_progress(study, "r0")
+    with pytest.raises(StudyError, match="not a study lead"):
+        lead_export_zip(study, "r0", tmp_path)
+    assert lead_progress(study, "lead")[0][:4] == ["r0", "junior", 0, 2 * N_TEST_CASES]
+
+
+def _read_all(study: Path, reader: str, rng: np.random.Generator) -> None:
+    t = truth(study)
+    while (v := reader_view(study, reader)).image is not None:
+        case, kind = t[v.image]
+        malignant = int(case[1:]) % 2  # the manifest's pathology alternates with the index
+        judged = kind if rng.random() < 0.6 else ("real" if kind == "synthetic" else "synthetic")
+        birads = BIRADS_ORDER[min(5, max(0, 3 * malignant + int(rng.integers(-1, 3))))]
+        submit_answer(study, reader, v.image, judged, str(rng.integers(1, 6)), birads)
+    assert v.answered == v.total and "complete" in v.progress_text
+
+
+def test_export_is_the_stats_format_and_report_runs_the_stats(study, tmp_path):
+    from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_scores
+
+    rng = np.random.default_rng(0)
+    for reader in ("r0", "r1"):
+        _read_all(study, reader, rng)
+    out = tmp_path / "export"
+    paths = export_study(study, out)
+    assert [p.name for p in paths] == list(FILES)
+    assert (out / "answers.csv").read_text().splitlines()[0] == "reader,case,is_synthetic,judged_synthetic,group"
+    assert (out / "scores.csv").read_text().splitlines()[0] == "case,reader,score,condition"
+    assert (out / "ratings.csv").read_text().splitlines()[0] == "case,truth,reader,modality,rating"
+    a = read_authenticity(out / "answers.csv")
+    assert len(a.reader) == 2 * 2 * N_TEST_CASES and set(a.group) == {"junior", "senior"}
+    s = read_scores(out / "scores.csv", parse_order("cyst,1,2,3,4,5"))
+    assert set(s.condition) == {"real", "synthetic"}
+    r = read_ratings(out / "ratings.csv", parse_order(",".join(BIRADS_ORDER)))
+    assert r.truth.sum() == 2 * 2 * (N_TEST_CASES // 2)  # 12 malignant cases × 2 kinds × 2 readers
+    assert export_tables(study) == export_tables(study)
+    written = report_study(study, tmp_path / "report", n_boot=200)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Authenticity" in md and "## Agreement of Tsukuba scores" in md and "## BI-RADS ROC" in md
+    assert any(p.name == "roc.png" for p in written)
+    # The lead's zip holds the same four files.
+    import zipfile
+
+    with zipfile.ZipFile(lead_export_zip(study, "lead", tmp_path / "zip")) as z:
+        assert sorted(z.namelist()) == sorted(FILES)
+        assert z.read("answers.csv").decode() == (out / "answers.csv").read_text()
+
+
+def test_export_without_groups_has_no_group_column(built, tmp_path):
+    study = copy_study(built, tmp_path / "s", readers=1, groups=False)
+    v = reader_view(study, "r0")
+    submit_answer(study, "r0", v.image, "real", "1", "2")
+    text = export_tables(study)["answers.csv"]
+    assert text.splitlines()[0] == "reader,case,is_synthetic,judged_synthetic" and len(text.splitlines()) == 2
+
+
+# ------------------------------------------------------------------------------------ preview
+
+
+def test_preview_labels_synthetic_output_and_gives_ratio_and_ncc(built, predictor, tmp_path):
+    import pydicom
+
+    case = json.loads(built.manifest.read_text().splitlines()[-1])
+    root = built.manifest.parent
+    r = preview(predictor, root / case["bmode"], root / case["emode"], "20, 20, 40, 40", tmp_path)
+    assert r.synthetic.shape == r.real.shape == (64, 64, 3)
+    assert r.strain_ratio > 0 and r.real_strain_ratio > 0 and -1 <= r.ncc <= 1
+    assert "SYNTHETIC" in r.png.name and "SYNTHETIC" in r.dicom.name
+    assert "SYNTHETIC" in Image.open(r.png).info["Description"]
+    ds = pydicom.dcmread(r.dicom)
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "SYNTHETIC"] and ds.ConversionType == "SYN"
+    assert "SYNTHETIC" in ds.SeriesDescription and ds.BurnedInAnnotation == "YES" and ds.PatientID == ""
+    assert np.array_equal(ds.pixel_array, r.synthetic)
+    assert not np.array_equal(r.synthetic[:8, :40], predictor.predict(r.bmode[..., 0], roi=r.roi)[0][:8, :40])  # label
+    assert "Strain ratio" in r.summary() and "NCC" in r.summary()
+
+
+def test_preview_reads_extensionless_dicom(predictor, tmp_path):
+    from pydicom import examples
+
+    src = tmp_path / "IMG0001"
+    shutil.copy(examples.get_path("rgb_color"), src)
+    r = preview(predictor, src)
+    assert r.synthetic.shape == (240, 320, 3) and r.real is None
+
+
+def test_uploads_are_refused_with_a_clear_message(predictor, tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    with pytest.raises(UploadError, match="The B-mode file notes.png cannot be used"):
+        preview(predictor, text)
+    dcm = tmp_path / "broken"
+    dcm.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00garbage" * 10)
+    with pytest.raises(UploadError, match="The B-mode file broken cannot be used"):
+        preview(predictor, dcm)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.zeros((300, 300), np.uint8)).save(big)
+    with pytest.raises(UploadError, match=r"300×300 pixels; the limit is 10,000 pixels"):
+        load_upload(big, "B-mode", max_pixels=100 * 100)
+    with pytest.raises(UploadError, match=r"MiB; the limit is"):
+        load_upload(big, "B-mode", max_bytes=100)
+    with pytest.raises(UploadError, match="No B-mode uploaded"):
+        preview(predictor, None)
+    ok = tmp_path / "ok.png"
+    Image.fromarray(np.full((64, 64), 90, np.uint8)).save(ok)
+    other = tmp_path / "other.png"
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(other)
+    with pytest.raises(UploadError, match="upload the two images of one view"):
+        preview(predictor, ok, other)
+    with pytest.raises(UploadError, match="lesion box"):
+        preview(predictor, ok, None, "1, 2, 3")
+    with pytest.raises(UploadError, match="not inside"):
+        preview(predictor, ok, None, "10, 10, 90, 20")
+
+
+def test_app_command_names_the_missing_default_checkpoint_and_refuses_open_host(built, capsys):
+    from elastogan.app.cli import DEFAULT_CHECKPOINT
+
+    if DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("a default checkpoint is installed")
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err
+    assert str(DEFAULT_CHECKPOINT) in err and "--checkpoint" in err
+    assert main(["app", "--checkpoint", str(built.checkpoint), "--host", "0.0.0.0", "--device", "cpu"]) == 2
+    assert "loopback only" in capsys.readouterr().err
