@@ -146,3 +146,14 @@ def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
     assert "two inputs share the name 'f'" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "nothing"), *args]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "d1"), "--roi", "0", "0", "9", "4", *args]) == 2
+    assert "--roi: frame 0: ROI (0, 0, 9, 4) is not inside the 8×8 frame" in capsys.readouterr().err
+
+
+def test_predict_cli_roi(ckpt_dir, tmp_path):
+    write_png(tmp_path / "f.png", frame(20, 30))
+    assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "f.png"),
+                 "--out", str(tmp_path / "o"), "--roi", "2", "3", "20", "15", "--device", "cpu"]) == 0
+    strain = np.load(tmp_path / "o" / "f_SYNTHETIC_strain.npy")
+    assert np.isfinite(strain[3:15, 2:20]).all() and np.isnan(strain).sum() == 20 * 30 - 12 * 18
+    assert np.isnan(read_strain(tmp_path / "o" / "f_SYNTHETIC_strain.png")).sum() == 20 * 30 - 12 * 18

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -220,7 +221,10 @@ def test_ddp_two_cpu_processes_match_one_process(manifest, tmp_path):
     extra = ["optim.steps=2", "run.val_every=100", "model.dropout=0.0"]
     sets = [a for s in [*TINY, *extra] for a in ("--set", s)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port),
            "-m", "elastogan", "train", *common, "--out", str(tmp_path / "ddp"), *sets, "--set", "optim.batch_size=1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

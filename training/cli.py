@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, nargs="+", required=True, help="PNG/JPEG/.npy/DICOM files or folders of them")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
+    p.add_argument("--roi", type=int, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="elastography box for every input (end-exclusive pixels): colour and strain only "
+                   "inside it, strain NaN outside (default: the whole frame)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     p.set_defaults(func=_predict)
 
@@ -141,7 +144,11 @@ def _predict(args: argparse.Namespace) -> int:
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
         frames = [load_bmode(f) for f in chunk]
-        for f, (emode, strain) in zip(chunk, predictor.predict_many(frames, batch_size=args.batch_size)):
+        try:
+            results = predictor.predict_many(frames, batch_size=args.batch_size, roi=tuple(args.roi) if args.roi else None)
+        except ValueError as e:  # a ROI outside a frame
+            raise UserError(f"--roi: {e}") from None
+        for f, (emode, strain) in zip(chunk, results):
             base = args.out / f"{f.stem}_SYNTHETIC"
             write_png(f"{base}_emode.png", label_synthetic(emode))
             write_strain(f"{base}_strain.npy", strain)
