@@ -1,10 +1,13 @@
 """Test screens drawn the way scanners draw them: a speckled B-mode, its E-mode from
 ``elastogan.display.render_emode`` (colour blended in a ROI box, colour bar, SOFT/HARD), side
-by side on a black screen with burned-in patient text around the panels, as PNG or DICOM.
+by side on a black screen with burned-in patient text around the panels, as PNG or DICOM;
+and a decompression bomb's PNG header.
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +155,13 @@ def write_dicom(
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A tiny PNG that declares a huge image (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))

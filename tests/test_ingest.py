@@ -21,8 +21,7 @@ from elastogan.cli import main
 from elastogan.data.images import read_gray, read_rgb, read_strain
 from elastogan.data.ingest import assign_splits, pseudonym
 from elastogan.data.manifest import validate_manifest
-from scanner_screens import PATIENT_NAME, dual_screen, write_dicom
-from test_loaders import png_header_only
+from scanner_screens import PATIENT_NAME, dual_screen, png_header_only, write_dicom
 
 TOLERANCE = 0.02  # strain error, share of the display range
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import struct
-import zlib
 
 import numpy as np
 import pydicom.examples
@@ -15,16 +13,7 @@ from pydicom.data import get_testdata_file
 from elastogan.data.images import MAX_PIXELS
 from elastogan.data.loaders import load_image, rgb_to_grey, sniff_format
 from elastogan.errors import InputFileError
-
-
-def png_header_only(path, width: int, height: int) -> None:
-    """A tiny PNG that declares a huge image (a decompression bomb's header)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+from scanner_screens import png_header_only
 
 
 @pytest.fixture
