@@ -354,3 +354,5 @@ def test_pseudonyms_and_splits():
     assert split == assign_splits(list(reversed(ids)), seed=1)
     counts = {s: list(split.values()).count(s) for s in ("train", "val", "test")}
     assert counts == {"train": 14, "val": 3, "test": 3}
+    assert sorted(assign_splits(["a", "b", "c"], seed=0).values()) == ["test", "train", "val"]
+    assert set(assign_splits(["a", "b"], seed=0).values()) == {"train"}

@@ -467,11 +467,15 @@ def pseudonym(patient_id: str, key: bytes) -> str:
 
 
 def assign_splits(patients: list[str], seed: int) -> dict[str, str]:
-    """Patient → split, a seeded shuffle of the sorted patients cut by ``SPLIT_FRACTIONS``."""
+    """Patient → split, a seeded shuffle of the sorted patients cut by ``SPLIT_FRACTIONS``.
+
+    From three patients on, validation and test get at least one patient each.
+    """
     unique = sorted(set(patients))
     order = np.random.default_rng(seed).permutation(len(unique))
-    n_test = int(round(SPLIT_FRACTIONS["test"] * len(unique)))
-    n_val = int(round(SPLIT_FRACTIONS["val"] * len(unique)))
+    least = 1 if len(unique) >= 3 else 0
+    n_test = max(least, int(round(SPLIT_FRACTIONS["test"] * len(unique))))
+    n_val = max(least, int(round(SPLIT_FRACTIONS["val"] * len(unique))))
     out = {}
     for rank, i in enumerate(order):
         out[unique[i]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
