@@ -27,6 +27,7 @@ from tiny_manifest import make_manifest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-7"
+LEAD = "chief"
 N_TEST_CASES = 25
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -73,14 +74,14 @@ def build(root: Path) -> Built:
 
 
 def copy_study(built: Built, dest: Path, readers: int = 2, lead: bool = True, groups: bool = True) -> Path:
-    """A fresh copy of the study with readers ``r0..`` (junior/senior alternately) and ``lead``."""
+    """A fresh copy of the study with readers ``r0..`` (junior/senior alternately) and the lead ``chief``."""
     from elastogan.app.accounts import add_user
 
     shutil.copytree(built.study, dest)
     for i in range(readers):
         add_user(dest, f"r{i}", PASSWORD, role="reader", group=("junior", "senior")[i % 2] if groups else None)
     if lead:
-        add_user(dest, "lead", PASSWORD, role="lead")
+        add_user(dest, LEAD, PASSWORD, role="lead")
     return dest
 
 

@@ -28,7 +28,7 @@ from elastogan.cli import main
 from elastogan.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_support import N_TEST_CASES, PASSWORD, build, copy_study  # noqa: E402
+from app_support import LEAD, N_TEST_CASES, PASSWORD, build, copy_study  # noqa: E402
 
 BIRADS_ORDER = ("2", "3", "4a", "4b", "4c", "5")
 
@@ -170,7 +170,7 @@ def test_study_cli_creates_with_n_cases_and_adds_readers(built, tmp_path, capsys
 def test_accounts_check_login_role_and_refuse_bad_input(study):
     assert check_login(study, "r0", PASSWORD) and not check_login(study, "r0", "wrong-password")
     assert not check_login(study, "nobody", PASSWORD)
-    assert role_of(study, "r0") == "reader" and role_of(study, "lead") == "lead" and role_of(study, None) is None
+    assert role_of(study, "r0") == "reader" and role_of(study, LEAD) == "lead" and role_of(study, None) is None
     with pytest.raises(StudyError, match="already an account"):
         add_user(study, "r0", PASSWORD)
     with pytest.raises(StudyError, match="group"):
@@ -209,14 +209,14 @@ def test_a_reading_stores_each_answer_once_and_resumes(study):
 
 def test_roles_are_checked_on_every_handler(study, tmp_path):
     with pytest.raises(StudyError, match="not a study reader"):
-        reader_view(study, "lead")
+        reader_view(study, LEAD)
     with pytest.raises(StudyError, match="not a study reader"):
         submit_answer(study, None, "x", "real", "1", "2")
     with pytest.raises(StudyError, match="not a study lead"):
         lead_progress(study, "r0")
     with pytest.raises(StudyError, match="not a study lead"):
         lead_export_zip(study, "r0", tmp_path)
-    assert lead_progress(study, "lead")[0][:4] == ["r0", "junior", 0, 2 * N_TEST_CASES]
+    assert lead_progress(study, LEAD)[0][:4] == ["r0", "junior", 0, 2 * N_TEST_CASES]
 
 
 def _read_all(study: Path, reader: str, rng: np.random.Generator) -> None:
@@ -256,7 +256,7 @@ def test_export_is_the_stats_format_and_report_runs_the_stats(study, tmp_path):
     # The lead's zip holds the same four files.
     import zipfile
 
-    with zipfile.ZipFile(lead_export_zip(study, "lead", tmp_path / "zip")) as z:
+    with zipfile.ZipFile(lead_export_zip(study, LEAD, tmp_path / "zip")) as z:
         assert sorted(z.namelist()) == sorted(FILES)
         assert z.read("answers.csv").decode() == (out / "answers.csv").read_text()
 

@@ -1,0 +1,206 @@
+"""The app live on a loopback port: logins, a reading over gradio_client, resume, export,
+blinding of every response a reader gets, path traversal, bad uploads."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+import sys
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from app_support import LEAD, N_TEST_CASES, PASSWORD, Server, build, call_raw, copy_study, login  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return build(tmp_path_factory.getbasetemp() / "app")
+
+
+@pytest.fixture(scope="module")
+def server(built, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    study = copy_study(built, tmp / "study", readers=3)
+    s = Server(built.checkpoint, study, tmp).start()
+    yield s
+    s.stop()
+
+
+def client(server: Server, name: str | None = None):
+    from gradio_client import Client
+
+    return Client(server.url, auth=(name, PASSWORD) if name else None, verbose=False, download_files=False)
+
+
+def truth(study: Path) -> dict[str, tuple[str, str]]:
+    with sqlite3.connect(study / "study.sqlite") as con:
+        return {i: (c, k) for i, c, k in con.execute("SELECT image, case_id, kind FROM images")}
+
+
+def test_everything_needs_a_login(server):
+    from gradio_client.exceptions import AuthenticationError
+
+    with pytest.raises((AuthenticationError, ValueError)):
+        client(server)
+    with pytest.raises(Exception):
+        client(server, "r0").__class__(server.url, auth=("r0", "wrong-password"), verbose=False)
+    anon = httpx.Client(base_url=server.url, timeout=10)
+    for path in ("config", "gradio_api/info", "gradio_api/openapi.json", "monitoring"):
+        assert anon.get(path).status_code in (401, 403, 404), path
+    assert anon.post("gradio_api/call/reader_view", json={"data": []}).status_code == 401
+    assert anon.post("gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"}).status_code == 401
+    assert anon.post("gradio_api/upload", files={"files": ("a.png", b"x")}).status_code == 401
+    page = anon.get("").text
+    assert "auth_required" in page and "r0" not in page
+    assert anon.post("login", data={"username": "r0", "password": "nope-nope"}).status_code == 400
+
+
+def test_no_file_of_the_study_is_reachable(server):
+    c = login(server.url, "r0")
+    db = server.study / "study.sqlite"
+    image = next((server.study / "images").iterdir())
+    for target in (str(db), str(image), "../" * 12 + str(db).lstrip("/"), str(db).replace("/", "%2F"),
+                   "/etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", str(server.tmp / "server.log")):
+        for prefix in ("gradio_api/file=", "file=", "gradio_api/file/"):
+            r = c.get(prefix + target)
+            assert r.status_code in (403, 404), (prefix + target, r.status_code)
+            assert b"SQLite format" not in r.content and b"root:" not in r.content
+    assert c.get("monitoring").status_code in (403, 404)
+    assert c.get("gradio_api/runs").status_code == 404
+
+
+def test_full_reading_session_resume_and_export(server):
+    reader = client(server, "r1")
+    out = reader.predict(api_name="/reader_view")
+    progress, _, _, image = out[:4]
+    assert progress == f"Image 1 of {2 * N_TEST_CASES} · 0 answered"
+    seen = []
+    for k in range(5):
+        seen.append(image)
+        out = reader.predict(image, "synthetic", "2", "3", api_name="/reader_answer")
+        progress, _, _, image = out[:4]
+        assert progress.endswith(f"{k + 1} answered") and out[-1] == "Saved."
+    # A new client (a reload, another browser) resumes at the first unanswered image.
+    again = client(server, "r1").predict(api_name="/reader_view")
+    assert again[3] == image and again[0] == f"Image 6 of {2 * N_TEST_CASES} · 5 answered"
+    # The rest of the reading, with one retried submit that must not be stored twice.
+    reader = client(server, "r1")
+    reader.predict(seen[-1], "real", "1", "2", api_name="/reader_answer")
+    while image:
+        out = reader.predict(image, "real", "4", "4b", api_name="/reader_answer")
+        image = out[3]
+    assert out[0].startswith(f"Reading complete: {2 * N_TEST_CASES} of {2 * N_TEST_CASES}")
+    lead = client(server, LEAD)
+    table = lead.predict(api_name="/lead_progress")
+    rows = {r[0]: r for r in table["data"]}
+    assert rows["r1"][2:5] == [2 * N_TEST_CASES, 2 * N_TEST_CASES, 100.0]
+    zpath = lead.predict(api_name="/lead_export")
+    data = httpx.Client(base_url=server.url, cookies=login(server.url, LEAD).cookies).get(
+        f"gradio_api/file={zpath['path'] if isinstance(zpath, dict) else zpath}").content
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        answers = z.read("answers.csv").decode().splitlines()
+    assert len([a for a in answers if a.startswith("r1,")]) == 2 * N_TEST_CASES
+    with sqlite3.connect(server.study / "study.sqlite") as con:
+        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT image) FROM answers WHERE reader='r1'").fetchone() == (
+            2 * N_TEST_CASES, 2 * N_TEST_CASES)
+        assert con.execute("SELECT judged FROM answers WHERE image = ? AND reader='r1'", (seen[-1],)).fetchone() == ("synthetic",)
+
+
+def test_readers_get_no_lead_functions_and_no_preview(server, built):
+    from gradio_client import handle_file
+
+    reader = client(server, "r0")
+    for api in ("/lead_progress", "/lead_export"):
+        with pytest.raises(Exception, match="not a study lead"):
+            reader.predict(api_name=api)
+    bmode = built.manifest.parent / "c030_bmode.png"
+    with pytest.raises(Exception, match="not available to study readers"):
+        reader.predict(handle_file(str(bmode)), None, "", api_name="/preview")
+    lead = client(server, LEAD)
+    with pytest.raises(Exception, match="not a study reader"):
+        lead.predict(api_name="/reader_view")
+
+
+def _png_chunks(raw: bytes) -> list[str]:
+    out, i = [], 8
+    while i < len(raw):
+        n = int.from_bytes(raw[i : i + 4], "big")
+        out.append(raw[i + 4 : i + 8].decode("ascii"))
+        i += 12 + n
+    return out
+
+
+def test_blinding_no_response_a_reader_gets_reveals_the_truth(server):
+    """Walk a whole reading over raw HTTP and check every byte the reader receives."""
+    t = truth(server.study)
+    case_ids = sorted({c for c, _ in t.values()})
+    c = login(server.url, "r2")
+    texts = [c.get("").text, c.get("config").text, c.get("gradio_api/info").text]
+    raw, data = call_raw(c, "reader_view", [])
+    texts.append(raw)
+    served: list[tuple[str, bytes, str]] = []  # (image id on screen, PNG bytes, URL)
+    first_kind_real = 0
+    while data[3]:
+        image = data[3]
+        assert re.fullmatch(r"[0-9a-f]{32}", image)
+        for item in (data[1], data[2]):
+            url = item["url"]
+            assert url.rsplit("/", 1)[-1] == "image.png" and item.get("orig_name") in (None, "image.png")
+            served.append((image, c.get(url).content, url))
+        raw, data = call_raw(c, "reader_answer", [image, "real", "3", "4a"])
+        texts.append(raw)
+    blob = "\n".join(texts)
+    # No case id, no word of the truth, no other reader, no file of the study.
+    for word in [*case_ids, "malignant", "benign", "r0", "r1", LEAD, "study.sqlite", str(server.study)]:
+        assert not re.search(rf"(?<![0-9a-zA-Z_]){re.escape(word)}(?![0-9a-zA-Z_])", blob.replace('"r2"', "")), word
+    dynamic = "\n".join(texts[3:])
+    assert not re.search(r"(?i)\b(real|synthetic)\b", dynamic.replace("Real or synthetic", ""))
+    # Every elastogram: same size and mode, PNG with no ancillary chunks, bytes a function of
+    # the pixels alone (re-encoding the decoded pixels gives the same bytes).
+    shapes = set()
+    for image, png, _ in served:
+        assert set(_png_chunks(png)) <= {"IHDR", "IDAT", "IEND"}
+        arr = np.asarray(Image.open(io.BytesIO(png)))
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        assert buf.getvalue() == png
+        shapes.add((arr.shape, arr.dtype.str))
+    assert shapes == {((64, 64, 3), "|u1")}
+    # Order: the reader's first image of each case is real for half the cases.
+    first = {}
+    for image, _, _ in served[1::2]:
+        first.setdefault(t[image][0], t[image][1])
+    first_kind_real = sum(k == "real" for k in first.values())
+    assert first_kind_real in (N_TEST_CASES // 2, N_TEST_CASES // 2 + 1)
+
+
+def test_bad_uploads_get_a_message_and_the_app_keeps_serving(server, built, tmp_path):
+    from gradio_client import handle_file
+
+    lead = client(server, LEAD)
+    junk = tmp_path / "scan.png"
+    junk.write_bytes(b"definitely not a PNG")
+    out = lead.predict(handle_file(str(junk)), None, "", api_name="/preview")
+    assert "cannot be used" in out[-1] and out[1] is None
+    broken = tmp_path / "IM000001"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 64)
+    out = lead.predict(handle_file(str(broken)), None, "", api_name="/preview")
+    assert "cannot be used" in out[-1]
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\0" * (33 * 1024 * 1024))
+    with pytest.raises(Exception):
+        lead.predict(handle_file(str(big)), None, "", api_name="/preview")  # refused at upload
+    bmode = built.manifest.parent / "c030_bmode.png"
+    out = lead.predict(handle_file(str(bmode)), None, "20, 20, 40, 40", api_name="/preview")
+    assert "Strain ratio" in out[-1] and out[1] is not None
+    names = sorted(Path(f["path"] if isinstance(f, dict) else f).name for f in out[4])
+    assert names == ["c030_bmode_SYNTHETIC_emode.dcm", "c030_bmode_SYNTHETIC_emode.png"]
