@@ -333,8 +333,10 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
 
         bar = tqdm(total=end, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
 
+    if start >= end and dist.is_main:
+        print(f"elastogan: the run is at step {start} already (stop at {end}); nothing to do", file=sys.stderr)
     step = start
-    sums: dict[str, float] = {}
+    sums: dict[str, Tensor] = {}
     t_last, n_last = time.perf_counter(), 0
     last_path = out / "checkpoints" / "last.pt"
     batches = iter(loader)
@@ -343,12 +345,12 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
             batch = to_device(next(batches), dev)
             terms = train_step(cfg, nets, batch, step + 1, autocast, lut)
             step += 1
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in terms.items():  # summed on the device: no sync per term
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_last += 1
             if step % cfg.run.log_every == 0 or step == end:
                 dt = time.perf_counter() - t_last
-                record = {k: v / n_last for k, v in sums.items()}
+                record = {k: float(v) / n_last for k, v in sums.items()}
                 record = distributed.mean_over_processes(record, dev)
                 record["images_per_s"] = images_per_step * n_last / max(dt, 1e-9)
                 record["epoch"] = step * images_per_step / len(train_set)
