@@ -250,20 +250,15 @@ def find_colorbar(
         ex0, ey0, ex1, ey1 = exclude
         band[max(0, ey0):ey1, max(0, ex0 - 2):ex1] = False
 
+    varies = (img.max(axis=0) - img.min(axis=0)).max(axis=-1)[: w - 2] >= 255 * min_span / np.sqrt(3)
     runs: dict[int, tuple[int, int]] = {}
-    for x in np.flatnonzero(band.sum(axis=0) >= min_len):
+    for x in np.flatnonzero((band.sum(axis=0) >= min_len) & varies):
         ok = band[:, x]
+        link = ok[:-1] & ok[1:] & smooth[:, x]  # rows y and y+1 in one run
+        starts = np.flatnonzero(ok & ~np.concatenate(([False], link)))
+        ends = np.flatnonzero(ok & ~np.concatenate((link, [False]))) + 1  # exclusive
         best: tuple[int, int] | None = None
-        y = 0
-        while y < h:
-            if not ok[y]:
-                y += 1
-                continue
-            start = y
-            while y + 1 < h and ok[y + 1] and smooth[y, x]:
-                y += 1
-            end = y + 1  # exclusive
-            y += 1
+        for start, end in zip(starts, ends):
             if end - start < min_len:
                 continue
             seg = img[start:end, x]
@@ -272,9 +267,9 @@ def find_colorbar(
                 continue
             span = np.linalg.norm((seg[lo] - seg[hi - 1]) / 255.0)
             if span >= min_span and (best is None or hi - lo > best[1] - best[0]):
-                best = (start + lo, start + hi)
+                best = (int(start + lo), int(start + hi))
         if best is not None:
-            runs[x] = best
+            runs[int(x)] = best
 
     # Group neighbouring columns with the same rows.
     groups: list[tuple[int, int, tuple[int, int]]] = []

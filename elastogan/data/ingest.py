@@ -36,7 +36,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -263,14 +263,14 @@ def extract_case(
     colormap: str,
     *,
     screen: np.ndarray | None = None,
-    panels: Sequence[Box] = (),
+    emode_box: Box | None = None,
     same_frame: bool = False,
 ) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
     """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
 
-    The colour bar is looked for in the E-mode panel, then on the rest of the ``screen`` (the
-    whole frame the panels were cut from, ``panels`` blanked): scanners often draw it beside
-    the image region.
+    The colour bar is looked for in the E-mode panel, then beside it on the ``screen`` (the
+    whole frame the panel was cut from, at ``emode_box``): scanners often draw it just left
+    or right of the image region.
 
     Where the E-mode's background differs from the B-mode, the B-mode under the ROI is
     estimated (colour maps) with a warning — or, with ``same_frame``, the file is refused
@@ -297,10 +297,8 @@ def extract_case(
         raise InputFileError(path, "no elastogram found (no coloured ROI in the E-mode)")
     bar = find_colorbar(emode, exclude=roi)
     bar_image, bar_in = emode, "panel"
-    if bar is None and screen is not None:
-        bar_image, bar_in = screen.copy(), "screen"
-        for x0, y0, x1, y1 in panels:
-            bar_image[y0:y1, x0:x1] = 0
+    if bar is None and screen is not None and emode_box is not None:
+        bar_image, bar_in = _beside(screen, emode_box), "screen"
         bar = find_colorbar(bar_image)
     lut, map_from = _colormap_lut(bar_image, bar, colormap, path)
     grey_map = is_grey_lut(lut)
@@ -331,6 +329,16 @@ def extract_case(
         "poor_match_fraction": round(inv.poor_fraction, 4),
     }
     return inv.strain, roi, source, warnings
+
+
+def _beside(screen: np.ndarray, box: Box) -> np.ndarray:
+    """The screen blanked except for strips left and right of ``box`` (a quarter of its width)."""
+    x0, y0, x1, y1 = box
+    margin = max(16, (x1 - x0) // 4)
+    out = np.zeros_like(screen)
+    for a, b in ((max(0, x0 - margin), x0), (x1, min(screen.shape[1], x1 + margin))):
+        out[y0:y1, a:b] = screen[y0:y1, a:b]
+    return out
 
 
 def _trim_poor_edges(roi: Box, poor: np.ndarray) -> Box:
@@ -400,7 +408,7 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
     emode = panels[which]
     bmode = rgb_to_grey(panels[1 - which])
     halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"
-    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, panels=boxes, same_frame=halves)
+    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, emode_box=boxes[which], same_frame=halves)
     spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(boxes[which], r.box)), None)
     source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
     return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
@@ -434,7 +442,7 @@ def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extract
     if bimg.patient_id and eimg.patient_id and bimg.patient_id != eimg.patient_id:
         raise InputFileError(eimg.path, f"patient differs from its B-mode's ({bimg.path.name})")
     bmode = rgb_to_grey(bpanel)
-    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap, screen=eimg.rgb, panels=[ebox])
+    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap, screen=eimg.rgb, emode_box=ebox)
     source = {**eimg.source, "layout": "pairs", "panels": found_by, **source}
     return Extracted(bmode, np.ascontiguousarray(epanel), strain, roi, espacing or bspacing, eimg.patient_id or bimg.patient_id, source, bimg.warnings + eimg.warnings + warnings)
 
