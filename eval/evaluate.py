@@ -1,0 +1,201 @@
+"""Real against synthetic, case by case: the image metrics of DESIGN §5, and their summaries.
+
+One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
+
+* ``ncc``, ``ssim``, ``psnr``, ``mae``: the mapped strain (0 hard … 1 soft) inside the ROI —
+  ``ncc`` is the reference paper's zero-mean NCC (:func:`elastogan.eval.metrics.ncc`);
+* ``ncc_emode``: the same NCC on the E-mode luminance inside the ROI (real: the manifest's
+  ``emode``; synthetic: the E-mode drawn from the synthetic strain);
+* ``*_lesion``: NCC, SSIM, PSNR and MAE of the mapped strain inside the lesion mask;
+* ``strain_ratio_real``, ``strain_ratio_synthetic`` (:func:`elastogan.tsukuba.strain_ratio`,
+  reference/lesion) and the synthetic ratio's signed error ``strain_ratio_error_abs`` and
+  ``strain_ratio_error_rel`` (:func:`elastogan.eval.metrics.strain_ratio_error`);
+* ``tsukuba_label`` (the manifest's), ``tsukuba_real`` and ``tsukuba_synthetic`` (the rule
+  scorer, :func:`elastogan.tsukuba.score_tsukuba`, on each strain map);
+* ``note``: why a value is missing.
+
+A value that is undefined for a case (no lesion mask, no real E-mode, a map constant inside
+the mask, no reference tissue beside the lesion) is ``None`` and its reason is in ``note``;
+summaries use the defined values and count the others. PSNR is ``inf`` for identical maps;
+summaries count those apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from elastogan.display import Box
+from elastogan.eval import metrics
+from elastogan.eval.tsukuba_report import tsukuba_agreement
+from elastogan.tsukuba import score_tsukuba, strain_ratio
+
+_MAP_METRICS: dict[str, Callable[..., float]] = {
+    "ncc": metrics.ncc, "ssim": metrics.ssim, "psnr": metrics.psnr, "mae": metrics.mae,
+}
+COLUMNS: tuple[str, ...] = (
+    "case", "ncc", "ncc_emode", "ssim", "psnr", "mae",
+    "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
+    "strain_ratio_real", "strain_ratio_synthetic", "strain_ratio_error_abs", "strain_ratio_error_rel",
+    "tsukuba_label", "tsukuba_real", "tsukuba_synthetic", "note",
+)
+# Per-case numbers that get a mean/sd/median/range in the summary.
+SUMMARISED: tuple[str, ...] = (
+    "ncc", "ncc_emode", "ssim", "psnr", "mae", "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
+    "strain_ratio_error_abs", "strain_ratio_error_rel",
+)
+
+
+@dataclass(frozen=True)
+class RealCase:
+    """The real side of one case, as the metrics need it.
+
+    Attributes:
+        id: case id.
+        bmode: H×W uint8 B-mode (the generator's input).
+        strain: H×W float32 mapped strain, NaN outside the ROI.
+        roi: elastography box ``(x0, y0, x1, y1)``.
+        emode: H×W×3 uint8 scanner E-mode, or ``None``.
+        lesion: H×W bool lesion mask, or ``None``.
+        tsukuba: the manifest's Tsukuba label, or ``None``.
+    """
+
+    id: str
+    bmode: np.ndarray
+    strain: np.ndarray
+    roi: Box
+    emode: np.ndarray | None = None
+    lesion: np.ndarray | None = None
+    tsukuba: int | str | None = None
+
+    def __post_init__(self) -> None:
+        h, w = self.bmode.shape[:2]
+        if self.bmode.ndim != 2 or self.strain.shape != (h, w):
+            raise ValueError(f"case {self.id}: expected H×W B-mode and strain of one shape, "
+                             f"got {self.bmode.shape} and {self.strain.shape}")
+        for name, arr, shape in (("emode", self.emode, (h, w, 3)), ("lesion", self.lesion, (h, w))):
+            if arr is not None and arr.shape != shape:
+                raise ValueError(f"case {self.id}: expected {name} of shape {shape}, got {arr.shape}")
+        x0, y0, x1, y1 = self.roi
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise ValueError(f"case {self.id}: ROI {self.roi} is not inside the {h}×{w} frame")
+
+    @property
+    def roi_mask(self) -> np.ndarray:
+        """H×W bool, True inside the ROI box."""
+        mask = np.zeros(self.strain.shape, bool)
+        x0, y0, x1, y1 = self.roi
+        mask[y0:y1, x0:x1] = True
+        return mask
+
+
+def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: np.ndarray) -> dict[str, Any]:
+    """One ``per_case.csv`` row: every metric of :data:`COLUMNS` for one case.
+
+    Args:
+        real: the real case.
+        synthetic_emode: H×W×3 uint8 synthetic E-mode.
+        synthetic_strain: H×W float mapped strain (NaN outside the ROI).
+
+    Returns:
+        A dict keyed by :data:`COLUMNS`; undefined values are ``None``, explained in ``note``.
+    """
+    if synthetic_strain.shape != real.strain.shape or synthetic_emode.shape != (*real.strain.shape, 3):
+        raise ValueError(f"case {real.id}: synthetic E-mode {synthetic_emode.shape} and strain "
+                         f"{synthetic_strain.shape} do not match the real {real.strain.shape} frame")
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row["case"] = real.id
+    notes: list[str] = []
+
+    def attempt(column: str, fn: Callable[[], Any]) -> None:
+        try:
+            row[column] = fn()
+        except (metrics.MetricError, ValueError) as e:
+            notes.append(f"{column}: {e}")
+
+    roi = real.roi_mask
+    for name, fn in _MAP_METRICS.items():
+        attempt(name, lambda fn=fn: fn(real.strain, synthetic_strain, roi))
+    if real.emode is None:
+        notes.append("ncc_emode: no real E-mode")
+    else:
+        attempt("ncc_emode", lambda: metrics.ncc(metrics.emode_luminance(real.emode),
+                                                 metrics.emode_luminance(synthetic_emode), roi))
+    if real.lesion is None:
+        notes.append("lesion metrics, strain ratio, Tsukuba: no lesion mask")
+    else:
+        inside = real.lesion & roi
+        for name, fn in _MAP_METRICS.items():
+            attempt(f"{name}_lesion", lambda fn=fn: fn(real.strain, synthetic_strain, inside))
+        attempt("strain_ratio_real", lambda: strain_ratio(real.strain, real.lesion, real.roi))
+        attempt("strain_ratio_synthetic", lambda: strain_ratio(synthetic_strain, real.lesion, real.roi))
+        if row["strain_ratio_real"] is not None and row["strain_ratio_synthetic"] is not None:
+            err = metrics.strain_ratio_error(row["strain_ratio_real"], row["strain_ratio_synthetic"])
+            row["strain_ratio_error_abs"], row["strain_ratio_error_rel"] = err["abs"], err["rel"]
+        attempt("tsukuba_real", lambda: score_tsukuba(real.strain, real.lesion, roi=real.roi, bmode=real.bmode))
+        attempt("tsukuba_synthetic",
+                lambda: score_tsukuba(synthetic_strain, real.lesion, roi=real.roi, bmode=real.bmode))
+    row["tsukuba_label"] = real.tsukuba
+    row["note"] = "; ".join(notes) or None
+    return row
+
+
+def _summary(values: list[float | None]) -> dict[str, Any]:
+    """mean, sd, median, min, max, n over the finite values; counts of the others."""
+    defined = [v for v in values if v is not None]
+    finite = [v for v in defined if math.isfinite(v)]
+    out: dict[str, Any] = dict(metrics.summary(finite)) if finite else \
+        {"mean": None, "sd": None, "median": None, "min": None, "max": None, "n": 0}
+    if len(defined) < len(values):
+        out["n_undefined"] = len(values) - len(defined)
+    if len(finite) < len(defined):
+        out["n_infinite"] = len(defined) - len(finite)
+    return out
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json for one checkpoint: flat ``{metric}_{mean,sd,median,min,max,n}`` and more.
+
+    Keys: ``n_cases``; for every column of :data:`SUMMARISED` its ``_mean``, ``_sd``,
+    ``_median``, ``_min``, ``_max``, ``_n`` (cases with a finite value) and, where some
+    are missing, ``_n_undefined`` / ``_n_infinite``; ``strain_ratio_mare`` (mean absolute
+    relative error of the strain ratio); ``tsukuba`` (real vs synthetic rule scores,
+    :func:`~elastogan.eval.tsukuba_report.tsukuba_agreement`) with the headline
+    ``tsukuba_agreement``, ``tsukuba_kappa_unweighted`` and ``tsukuba_kappa_linear``.
+    """
+    if not rows:
+        raise metrics.MetricError("no case to summarise")
+    out: dict[str, Any] = {"n_cases": len(rows)}
+    for col in SUMMARISED:
+        for k, v in _summary([r[col] for r in rows]).items():
+            out[f"{col}_{k}"] = v
+    rel = [abs(r["strain_ratio_error_rel"]) for r in rows if r["strain_ratio_error_rel"] is not None]
+    out["strain_ratio_mare"] = float(np.mean(rel)) if rel else None
+    pairs = [(r["tsukuba_real"], r["tsukuba_synthetic"]) for r in rows
+             if r["tsukuba_real"] is not None and r["tsukuba_synthetic"] is not None]
+    if pairs:
+        t = tsukuba_agreement([a for a, _ in pairs], [b for _, b in pairs])
+        out["tsukuba"] = t
+        out["tsukuba_agreement"] = t["agreement"]
+        out["tsukuba_kappa_unweighted"] = t["kappa_unweighted"]["value"]
+        out["tsukuba_kappa_linear"] = t["kappa_linear"]["value"]
+    else:
+        out["tsukuba"] = None
+    return out
+
+
+def gallery_picks(rows: Sequence[dict[str, Any]], k: int) -> list[int]:
+    """Indices of ``k`` cases spread over the NCC ranking, worst first (undefined NCC last).
+
+    A gallery of the best cases alone would flatter the model; this one shows the worst, the
+    best and evenly spaced ranks between.
+    """
+    if k < 1 or not rows:
+        return []
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["ncc"] is None, rows[i]["ncc"] or 0.0))
+    if k >= len(order):
+        return order
+    return [order[int(round(j))] for j in np.linspace(0, len(order) - 1, k)]
