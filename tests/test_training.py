@@ -271,3 +271,21 @@ def test_without_val_split_trains_without_best(tmp_path, capsys):
     assert "has no val split" in capsys.readouterr().err
     assert (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
     assert not (tmp_path / "r" / "checkpoints" / "best.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "extra, discriminators",
+    [
+        (["model.lesion_discriminator=true", "model.lesion_crop=16", "loss.adv_lesion=1.0", "loss.adv=hinge", "loss.ssim=1.0"], {"emode", "strain", "lesion"}),
+        (["model.name=pix2pix", "model.unet_channels=4", "model.unet_levels=5"], {"emode"}),
+        (["model.name=l1unet", "model.unet_channels=4", "model.unet_levels=5"], set()),
+    ],
+)
+def test_every_model_trains_through_the_same_loop(manifest, tmp_path, extra, discriminators):
+    cfg = tiny_cfg("optim.steps=2", "run.val_every=100", *extra)
+    last = train(cfg, data=manifest, out=tmp_path / "r", progress=False)
+    ckpt = load_checkpoint(last)
+    assert {k.split(".")[0] for k in ckpt["discriminators"]} == discriminators
+    assert (ckpt["opt_d"] is None) == (not discriminators)
+    terms = set([r for r in records(tmp_path / "r") if "g_total" in r][-1])
+    assert {f"d_{k}" for k in discriminators} <= terms and {f"adv_{k}" for k in discriminators} <= terms

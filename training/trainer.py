@@ -80,8 +80,11 @@ class Nets:
 
 def build_nets(cfg: TrainConfig, device: torch.device) -> Nets:
     """Networks from ``cfg.model`` and Adam optimisers from ``cfg.optim``, on ``device``."""
-    g = build_generator(cfg.model).to(device)
-    ds = build_discriminators(cfg.model).to(device)
+    try:
+        g = build_generator(cfg.model).to(device)
+        ds = build_discriminators(cfg.model).to(device)
+    except ValueError as e:  # a size the networks refuse is a config mistake
+        raise UserError(f"config 'model': {e}") from None
     o = cfg.optim
     fused = device.type == "cuda"  # one kernel per step on GPU; the CPU default (foreach) elsewhere
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g, betas=o.betas, fused=fused)
