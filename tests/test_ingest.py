@@ -256,6 +256,23 @@ def test_colour_bar_beside_the_image_region(tmp_path, capsys):
     assert "colour bar does not match the grey-black-soft map" in capsys.readouterr().err
 
 
+def test_a_single_image_is_not_taken_for_a_dual_display(tmp_path, capsys):
+    from elastogan.display import render_emode
+    from scanner_screens import bmode_image, standard_roi, strain_image
+
+    root = tmp_path / "in"
+    for name, (h, w) in {"square.png": (96, 128), "wide.png": (96, 240)}.items():
+        b, st = bmode_image(h, w, 0), strain_image(h, w, 0)
+        screen = np.zeros((h + 20, w + 20, 3), np.uint8)
+        screen[10 : 10 + h, 10 : 10 + w] = render_emode(b, st, standard_roi(h, w))
+        save_png(root / name, screen)
+    assert run("--input", root, "--out", tmp_path / "out", "--skip-bad") == 2
+    err = capsys.readouterr().err
+    assert f"skipped {root / 'square.png'}: no dual display found (found 1 image panel(s))" in err
+    # A wide single image is cut in two to look for panels; its halves are not B | E.
+    assert f"skipped {root / 'wide.png'}: no elastogram found: one image block, coloured in both its halves" in err
+
+
 BAD = {
     "empty.png": "empty file",
     "notes.txt": "not a supported image (expected PNG, JPEG, .npy or DICOM)",
@@ -280,6 +297,8 @@ def make_bad(root: Path) -> None:
     (root / "corrupt.png").write_bytes(bytes(corrupt))
     png_header_only(root / "bomb.png", 20_000, 20_000)
     shutil.copy(get_testdata_file("CT_small.dcm"), root / "IMG_CT")
+    (root / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)  # an index, not an image
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     plain = good.rgb.copy()
     x0, y0, x1, y1 = good.emode_box
     plain[y0:y1, x0:x1] = np.repeat(good.bmode[..., None], 3, axis=-1)  # B-mode | B-mode
@@ -310,6 +329,7 @@ def test_skip_bad_goes_on_with_the_good_files(tmp_path, capsys):
     for name, problem in BAD.items():
         assert f"elastogan: skipped {root / name}: {problem}" in captured.err
     assert "skipped 7 file(s)" in captured.out and "Traceback" not in captured.err
+    assert "DICOMDIR" not in captured.err and ".DS_Store" not in captured.err
     assert len(read_cases(out)) == 1
 
 
@@ -324,9 +344,9 @@ def test_pydicoms_real_ultrasound_files_are_reported_not_guessed(tmp_path, capsy
     assert f"skipped {root / 'palette_color'}: no elastogram found" in err
     # A SonoSite cine with a toolbar: not a dual display.
     assert f"skipped {root / 'ybr_color'}: no dual display found" in err
-    # GE dual power-Doppler screens: colour in both panels is not an elastogram.
+    # GE dual power-Doppler screens, panels touching: colour in both halves is no elastogram.
     for name in ("rgb_color", "jpeg2k"):
-        assert f"skipped {root / name}: both image panels are coloured" in err
+        assert f"skipped {root / name}: no elastogram found: one image block, coloured in both its halves" in err
     assert f"elastogan: error: {root}: no case could be ingested (4 file(s) skipped)" in err
     assert not (tmp_path / "out").exists()
 

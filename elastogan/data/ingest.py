@@ -386,6 +386,7 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
         raise InputFileError(path, f"no dual display found: the two largest image blocks differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]}); is this a single image? (try --layout pairs)")
     panels = [_crop(img.rgb, b) for b in boxes]
     colour = [_colour_fraction(p) for p in panels]
+    halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"  # one block cut in two
 
     which: int | None = None
     chosen_by = ""
@@ -394,6 +395,8 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
     if None not in types and types[0] != types[1] and 1 in types:
         which, chosen_by = (0 if types[1] == 1 else 1), "dicom region data type"
     elif max(colour) >= MIN_COLOUR_FRACTION:
+        if min(colour) >= MIN_COLOUR_FRACTION and halves:
+            raise InputFileError(path, "no elastogram found: one image block, coloured in both its halves (two touching colour panels, e.g. colour Doppler, or one wide elastogram)")
         if min(colour) >= MIN_COLOUR_FRACTION:
             raise InputFileError(path, f"both image panels are coloured ({colour[0]:.0%} and {colour[1]:.0%} of their pixels): no grey B-mode panel; colour Doppler rather than elastography?")
         which, chosen_by = int(np.argmax(colour)), "colour saturation"
@@ -407,7 +410,6 @@ def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
 
     emode = panels[which]
     bmode = rgb_to_grey(panels[1 - which])
-    halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"
     strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, emode_box=boxes[which], same_frame=halves)
     spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(boxes[which], r.box)), None)
     source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
