@@ -1,4 +1,4 @@
-"""``elastogan stats authenticity|agreement|roc|diagnostic|report``: the reader-study statistics.
+"""``elastogan stats authenticity|agreement|roc|diagnostic|report|tsukuba``: the statistics.
 
 Long-format CSV in (columns in :mod:`elastogan.eval.stats_io`), a readable table on stdout,
 JSON with ``--out FILE``. Heavy imports happen inside the command functions.
@@ -86,6 +86,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--n-boot", type=int, default=2000)
     rep.add_argument("--seed", type=int, default=0)
     rep.set_defaults(func=_report)
+
+    ts = ssub.add_parser("tsukuba", help="the Tsukuba rule scorer against a phantom manifest's design labels",
+                         description="Score every case of a manifest with the Tsukuba rule scorer and compare with "
+                         "the design labels (field tsukuba): confusion matrix (cyst, 1-5), agreement, Cohen kappa "
+                         "unweighted over all cases (cyst a category of its own) and linear-weighted over the cases "
+                         "labelled and scored 1-5 (cysts left out, counted).")
+    ts.add_argument("manifest", help="manifest.jsonl with tsukuba labels and lesion masks")
+    ts.add_argument("--split", help="only this split (default: all cases)")
+    ts.add_argument("--strain", choices=("estimated", "true"), default="estimated",
+                    help="estimated: the manifest's strain (default); true: source.true_strain, the simulator's FEM strain")
+    ts.add_argument("--out", metavar="FILE", help="write the results as JSON to FILE")
+    ts.set_defaults(func=_tsukuba)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
@@ -172,4 +184,13 @@ def _report(args: argparse.Namespace) -> int:
     )
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _tsukuba(args: argparse.Namespace) -> int:
+    from elastogan.eval.tsukuba_report import report_text, score_manifest
+
+    result = score_manifest(args.manifest, split=args.split, strain=args.strain)
+    print(report_text(result))
+    _write_json(args.out, result)
     return 0
