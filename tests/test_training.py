@@ -55,21 +55,21 @@ def records(run: Path) -> list[dict]:
 
 def test_training_reduces_loss_and_writes_the_run(manifest, tmp_path):
     run = tmp_path / "run"
-    cfg = tiny_cfg("optim.steps=30", "run.log_every=5", "run.val_every=30", "run.ckpt_every=30", "optim.lr_g=0.003")
+    cfg = tiny_cfg("optim.steps=20", "run.log_every=5", "run.val_every=20", "run.ckpt_every=20", "optim.lr_g=0.003")
     last = train(cfg, data=manifest, out=run, progress=False)
     assert last == run / "checkpoints" / "last.pt"
     assert (run / "checkpoints" / "best.pt").is_file()
     assert load_config(run / "config.yaml") == cfg
     recs = [r for r in records(run) if "g_total" in r]
-    assert [r["step"] for r in recs] == [5, 10, 15, 20, 25, 30]
+    assert [r["step"] for r in recs] == [5, 10, 15, 20]
     assert recs[-1]["l1_strain"] < 0.6 * recs[0]["l1_strain"]
     assert recs[-1]["g_total"] < recs[0]["g_total"]
     assert all(r["images_per_s"] > 0 for r in recs)
     val = [r for r in records(run) if "val/ncc_strain" in r]
     assert val and -1 <= val[-1]["val/ncc_strain"] <= 1
-    assert (run / "samples" / "step0000030.png").is_file()
+    assert (run / "samples" / "step0000020.png").is_file()
     ckpt = load_checkpoint(last)
-    assert ckpt["step"] == 30 and ckpt["format_version"] == FORMAT_VERSION
+    assert ckpt["step"] == 20 and ckpt["format_version"] == FORMAT_VERSION
     assert set(ckpt["versions"]) >= {"elastogan", "torch", "numpy", "python"}
     assert set(ckpt) >= {"generator", "generator_ema", "discriminators", "opt_g", "opt_d", "scaler", "rng", "config"}
 

@@ -6,6 +6,7 @@ Heavy imports (torch, the models) happen inside the commands, so ``elastogan --h
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -64,9 +65,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
     last = train(cfg, data=args.data, out=args.out, max_steps=args.steps, resume=args.resume,
                  device=args.device, progress=not args.no_progress)
-    import os
-
-    if os.environ.get("RANK", "0") == "0":
+    if os.environ.get("RANK", "0") == "0":  # torchrun: one line, from process 0
         print(f"elastogan: checkpoint {last}")
     return 0
 

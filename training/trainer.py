@@ -201,7 +201,8 @@ def train_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], step: int
     terms = discriminator_step(cfg, nets, batch, out, step, autocast)
     terms |= generator_step(cfg, nets, batch, out, step, autocast, lut)
     nets.scaler.update()
-    distributed.broadcast_buffers(nets.generator)
+    distributed.broadcast_buffers(nets.generator)  # batch-norm statistics (pix2pix) stay one copy
+    distributed.broadcast_buffers(nets.discriminators)
     update_ema(nets.generator_ema, nets.generator, cfg.optim.ema_decay)
     return terms
 
