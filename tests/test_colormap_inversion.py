@@ -13,7 +13,7 @@ from elastogan.data.colormap_inversion import (
     detect_roi,
     find_colorbar,
     invert_emode,
-    is_grey_lut,
+    estimate_grey_alpha,
     lut_distance,
 )
 from elastogan.display import DisplayLayout, render_emode
@@ -46,9 +46,8 @@ def test_strain_covers_the_display_range(scene):
 def test_round_trip_named_map_with_the_bmode(scene, colormap, alpha):
     bmode, strain = scene
     emode = render_emode(bmode, strain, ROI, colormap=colormap, alpha=alpha)
-    grey = is_grey_lut(get_colormap(colormap).lut())
-    # A colour map's opacity is fitted; a grey map's cannot be (see the module), so it is given.
-    inv = invert_emode(emode, ROI, colormap, bmode=bmode, alpha=alpha if grey else None)
+    # The opacity is not given: fitted for a colour map, read from the speckle for a grey one.
+    inv = invert_emode(emode, ROI, colormap, bmode=bmode)
     err = roi_error(inv.strain, strain)
     assert err.max() < TOLERANCE, f"max error {err.max():.4f}"
     assert inv.alpha == pytest.approx(alpha, abs=0.005)
@@ -78,8 +77,7 @@ def test_round_trip_map_read_from_the_colour_bar(scene, colormap):
     assert bar == DisplayLayout(H, W).colorbar
     lut = colorbar_lut(emode, bar, soft_at="top")
     assert lut_distance(lut, get_colormap(colormap).lut()) < 0.01
-    grey = is_grey_lut(lut)
-    inv = invert_emode(emode, ROI, lut, bmode=bmode, alpha=alpha if grey else None)
+    inv = invert_emode(emode, ROI, lut, bmode=bmode)
     err = roi_error(inv.strain, strain)
     assert err.max() < TOLERANCE, f"max error {err.max():.4f}"
     assert inv.poor_fraction == 0.0
@@ -103,6 +101,20 @@ def test_no_colour_bar_in_a_plain_bmode_or_a_smooth_opaque_roi(scene):
     # Opaque grey strain, smooth from column to column, and no bar drawn: nothing found.
     emode = render_emode(bmode, strain, ROI, colormap="grey-white-soft", alpha=1.0, colorbar=False)
     assert find_colorbar(emode) is None
+
+
+@pytest.mark.parametrize("colormap", ["grey-white-soft", "grey-black-soft"])
+def test_grey_opacity_from_the_speckle_showing_through(colormap):
+    """Across sizes and scenes the speckle gives α to within 0.005 (strain error < 1 %)."""
+    for h, w, seed in ((96, 128, 0), (96, 128, 4), (120, 160, 5)):
+        bmode, strain = bmode_image(h, w, seed), strain_image(h, w, seed)
+        roi = standard_roi(h, w)
+        for alpha in (0.3, 0.7, 1.0):
+            emode = render_emode(bmode, strain, roi, colormap=colormap, alpha=alpha)
+            assert estimate_grey_alpha(emode, bmode, roi) == pytest.approx(alpha, abs=0.005)
+    flat = np.full((h, w), 100, np.uint8)  # nothing shows through a flat B-mode
+    with pytest.raises(ValueError, match="no speckle"):
+        estimate_grey_alpha(render_emode(flat, strain, roi, colormap=colormap, alpha=0.5), flat, roi)
 
 
 def test_poor_matches_are_reported(scene):
@@ -134,11 +146,11 @@ def test_roi_detection(scene):
     assert detect_roi(np.repeat(bmode[..., None], 3, axis=-1)) is None
 
 
-def test_grey_maps_need_their_opacity_and_bmode(scene):
+def test_grey_maps_need_the_bmode_unless_opaque(scene):
     bmode, strain = scene
     emode = render_emode(bmode, strain, ROI, colormap="grey-white-soft", alpha=0.5)
-    with pytest.raises(ValueError, match="does not tell its opacity"):
-        invert_emode(emode, ROI, "grey-white-soft", bmode=bmode)
+    with pytest.raises(ValueError, match="without the B-mode"):
+        invert_emode(emode, ROI, "grey-white-soft")
     with pytest.raises(ValueError, match="without the B-mode"):
         invert_emode(emode, ROI, "grey-white-soft", alpha=0.5)
     opaque = render_emode(bmode, strain, ROI, colormap="grey-white-soft", alpha=1.0)

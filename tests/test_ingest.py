@@ -161,13 +161,20 @@ def test_colour_bar_map_and_grey_map(tmp_path):
     assert case.colormap is None and case.source["colormap_from"] == "colour bar"
     assert np.nanmax(np.abs(read_strain(case.strain) - hitachi.strain)) < TOLERANCE
 
+    # Grey maps: the elastogram is the panel with the bar; opaque, or blended over the speckle.
     grey_root = tmp_path / "grey"
-    grey = dual_screen(seed=6, colormap="grey-white-soft", alpha=1.0, emode_left=True)
-    save_png(grey_root / "g.png", grey.rgb)
+    greys = {
+        "opaque.png": dual_screen(seed=6, colormap="grey-white-soft", alpha=1.0, emode_left=True),
+        "blended.png": dual_screen(seed=7, colormap="grey-white-soft", alpha=0.6),
+    }
+    for name, screen in greys.items():
+        save_png(grey_root / name, screen.rgb)
     assert run("--input", grey_root, "--out", tmp_path / "g", "--colormap", "grey-white-soft") == 0
-    (case,) = read_cases(tmp_path / "g")
-    assert case.source["emode_chosen_by"] == "colour bar" and case.roi == grey.roi
-    assert np.nanmax(np.abs(read_strain(case.strain) - grey.strain)) < TOLERANCE
+    for case in read_cases(tmp_path / "g"):
+        screen = next(g for g in greys.values() if np.array_equal(g.bmode, read_gray(case.bmode)))
+        assert case.source["emode_chosen_by"] == "colour bar" and case.roi == screen.roi
+        assert case.source["alpha"] == pytest.approx(1.0 if screen is greys["opaque.png"] else 0.6, abs=0.005)
+        assert np.nanmax(np.abs(read_strain(case.strain) - screen.strain)) < TOLERANCE
 
 
 def test_colour_bar_contradicting_the_named_map_is_an_error(tmp_path, capsys):

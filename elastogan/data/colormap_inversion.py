@@ -12,9 +12,10 @@ map colour ``C`` of relative strain ``s`` (0 hard … 1 soft) blended over the g
    grey B-mode only adds a grey vector: the chroma of ``E`` (its part orthogonal to grey) is
    ``α`` times the chroma of ``C(s)``. For a colour map the opacity ``α``, when not given, is
    the one that makes the ROI's pixels fit the map best (a 1-D search with a sharp minimum).
-   A grey map has neither chroma nor a sharp minimum (any larger α also leaves greys), so its
-   ``α`` must be given — grey-map scanners draw the elastogram opaque, ``α = 1`` — and a
-   blended grey map needs the B-mode.
+   A grey map has neither chroma nor a sharp minimum (any larger α also leaves greys): its
+   ``α`` comes from the speckle instead (``estimate_grey_alpha``: strain is smooth at the
+   speckle's scale, so the speckle that shows through the elastogram is ``(1 - α)·B``'s), and
+   a blended grey map needs the B-mode.
 3. **Nearest map entry** per pixel (a k-d tree over a fine LUT); pixels whose residual, in
    E-mode units, exceeds ``tolerance`` are reported as poorly matched (ROI outlines, text,
    markers, another map than the one named, lossy compression).
@@ -37,6 +38,8 @@ ALPHA_MIN = 0.05  # smallest colour opacity considered when α is fitted
 ALPHA_STEPS = (0.05, 0.01, 0.001)  # coarse-to-fine grids of the α fit
 ALPHA_FIT_PIXELS = 3000  # ROI pixels used to fit α (a seeded subsample)
 GREY_CHROMA = 0.02  # a LUT whose chroma never exceeds this is a grey map
+GREY_ALPHA_CALM = 70  # grey-map α: pixels below this percentile of edge strength are used
+MIN_SPECKLE_VARIANCE = 1.0  # grey levels²: less high-pass B-mode variance than this is no speckle
 
 # Orthonormal basis of the plane orthogonal to grey (1, 1, 1): the chroma plane.
 _CHROMA = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[np.sqrt(2.0)], [np.sqrt(6.0)]])
@@ -99,7 +102,8 @@ def invert_emode(
             (row 0 = hardest), e.g. from ``colorbar_lut``.
         bmode: H×W uint8 grey B-mode under the E-mode, if known; otherwise it is estimated
             (colour maps only).
-        alpha: colour opacity if known; fitted otherwise.
+        alpha: colour opacity if known; otherwise fitted (colour maps) or estimated from the
+            speckle showing through (grey maps, which then need the B-mode).
         tolerance: residual (RGB distance in 0..1 units, E-mode scale) above which a pixel
             counts as poorly matched.
 
@@ -131,16 +135,13 @@ def invert_emode(
         raise ValueError(f"tolerance must be > 0, got {tolerance}")
     lut = resolve_lut(colormap)
     grey_map = is_grey_lut(lut)
-    if grey_map and alpha is None:
-        raise ValueError(
-            "a grey colour map blended over the grey B-mode does not tell its opacity: give "
-            "alpha (1 where the scanner draws the elastogram opaque, as grey-map scanners do)"
-        )
     if grey_map and bmode is None and alpha != 1.0:
         raise ValueError(
-            "a blended grey colour map cannot be told apart from the grey B-mode under it "
-            "without the B-mode: give the B-mode (dual display or pairs)"
+            "a grey colour map cannot be told apart from the grey B-mode under it without the "
+            "B-mode: give the B-mode (dual display or pairs), or alpha=1 if the elastogram is opaque"
         )
+    if grey_map and alpha is None:
+        alpha = estimate_grey_alpha(emode, bmode, roi)
 
     e = emode[y0:y1, x0:x1].reshape(-1, 3).astype(np.float64) / 255.0  # (n, 3)
     if bmode is not None:
@@ -189,6 +190,44 @@ def invert_emode(
         alpha=alpha,
         bmode_source=bmode_source,
     )
+
+
+def estimate_grey_alpha(emode: np.ndarray, bmode: np.ndarray, roi: Box) -> float:
+    """The opacity of a grey elastogram, from the B-mode speckle that shows through it.
+
+    Inside the ROI ``E = (1 - α)·B + α·C``. Strain, and so ``C``, is smooth at the scale of
+    speckle, so in a 3×3 high-pass ``E_hp ≈ (1 - α)·B_hp``: the least-squares slope of
+    ``E_hp`` on ``B_hp`` is ``1 - α``. Pixels near edges of the smoothed E-mode or B-mode (a
+    lesion boundary, where strain and echo change together) are left out: there the strain
+    is not smooth and would bias the slope.
+
+    Args:
+        emode: H×W×3 uint8 E-mode drawn with a grey map.
+        bmode: H×W uint8 B-mode under it.
+        roi: ``(x0, y0, x1, y1)``.
+
+    Returns:
+        α in ``[ALPHA_MIN, 1]``, rounded to 0.001 (1 for an opaque elastogram).
+
+    Raises:
+        ValueError: the B-mode under the ROI has no speckle to read α from.
+    """
+    from scipy import ndimage
+
+    x0, y0, x1, y1 = roi
+    e = emode[y0:y1, x0:x1].astype(np.float64).mean(axis=-1)
+    b = bmode[y0:y1, x0:x1].astype(np.float64)
+    inner = (slice(1, -1), slice(1, -1))  # the 3×3 mean is exact away from the border
+    e_hp = (e - ndimage.uniform_filter(e, 3))[inner]
+    b_hp = (b - ndimage.uniform_filter(b, 3))[inner]
+    e_edge = ndimage.gaussian_gradient_magnitude(ndimage.gaussian_filter(e, 1.5), 1.0)[inner]
+    b_edge = ndimage.gaussian_gradient_magnitude(b, 2.0)[inner]
+    calm = (e_edge < np.percentile(e_edge, GREY_ALPHA_CALM)) & (b_edge < np.percentile(b_edge, GREY_ALPHA_CALM))
+    denom = float((b_hp[calm] ** 2).sum())
+    if denom < MIN_SPECKLE_VARIANCE * max(1, int(calm.sum())):
+        raise ValueError("the B-mode under the ROI has no speckle, so a grey map's opacity cannot be read from it: give alpha")
+    slope = float((e_hp[calm] * b_hp[calm]).sum()) / denom
+    return round(float(np.clip(1.0 - slope, ALPHA_MIN, 1.0)), 3)
 
 
 def _fit_alpha(residual: Callable[[float], np.ndarray], tolerance: float) -> float:

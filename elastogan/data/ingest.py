@@ -71,7 +71,6 @@ MIN_ROI_SIDE = 8  # pixels; a smaller coloured box is a marker, not an elastogra
 BAR_MISMATCH = 0.08  # mean RGB distance above which a colour bar is not the named map
 POOR_MATCH_WARN = 0.05  # share of ROI pixels matched poorly that earns a warning
 POOR_MATCH_REFUSE = 0.25  # … and above which the region is not this map's elastogram
-GREY_MAP_ALPHA = 1.0  # grey-map scanners draw the elastogram opaque; a blend cannot be told
 BMODE_MISMATCH = 0.05  # share of pixels outside the ROI where E-mode and B-mode panels may differ …
 BMODE_NOISE = 16  # … by more than this (JPEG noise stays below; another frame's speckle does not)
 EDGE_POOR = 0.5  # a ROI edge line matching the map this poorly is outline or colour bleed
@@ -310,8 +309,10 @@ def extract_case(
             raise InputFileError(path, "the B-mode does not match the elastogram's background, and a grey map cannot be inverted without it")
         bmode_known = False
         warnings.append("the B-mode differs from the E-mode's background; estimating the B-mode under the ROI")
-    alpha = GREY_MAP_ALPHA if grey_map else None
-    inv = invert_emode(emode, roi, lut, bmode=bmode if bmode_known else None, alpha=alpha)
+    try:
+        inv = invert_emode(emode, roi, lut, bmode=bmode if bmode_known else None)
+    except ValueError as e:  # a grey map's opacity unreadable: the file's problem, not a bug
+        raise InputFileError(path, str(e)) from None
     trimmed = _trim_poor_edges(roi, inv.poor_match)
     if trimmed != roi:
         roi = trimmed
