@@ -1,0 +1,229 @@
+"""``elastogan evaluate``: numbers per case and in summary, files, several checkpoints, bad input."""
+
+from __future__ import annotations
+
+import csv
+import doctest
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from elastogan.checkpoint import FORMAT_VERSION, save_checkpoint
+from elastogan.cli import main
+from elastogan.data.manifest import read_manifest
+from elastogan.eval import evaluate as ev
+from elastogan.eval import metrics
+from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, summarise
+from elastogan.eval.evaluate_report import checkpoint_names, evaluate, load_real_case, split_cases
+from elastogan.predict import Predictor
+from elastogan.training.config import CONFIG_DIR
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_training import TINY  # noqa: E402
+from tiny_manifest import make_manifest  # noqa: E402
+
+REQUIRED = ("ncc_mean", "ncc_sd", "ncc_median", "ncc_min", "ncc_max", "ssim_mean", "psnr_mean", "mae_mean", "n_cases")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("sim")
+    assert main(["simulate", "--out", str(d), "--n", "6", "--size", "64", "--no-progress"]) == 0
+    return d / "manifest.jsonl"
+
+
+@pytest.fixture(scope="module")
+def ckpt(data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    smaller = [arg for kv in TINY for arg in ("--set", kv)]  # the training tests' few-steps-a-second model
+    assert main(["train", "--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(data), "--out", str(run),
+                 "--steps", "2", *smaller, "--device", "cpu", "--no-progress"]) == 0
+    return run / "checkpoints" / "last.pt"
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_docstring_examples():
+    assert doctest.testmod(ev).failed == 0
+
+
+def _case(seed: int = 0, lesion: bool = True) -> RealCase:
+    rng = np.random.default_rng(seed)
+    h, w = 48, 40
+    yy, xx = np.mgrid[:h, :w]
+    les = np.hypot(yy - 24, xx - 18) < 7
+    roi = (2, 3, 34, 45)
+    strain = np.full((h, w), np.nan, np.float32)
+    inside = np.zeros((h, w), bool)
+    inside[3:45, 2:34] = True
+    strain[inside] = (np.where(les, 0.2, 0.7) + rng.normal(0, 0.05, (h, w)))[inside]
+    bmode = rng.integers(60, 200, (h, w), dtype=np.uint8)
+    emode = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return RealCase("c", bmode, strain, roi, emode, les if lesion else None, 4)
+
+
+def test_a_case_against_itself_is_perfect():
+    real = _case()
+    row = compare_case(real, real.emode, real.strain)
+    assert list(row) == list(COLUMNS)
+    for k in ("ncc", "ncc_emode", "ssim", "ncc_lesion", "ssim_lesion"):
+        assert row[k] == pytest.approx(1.0, abs=1e-12), k
+    assert row["mae"] == 0 and row["psnr"] == math.inf and row["mae_lesion"] == 0
+    assert row["strain_ratio_real"] == row["strain_ratio_synthetic"] > 1
+    assert row["strain_ratio_error_abs"] == 0 and row["strain_ratio_error_rel"] == 0
+    assert row["tsukuba_real"] == row["tsukuba_synthetic"] and row["tsukuba_label"] == 4 and row["note"] is None
+
+
+def test_known_values_for_inverted_and_affine_maps():
+    real = _case()
+    inverted = compare_case(real, real.emode, 1.0 - real.strain)
+    assert inverted["ncc"] == pytest.approx(-1.0, abs=1e-12)
+    affine = compare_case(real, real.emode, 0.5 * real.strain + 0.25)
+    inside = real.roi_mask
+    assert affine["ncc"] == pytest.approx(1.0, abs=1e-12)
+    assert affine["mae"] == pytest.approx(np.mean(np.abs(0.25 - 0.5 * real.strain[inside])), rel=1e-6)
+    assert affine["psnr"] == pytest.approx(metrics.psnr(real.strain, 0.5 * real.strain + 0.25, inside))
+    # The ratio of a map 0.5 s + 0.25 is (0.5 ref + 0.25) / (0.5 les + 0.25): recomputed by hand.
+    les, ref_ratio = real.strain[real.lesion], affine["strain_ratio_real"]
+    les_mean = float(np.mean(les))
+    ref_mean = ref_ratio * les_mean
+    assert affine["strain_ratio_synthetic"] == pytest.approx((0.5 * ref_mean + 0.25) / (0.5 * les_mean + 0.25), rel=1e-5)
+
+
+def test_undefined_values_are_none_with_a_note_and_counted():
+    real = _case(lesion=False)
+    flat = np.where(np.isfinite(real.strain), 0.5, np.nan).astype(np.float32)
+    row = compare_case(real, real.emode, flat)
+    assert row["ncc"] is None and "constant" in row["note"] and row["mae"] is not None
+    assert row["ncc_lesion"] is None and row["tsukuba_real"] is None and "no lesion mask" in row["note"]
+    good = compare_case(real, real.emode, real.strain)
+    s = summarise([row, good])
+    assert s["n_cases"] == 2 and s["ncc_n"] == 1 and s["ncc_n_undefined"] == 1 and s["ncc_mean"] == pytest.approx(1.0)
+    assert s["psnr_n"] == 1 and s["psnr_n_infinite"] == 1
+    assert s["ncc_lesion_mean"] is None and s["tsukuba"] is None
+
+
+def test_summary_numbers_are_those_of_the_rows():
+    rows = [dict.fromkeys(COLUMNS) | {"ncc": v, "strain_ratio_error_rel": e, "tsukuba_real": a, "tsukuba_synthetic": b}
+            for v, e, a, b in [(0.5, 0.1, 4, 4), (0.7, -0.3, 5, 4), (0.9, 0.2, "cyst", "cyst")]]
+    s = summarise(rows)
+    assert (s["ncc_mean"], s["ncc_median"], s["ncc_min"], s["ncc_max"]) == pytest.approx((0.7, 0.7, 0.5, 0.9))
+    assert s["ncc_sd"] == pytest.approx(0.2)
+    assert s["strain_ratio_mare"] == pytest.approx(0.2)
+    assert s["tsukuba_agreement"] == pytest.approx(2 / 3) and s["tsukuba"]["n_with_cyst"] == 1
+
+
+def test_gallery_spreads_over_the_ncc_ranking():
+    rows = [{"ncc": v} for v in (0.5, None, 0.9, 0.1, 0.7)]
+    assert gallery_picks(rows, 3) == [3, 4, 1]  # worst, middle, last (undefined sorts last)
+    assert gallery_picks(rows, 10) == [3, 0, 4, 2, 1] and gallery_picks(rows, 0) == []
+
+
+def test_checkpoint_names_are_short_and_unique():
+    assert checkpoint_names(["runs/a/checkpoints/best.pt"]) == ["best"]
+    assert checkpoint_names(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt"]) == \
+        ["a/checkpoints/best", "b/checkpoints/best"]
+    assert checkpoint_names(["x/best.pt", "x/last.pt"]) == ["best", "last"]
+
+
+def test_real_data_against_itself(data, tmp_path):
+    """The real images as the 'model': NCC 1, SSIM 1, MAE 0, PSNR infinite, Tsukuba κ 1;
+    per_case.csv is what `elastogan stats report` reads."""
+    cases = split_cases(data, "test")
+    out = tmp_path / "self"
+    evaluate({"self": lambda real: (real.emode, real.strain)}, cases, out, source={"split": "test"}, gallery=2)
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(REQUIRED) <= set(m) and m["n_cases"] == len(cases) == 2
+    for k in ("ncc_mean", "ncc_min", "ncc_max", "ncc_emode_mean", "ssim_mean", "ncc_lesion_mean"):
+        assert m[k] == pytest.approx(1.0, abs=1e-9), k
+    assert m["ncc_sd"] == pytest.approx(0.0, abs=1e-9) and m["mae_mean"] == 0.0
+    assert m["psnr_mean"] is None and m["psnr_n_infinite"] == 2
+    assert m["strain_ratio_mare"] == 0.0 and m["tsukuba_agreement"] == 1.0
+    rows = _read_csv(out / "per_case.csv")
+    assert [r["case"] for r in rows] == [c.id for c in cases] and all(float(r["ncc"]) == 1.0 for r in rows)
+    assert [r["tsukuba_label"] for r in rows] == [str(c.tsukuba) for c in cases]
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(out / "per_case.csv", export / "per_case.csv")
+    assert main(["stats", "report", str(export)]) == 0
+    rep = json.loads((export / "report" / "report.json").read_text())
+    assert rep["image_metrics"]["ncc"]["mean"] == 1.0 and rep["image_metrics"]["ncc"]["n"] == 2
+
+
+def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--split", "test", "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    for name in ("metrics.json", "report.md", "per_case.csv", "ncc_histogram.png", "gallery.png", "strain_ratio.png"):
+        assert (out / name).is_file(), name
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(REQUIRED) <= set(m) and m["n_cases"] == 2 and m["step"] == 2 and m["model"] == "transunet"
+    # The per-case NCC is the paper's NCC of the Predictor's strain against the real one, in the ROI.
+    case = read_manifest(data).split("test")[0]
+    real = load_real_case(case)
+    _, strain = Predictor.from_checkpoint(ckpt, device="cpu").predict(real.bmode, roi=real.roi)
+    rows = _read_csv(out / "per_case.csv")
+    assert float(rows[0]["ncc"]) == pytest.approx(metrics.ncc(real.strain, strain, real.roi_mask), abs=1e-5)
+    assert m["ncc_mean"] == pytest.approx(np.mean([float(r["ncc"]) for r in rows]), abs=1e-5)
+    assert m["psnr_mean"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), abs=1e-4)
+    md = (out / "report.md").read_text()
+    assert "| metric | last | paper |" in md and "0.70 ± 0.08" in md and "![real | synthetic | difference](gallery.png)" in md
+    with Image.open(out / "gallery.png") as im:
+        assert im.height > 2 * 192  # two cases in the split, one row each
+
+
+def test_two_checkpoints_side_by_side(data, ckpt, tmp_path):
+    a, b = tmp_path / "a" / "last.pt", tmp_path / "b" / "last.pt"
+    for p in (a, b):
+        p.parent.mkdir()
+        shutil.copy(ckpt, p)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(a), str(b), "--data", str(data), "--out", str(out),
+                 "--device", "cpu", "--no-progress", "--gallery", "1"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert list(m) == ["a/last", "b/last"]
+    assert all(set(REQUIRED) <= set(v) for v in m.values())
+    assert m["a/last"]["ncc_mean"] == pytest.approx(m["b/last"]["ncc_mean"], abs=1e-6)  # the same weights
+    assert "| metric | a/last | b/last | paper |" in (out / "report.md").read_text()
+    assert (out / "a_last" / "per_case.csv").is_file() and (out / "b_last" / "gallery.png").is_file()
+
+
+def _fails(capsys, argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
+
+
+def test_bad_input_is_one_line_and_exit_2(data, ckpt, tmp_path, capsys):
+    def run(checkpoints, manifest=data, *extra):
+        return ["evaluate", "--checkpoint", *map(str, checkpoints), "--data", str(manifest),
+                "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress", *extra]
+
+    _fails(capsys, run([tmp_path / "missing.pt"]), "missing.pt: checkpoint not found")
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, {"config": {}})
+    blob = torch.load(other, weights_only=True)
+    blob["format_version"] = FORMAT_VERSION + 1
+    torch.save(blob, other)
+    _fails(capsys, run([ckpt, other]), f"checkpoint format version {FORMAT_VERSION + 1}")
+    _fails(capsys, run([ckpt, ckpt]), "is given twice")
+    no_test = make_manifest(tmp_path / "no_test", splits={"train": 2})
+    _fails(capsys, run([ckpt], no_test), "no case in split 'test' (splits present: train)")
+    bare = tmp_path / "bare"
+    src = make_manifest(bare, splits={"test": 2})
+    recs = [json.loads(line) for line in src.read_text().splitlines()]
+    recs[1] = {k: v for k, v in recs[1].items() if k not in ("strain", "emode", "roi")}
+    src.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    _fails(capsys, run([ckpt], src), "1 case(s) of split 'test' have no real strain map (and ROI) to compare with: c001")
+    _fails(capsys, run([ckpt], data, "--split", "tset"), "unknown split 'tset'")
+    assert not (tmp_path / "o").exists()
