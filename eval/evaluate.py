@@ -164,7 +164,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     are missing, ``_n_undefined`` / ``_n_infinite``; ``strain_ratio_mare`` (mean absolute
     relative error of the strain ratio); ``tsukuba`` (real vs synthetic rule scores,
     :func:`~elastogan.eval.tsukuba_report.tsukuba_agreement`) with the headline
-    ``tsukuba_agreement``, ``tsukuba_kappa_unweighted`` and ``tsukuba_kappa_linear``.
+    ``tsukuba_agreement``, ``tsukuba_kappa_unweighted`` and ``tsukuba_kappa_linear``; and
+    ``tsukuba_vs_label`` {``real``, ``synthetic``}: each side's rule scores against the
+    manifest's labels (phantoms have design labels), ``None`` without labels.
     """
     if not rows:
         raise metrics.MetricError("no case to summarise")
@@ -184,6 +186,11 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["tsukuba_kappa_linear"] = t["kappa_linear"]["value"]
     else:
         out["tsukuba"] = None
+    labelled = {side: [(r["tsukuba_label"], r[f"tsukuba_{side}"]) for r in rows
+                       if r["tsukuba_label"] is not None and r[f"tsukuba_{side}"] is not None]
+                for side in ("real", "synthetic")}
+    out["tsukuba_vs_label"] = {side: tsukuba_agreement([a for a, _ in p], [b for _, b in p]) if p else None
+                               for side, p in labelled.items()}
     return out
 
 

@@ -294,6 +294,11 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
         for n in names) + " | |")
     lines.append("| Tsukuba κ unweighted | " + " | ".join(_kappa_cell(summaries[n], "unweighted") for n in names) + " | |")
     lines.append("| Tsukuba κ linear (1–5) | " + " | ".join(_kappa_cell(summaries[n], "linear") for n in names) + " | |")
+    if any(summaries[n]["tsukuba_vs_label"]["synthetic"] for n in names):
+        lines.append("| Tsukuba agreement with the manifest's labels, real / synthetic | " + " | ".join(
+            " / ".join("—" if t is None else f"{num(t['agreement'])} (κ linear {num(t['kappa_linear']['value'])})"
+                       for t in (summaries[n]["tsukuba_vs_label"][side] for side in ("real", "synthetic")))
+            for n in names) + " | |")
     lines += ["", f"Paper: {REFERENCE_PAPER['source']}.", ""]
     for n in names:
         folder = folders[n]

@@ -152,6 +152,9 @@ def test_real_data_against_itself(data, tmp_path):
     rows = _read_csv(out / "per_case.csv")
     assert [r["case"] for r in rows] == [c.id for c in cases] and all(float(r["ncc"]) == 1.0 for r in rows)
     assert [r["tsukuba_label"] for r in rows] == [str(c.tsukuba) for c in cases]
+    same = np.mean([r["tsukuba_real"] == r["tsukuba_label"] for r in rows])
+    assert m["tsukuba_vs_label"]["real"] == m["tsukuba_vs_label"]["synthetic"]
+    assert m["tsukuba_vs_label"]["real"]["agreement"] == pytest.approx(same)
     export = tmp_path / "export"
     export.mkdir()
     shutil.copy(out / "per_case.csv", export / "per_case.csv")
