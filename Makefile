@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean browser
 
 $(STAMP): pyproject.toml requirements.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +23,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m elastogan.demo --out $(DEMO_DIR)
 
-test: setup
+# Debian's chromium for the app's browser tests (Playwright's Python package drives it through
+# executable_path; `playwright install` is never run). Root on CI and dev machines.
+browser:
+	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 clean:

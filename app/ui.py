@@ -36,8 +36,10 @@ PROGRESS_HEADERS = ["reader", "group", "answered", "total", "percent", "last ans
 # System fonts only: the page must not reach for web fonts (no network in clinics or CI).
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "Consolas", "monospace"]
+# Scale small frames up to the panel (the browser would otherwise show a 64-pixel phantom
+# as a stamp); aspect ratio kept.
 CSS = """
-.study-image img { image-rendering: pixelated; }
+.frame img { width: 100%; height: 100%; object-fit: contain; }
 footer { display: none !important; }
 """
 
@@ -120,27 +122,29 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
         if study is None:
             return "Local preview (no study).", gr.Tab(visible=True)
         who = f"Signed in as **{_user(request)}** ({r}) · [Log out](logout)"
-        return (who, gr.Tab(visible=r == "lead"), gr.Tab(visible=r == "reader"), gr.Tab(visible=r == "lead"))
+        selected = {"reader": "reader", "lead": "lead"}.get(r)
+        return (who, gr.Tabs(selected=selected), gr.Tab(visible=r == "lead"), gr.Tab(visible=r == "reader"),
+                gr.Tab(visible=r == "lead"))
 
     with gr.Blocks(title="elastogan — virtual strain elastography") as demo:
         gr.Markdown("## elastogan · virtual strain elastography")
         header = gr.Markdown()
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Preview", id="preview", visible=study is None) as tab_preview:
                 gr.Markdown("Upload a B-mode (PNG, JPEG or DICOM, with or without a file extension) and, "
                             "optionally, the real E-mode of the same view. The synthetic elastogram is "
                             "**labelled SYNTHETIC** on screen and in every download.")
                 with gr.Row():
-                    bmode_file = gr.File(label="B-mode (PNG, JPEG or DICOM)", type="filepath")
-                    real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath")
-                lesion_box = gr.Textbox(label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
+                    bmode_file = gr.File(label="B-mode (PNG, JPEG or DICOM)", type="filepath", elem_id="bmode-upload")
+                    real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath", elem_id="real-upload")
+                lesion_box = gr.Textbox(elem_id="lesion-box", label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
                                         placeholder="e.g. 90, 100, 150, 150")
                 run = gr.Button("Make synthetic elastogram", variant="primary")
                 message = gr.Markdown(elem_id="preview-message")
                 with gr.Row():
-                    out_bmode = gr.Image(label="B-mode", format="png", interactive=False)
-                    out_synth = gr.Image(label="Synthetic E-mode (SYNTHETIC)", format="png", interactive=False)
-                    out_real = gr.Image(label="Real E-mode", format="png", interactive=False)
+                    out_bmode = gr.Image(label="B-mode", format="png", interactive=False, elem_classes="frame", height=300)
+                    out_synth = gr.Image(label="Synthetic E-mode (SYNTHETIC)", format="png", interactive=False, elem_classes="frame", height=300)
+                    out_real = gr.Image(label="Real E-mode", format="png", interactive=False, elem_classes="frame", height=300)
                 slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", format="png", interactive=False)
                 downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture",
                                         file_count="multiple", interactive=False)
@@ -152,13 +156,13 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                     progress = gr.Markdown(elem_id="reader-progress")
                     with gr.Row():
                         r_bmode = gr.Image(label="B-mode", format="png", interactive=False, buttons=["fullscreen"],
-                                           elem_classes="study-image")
+                                           elem_classes="frame", height=360)
                         r_elasto = gr.Image(label="Elastogram", format="png", interactive=False, buttons=["fullscreen"],
-                                            elem_classes="study-image")
+                                            elem_classes="frame", height=360)
                     image_id = gr.Textbox(visible=False)
-                    judged = gr.Radio(JUDGE_LABELS, label="Is this elastogram real or synthetic?")
-                    tsukuba = gr.Radio(TSUKUBA_LABELS, label="Tsukuba elasticity score")
-                    birads = gr.Radio(BIRADS_LABELS, label="BI-RADS category")
+                    judged = gr.Radio(JUDGE_LABELS, label="Is this elastogram real or synthetic?", elem_id="judged")
+                    tsukuba = gr.Radio(TSUKUBA_LABELS, label="Tsukuba elasticity score", elem_id="tsukuba")
+                    birads = gr.Radio(BIRADS_LABELS, label="BI-RADS category", elem_id="birads")
                     submit = gr.Button("Save answer and show next image", variant="primary")
                     r_message = gr.Markdown(elem_id="reader-message")
                     reader_outputs = [progress, r_bmode, r_elasto, image_id, judged, tsukuba, birads, r_message, submit]
@@ -167,17 +171,18 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                     refresh = gr.Button("Reload current image", size="sm")
                     refresh.click(reader_open, None, reader_outputs, api_name="reader_view", concurrency_limit=None)
                 with gr.Tab("Study lead", id="lead", visible=False) as tab_lead:
-                    table = gr.Dataframe(headers=PROGRESS_HEADERS, label="Progress per reader", interactive=False)
+                    table = gr.Dataframe(headers=PROGRESS_HEADERS, label="Progress per reader", interactive=False,
+                                         elem_id="progress-table")
                     with gr.Row():
                         refresh_table = gr.Button("Refresh progress")
                         export = gr.Button("Export answers (answers, scores, ratings, per-case CSV)", variant="primary")
-                    export_file = gr.File(label="Study export (zip)", interactive=False)
+                    export_file = gr.File(label="Study export (zip)", interactive=False, elem_id="export-file")
                     refresh_table.click(lead_table, None, table, api_name="lead_progress")
                     export.click(lead_export, None, export_file, api_name="lead_export")
         if study is None:
             demo.load(on_load, None, [header, tab_preview], api_visibility="private")
         else:
-            demo.load(on_load, None, [header, tab_preview, tab_reader, tab_lead], api_visibility="private")
+            demo.load(on_load, None, [header, tabs, tab_preview, tab_reader, tab_lead], api_visibility="private")
             demo.load(_when_reader(reader_open, role), None, reader_outputs, api_visibility="private")
             demo.load(_when_lead(lead_table, role), None, table, api_visibility="private")
     return demo

@@ -8,6 +8,7 @@ changes answers copies the study folder first.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -133,6 +134,26 @@ class Server:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+_SERVERS: dict[str, Server] = {}
+
+
+def shared_server(root: Path) -> Server:
+    """One live server for the session's gradio_client and browser tests (stopped at exit).
+
+    Its study has readers r0-r3 (r0: access checks, r1: a whole reading, r2: the blinding walk,
+    r3: the browser) and the lead.
+    """
+    key = str(root)
+    if key not in _SERVERS:
+        built = build(root)
+        tmp = root / "shared-server"
+        tmp.mkdir()
+        study = copy_study(built, tmp / "study", readers=4)
+        _SERVERS[key] = Server(built.checkpoint, study, tmp).start()
+        atexit.register(_SERVERS[key].stop)
+    return _SERVERS[key]
 
 
 def login(url: str, name: str, password: str = PASSWORD) -> httpx.Client:

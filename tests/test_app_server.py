@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_support import LEAD, N_TEST_CASES, PASSWORD, Server, build, call_raw, copy_study, login  # noqa: E402
+from app_support import LEAD, N_TEST_CASES, PASSWORD, Server, build, call_raw, login, shared_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +27,8 @@ def built(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(built, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("server")
-    study = copy_study(built, tmp / "study", readers=3)
-    s = Server(built.checkpoint, study, tmp).start()
-    yield s
-    s.stop()
+def server(tmp_path_factory):
+    return shared_server(tmp_path_factory.getbasetemp() / "app")
 
 
 def client(server: Server, name: str | None = None):
@@ -69,7 +65,7 @@ def test_no_file_of_the_study_is_reachable(server):
     db = server.study / "study.sqlite"
     image = next((server.study / "images").iterdir())
     for target in (str(db), str(image), "../" * 12 + str(db).lstrip("/"), str(db).replace("/", "%2F"),
-                   "/etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", str(server.tmp / "server.log")):
+                   "/etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", str(server.log)):
         for prefix in ("gradio_api/file=", "file=", "gradio_api/file/"):
             r = c.get(prefix + target)
             assert r.status_code in (403, 404), (prefix + target, r.status_code)
@@ -160,7 +156,7 @@ def test_blinding_no_response_a_reader_gets_reveals_the_truth(server):
         texts.append(raw)
     blob = "\n".join(texts)
     # No case id, no word of the truth, no other reader, no file of the study.
-    for word in [*case_ids, "malignant", "benign", "r0", "r1", LEAD, "study.sqlite", str(server.study)]:
+    for word in [*case_ids, "malignant", "benign", "r0", "r1", "r3", LEAD, "study.sqlite", str(server.study)]:
         assert not re.search(rf"(?<![0-9a-zA-Z_]){re.escape(word)}(?![0-9a-zA-Z_])", blob.replace('"r2"', "")), word
     dynamic = "\n".join(texts[3:])
     assert not re.search(r"(?i)\b(real|synthetic)\b", dynamic.replace("Real or synthetic", ""))
