@@ -31,7 +31,7 @@ class ModelConfig:
         patch_size: side of the square patches cut from the deepest feature map into tokens.
             The generator's divisor is ``2**num_levels * patch_size``. Default 1.
         embed_dim: transformer width. Default 256.
-        transformer_depth: transformer blocks. Default 8.
+        transformer_depth: transformer blocks. Default 6.
         num_heads: attention heads; must divide ``embed_dim``. Default 8.
         mlp_ratio: hidden width of the transformer MLP over ``embed_dim``. Default 4.0.
         dropout: dropout in the transformer (attention and MLP). Default 0.0.
@@ -67,7 +67,7 @@ class ModelConfig:
     num_levels: int = 4
     patch_size: int = 1
     embed_dim: int = 256
-    transformer_depth: int = 8
+    transformer_depth: int = 6
     num_heads: int = 8
     mlp_ratio: float = 4.0
     dropout: float = 0.0

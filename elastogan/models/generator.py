@@ -6,10 +6,12 @@ Axis legend (einops):
     d   transformer width (``embed_dim``)
     n   tokens (``h * w``)
     h w token grid (feature map at 1/divisor of the input)
-    k   a pair of (sin, cos) features in the position embedding
+    t   query, key, value (3)
+    g   attention heads
+    e   width of one head (``embed_dim / num_heads``)
 
 Layout: convolutional encoder with a skip at every level → tokens at 1/``divisor`` →
-transformer encoder → UNet decoder fed by the skips → two heads (E-mode RGB with tanh, mapped
+transformer encoder → UNet decoder fed by the skips (added, LinkNet-style) → two heads (E-mode RGB with tanh, mapped
 strain with sigmoid). The position embedding is a fixed 2-D sine-cosine code computed for the
 token grid at hand, so one set of weights serves any H×W divisible by the divisor.
 """
@@ -54,7 +56,7 @@ def sincos_position_embedding(h: int, w: int, dim: int, *, device=None, dtype=No
     )
     codes = []
     for pos in (ys, xs):
-        angle = rearrange(pos, "h w -> (h w) 1") * freq  # (n, k)
+        angle = rearrange(pos, "h w -> (h w) 1") * freq  # (n, dim / 4)
         codes += [angle.sin(), angle.cos()]
     return torch.cat(codes, dim=1).to(dtype or torch.float32)
 
@@ -105,16 +107,21 @@ class TransformerBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Decoder level: 1×1 to the skip's width, ×2 bilinear up-sampling, concatenate the skip, 3×3 conv."""
+    """Decoder level: 1×1 to the skip's width, ×2 bilinear up-sampling, add the skip, 3×3 conv.
+
+    Adding the skip (LinkNet, FPN) instead of concatenating it halves the cost of the
+    full-resolution convolutions, which dominate CPU latency; the 1×1 projection keeps the
+    mixing learned.
+    """
 
     def __init__(self, *, in_channels: int, skip_channels: int, groups: int) -> None:
         super().__init__()
         self.reduce = nn.Conv2d(in_channels, skip_channels, 1)
-        self.fuse = ConvNormAct(2 * skip_channels, skip_channels, groups=groups)
+        self.fuse = ConvNormAct(skip_channels, skip_channels, groups=groups)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = F.interpolate(self.reduce(x), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.fuse(torch.cat([x, skip], dim=1))
+        return self.fuse(x + skip)
 
 
 class TransUNet(nn.Module):
@@ -128,7 +135,7 @@ class TransUNet(nn.Module):
         patch_size: side of the patches of the deepest feature map that become tokens.
             Default 1 (one token per 1/16 pixel with 4 levels).
         embed_dim: transformer width; divisible by ``num_heads`` and by 4. Default 256.
-        transformer_depth: transformer blocks. Default 8.
+        transformer_depth: transformer blocks. Default 6.
         num_heads: attention heads. Default 8.
         mlp_ratio: MLP hidden width over ``embed_dim``. Default 4.0.
         dropout: transformer dropout. Default 0.0.
@@ -152,7 +159,7 @@ class TransUNet(nn.Module):
         num_levels: int = 4,
         patch_size: int = 1,
         embed_dim: int = 256,
-        transformer_depth: int = 8,
+        transformer_depth: int = 6,
         num_heads: int = 8,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
