@@ -289,6 +289,8 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
     if not manifest.split("train"):
         raise UserError(f"{data}: no cases in split 'train'; training needs a train split")
     has_val = bool(manifest.split("val"))
+    for split in ("train", "val") if has_val else ("train",):
+        PairedDataset(data, split)  # missing targets are reported against the user's manifest
     if not has_val and dist.is_main:
         print(f"elastogan: {data} has no val split: no validation, no best.pt", file=sys.stderr)
 
