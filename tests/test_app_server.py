@@ -200,3 +200,26 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving(server, built, tmp_
     assert "Strain ratio" in out[-1] and out[1] is not None
     names = sorted(Path(f["path"] if isinstance(f, dict) else f).name for f in out[4])
     assert names == ["c030_bmode_SYNTHETIC_emode.dcm", "c030_bmode_SYNTHETIC_emode.png"]
+
+
+def test_without_a_study_the_app_is_a_local_preview(built):
+    """No study: no accounts, only the Preview endpoint, loopback only (launched in-process)."""
+    from gradio_client import Client, handle_file
+
+    from elastogan.app.server import launch
+    from elastogan.errors import UserError
+    from elastogan.predict import Predictor
+
+    from app_support import free_port
+
+    predictor = Predictor.from_checkpoint(built.checkpoint, device="cpu")
+    with pytest.raises(UserError, match="loopback only"):
+        launch(predictor, study=None, host="0.0.0.0", port=free_port(), block=False)
+    demo, url = launch(predictor, study=None, port=free_port(), block=False, quiet=True)
+    try:
+        c = Client(url, verbose=False, download_files=False)
+        assert list(c.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/preview"]
+        out = c.predict(handle_file(str(built.manifest.parent / "c030_bmode.png")), None, "", api_name="/preview")
+        assert out[1] is not None and "Synthetic E-mode" in out[-1]
+    finally:
+        demo.close()
