@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -299,6 +298,7 @@ def test_preview_reads_extensionless_dicom(predictor, tmp_path):
     assert r.synthetic.shape == (240, 320, 3) and r.real is None
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's own notes on the broken file
 def test_uploads_are_refused_with_a_clear_message(predictor, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("this is not an image")

@@ -144,7 +144,6 @@ def test_blinding_no_response_a_reader_gets_reveals_the_truth(server):
     raw, data = call_raw(c, "reader_view", [])
     texts.append(raw)
     served: list[tuple[str, bytes, str]] = []  # (image id on screen, PNG bytes, URL)
-    first_kind_real = 0
     while data[3]:
         image = data[3]
         assert re.fullmatch(r"[0-9a-f]{32}", image)
