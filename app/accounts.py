@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from elastogan.app import study_db
@@ -78,3 +80,37 @@ def role_of(study: str | Path, name: str | None) -> str | None:
     with study_db.connect(study) as con:
         row = study_db.user(con, name)
     return None if row is None else row["role"]
+
+
+class LoginThrottle:
+    """Refuse a name for a while after too many wrong passwords (slows a guesser to a crawl).
+
+    Args:
+        max_failures: wrong passwords allowed for one name within ``window_s``.
+        window_s: the sliding window, in seconds; the name is refused until its oldest failure
+            in the window is that old.
+    """
+
+    def __init__(self, max_failures: int = 10, window_s: float = 600.0, clock=time.monotonic) -> None:
+        if max_failures < 1 or window_s <= 0:
+            raise ValueError(f"expected max_failures >= 1 and window_s > 0, got {max_failures} and {window_s}")
+        self.max_failures, self.window_s, self.clock = max_failures, window_s, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, name: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(name, deque())
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def check(self, study: str | Path, name: str, password: str) -> bool:
+        """``check_login`` unless ``name`` is locked out; records wrong passwords."""
+        with self._lock:
+            if len(self._recent(name, self.clock())) >= self.max_failures:
+                return False
+        ok = check_login(study, name, password)
+        if not ok:
+            with self._lock:
+                self._recent(name, self.clock()).append(self.clock())
+        return ok

@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(roc and diagnostic: BI-RADS by modality real/synthetic) and per_case.csv (NCC).")
     e.add_argument("study", type=Path, help="study folder")
     e.add_argument("--out", type=Path, required=True, help="output folder")
+    e.add_argument("--complete-only", action="store_true", help="only readers who have answered every image")
     e.set_defaults(func=_export)
 
     p = ssub.add_parser("report", help="export, then the reader-study statistics and the paper's tables",
@@ -80,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--covariance", choices=("jackknife", "delong"), default="jackknife")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--complete-only", action="store_true",
+                   help="only readers who have answered every image (a study still running)")
     p.set_defaults(func=_report)
     s.set_defaults(func=lambda args: (s.print_help(sys.stderr), 2)[1])
 
@@ -160,7 +163,7 @@ def _add_reader(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from elastogan.app.study_export import export_study
 
-    for p in export_study(args.study, args.out):
+    for p in export_study(args.study, args.out, complete_only=args.complete_only):
         print(f"wrote {p}")
     return 0
 
@@ -168,7 +171,7 @@ def _export(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from elastogan.app.study_export import report_study
 
-    for p in report_study(args.study, args.out, positive_from=args.positive_from, covariance=args.covariance,
-                          n_boot=args.n_boot, seed=args.seed):
+    for p in report_study(args.study, args.out, complete_only=args.complete_only, positive_from=args.positive_from,
+                          covariance=args.covariance, n_boot=args.n_boot, seed=args.seed):
         print(f"wrote {p}")
     return 0

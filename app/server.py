@@ -1,7 +1,7 @@
 """``elastogan app``: launch the page, locked down.
 
 - With a study: every page, API call and file needs a login (``auth=`` checks the study's
-  scrypt hashes); without one the app is a local Preview and listens on loopback only.
+  scrypt hashes; 10 wrong passwords for a name lock it for 10 minutes); without one the app is a local Preview and listens on loopback only.
 - No telemetry, no monitoring dashboard, no run history in the browser, no MCP server, no
   share link, no footer links; uploads capped at ``uploads.MAX_UPLOAD_BYTES``.
 - The study folder is in ``blocked_paths`` and outside Gradio's cache, and nothing in it is
@@ -68,7 +68,7 @@ def launch(predictor, *, study: str | Path | None, host: str = "127.0.0.1", port
     import gradio as gr  # noqa: F401  (after the environment above)
 
     from elastogan.app import study_db
-    from elastogan.app.accounts import check_login
+    from elastogan.app.accounts import LoginThrottle
     from elastogan.app.ui import CSS, build_app, theme
 
     check_host(host, study)
@@ -80,8 +80,10 @@ def launch(predictor, *, study: str | Path | None, host: str = "127.0.0.1", port
         _check_study_not_served(study)
         blocked = [str(study.resolve())]
 
+        throttle = LoginThrottle()
+
         def auth(name: str, password: str) -> bool:
-            return check_login(study, name, password)
+            return throttle.check(study, name, password)
 
     downloads = Path(tempfile.mkdtemp(prefix="elastogan-app-"))
     demo = build_app(predictor, study, downloads=downloads)

@@ -33,17 +33,30 @@ def _csv(header: tuple[str, ...], rows: list[tuple]) -> str:
     return buf.getvalue()
 
 
-def export_tables(study: str | Path) -> dict[str, str]:
-    """The four CSV files' text, by file name."""
+def export_tables(study: str | Path, *, complete_only: bool = False) -> dict[str, str]:
+    """The four CSV files' text, by file name.
+
+    Args:
+        study: study folder.
+        complete_only: only readers who have answered their whole list (the statistics need
+            every reader to have seen both kinds of image; a study still running can be
+            analysed on the readers who finished).
+    """
     study_db.check_study(study)
     with study_db.connect(study) as con:
+        finished = {p.reader for p in study_db.all_progress(con) if p.done}
+        if complete_only and not finished:
+            raise study_db.StudyError(f"{study}: no reader has answered their whole list yet")
         rows = con.execute(
             "SELECT a.reader, u.grp, i.case_id, i.kind, a.judged, a.tsukuba, a.birads, c.malignant"
             " FROM answers a JOIN users u ON u.name = a.reader JOIN images i ON i.image = a.image"
             " JOIN cases c ON c.case_id = i.case_id WHERE u.role = 'reader'"
             " ORDER BY a.reader, i.case_id, i.kind"
         ).fetchall()
-        groups = [g for (g,) in con.execute("SELECT grp FROM users WHERE role = 'reader'")]
+        if complete_only:
+            rows = [r for r in rows if r[0] in finished]
+        groups = [g for (n, g) in con.execute("SELECT name, grp FROM users WHERE role = 'reader'")
+                  if not complete_only or n in finished]
         nccs = con.execute("SELECT case_id, ncc FROM cases WHERE ncc IS NOT NULL ORDER BY case_id").fetchall()
     with_group = bool(groups) and all(g is not None for g in groups)
     answers = [(r, f"{c}/{k}", int(k == "synthetic"), int(j == "synthetic"), *((g,) if with_group else ()))
@@ -58,17 +71,17 @@ def export_tables(study: str | Path) -> dict[str, str]:
     }
 
 
-def export_study(study: str | Path, out: str | Path) -> list[Path]:
+def export_study(study: str | Path, out: str | Path, *, complete_only: bool = False) -> list[Path]:
     """Write the four CSVs into ``out`` (atomically, each); returns their paths."""
     out = Path(out)
     written = []
-    for name, text in export_tables(study).items():
+    for name, text in export_tables(study, complete_only=complete_only).items():
         atomic_write_text(out / name, text)
         written.append(out / name)
     return written
 
 
-def report_study(study: str | Path, out: str | Path, **options) -> list[Path]:
+def report_study(study: str | Path, out: str | Path, *, complete_only: bool = False, **options) -> list[Path]:
     """Export into ``out`` and run ``elastogan stats report`` on it (the same function).
 
     ``options`` go to ``elastogan.eval.paper_report.write_report`` (``order``,
@@ -77,6 +90,6 @@ def report_study(study: str | Path, out: str | Path, **options) -> list[Path]:
     """
     from elastogan.eval.paper_report import write_report
 
-    written = export_study(study, out)
+    written = export_study(study, out, complete_only=complete_only)
     options.setdefault("score_order", ",".join(study_db.TSUKUBA_ORDER))
     return written + write_report(out, out, **options)

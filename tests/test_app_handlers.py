@@ -338,3 +338,31 @@ def test_app_command_names_the_missing_default_checkpoint_and_refuses_open_host(
     assert str(DEFAULT_CHECKPOINT) in err and "--checkpoint" in err
     assert main(["app", "--checkpoint", str(built.checkpoint), "--host", "0.0.0.0", "--device", "cpu"]) == 2
     assert "loopback only" in capsys.readouterr().err
+
+
+def test_export_complete_only_keeps_the_readers_who_finished(study, tmp_path, capsys):
+    with pytest.raises(StudyError, match="no reader has answered their whole list yet"):
+        export_tables(study, complete_only=True)
+    _read_all(study, "r0", np.random.default_rng(1))
+    v = reader_view(study, "r1")
+    submit_answer(study, "r1", v.image, "real", "2", "3")
+    assert main(["study", "export", str(study), "--out", str(tmp_path / "all")]) == 0
+    assert main(["study", "export", str(study), "--out", str(tmp_path / "done"), "--complete-only"]) == 0
+    every = (tmp_path / "all" / "answers.csv").read_text().splitlines()[1:]
+    done = (tmp_path / "done" / "answers.csv").read_text().splitlines()[1:]
+    assert len(every) == 2 * N_TEST_CASES + 1 and len(done) == 2 * N_TEST_CASES
+    assert {line.split(",")[0] for line in done} == {"r0"}
+
+
+def test_login_throttle_locks_a_name_after_repeated_wrong_passwords(study):
+    from elastogan.app.accounts import LoginThrottle
+
+    now = [0.0]
+    t = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    assert t.check(study, "r0", PASSWORD)
+    for _ in range(3):
+        assert not t.check(study, "r0", "wrong-password")
+    assert not t.check(study, "r0", PASSWORD)  # locked, even with the right password
+    assert t.check(study, "r1", PASSWORD)  # other names are not affected
+    now[0] = 61.0
+    assert t.check(study, "r0", PASSWORD)
