@@ -5,7 +5,9 @@ One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
 * ``ncc``, ``ssim``, ``psnr``, ``mae``: the mapped strain (0 hard … 1 soft) inside the ROI —
   ``ncc`` is the reference paper's zero-mean NCC (:func:`elastogan.eval.metrics.ncc`);
 * ``ncc_emode``: the same NCC on the E-mode luminance inside the ROI (real: the manifest's
-  ``emode``; synthetic: the E-mode drawn from the synthetic strain);
+  ``emode``; synthetic: the E-mode drawn from the synthetic strain), leaving out the pixels
+  where the display draws its colour bar and SOFT/HARD labels (:func:`overlay_mask`): they
+  are drawn identically on both and would inflate the NCC;
 * ``*_lesion``: NCC, SSIM, PSNR and MAE of the mapped strain inside the lesion mask;
 * ``strain_ratio_real``, ``strain_ratio_synthetic`` (:func:`elastogan.tsukuba.strain_ratio`,
   reference/lesion) and the synthetic ratio's signed error ``strain_ratio_error_abs`` and
@@ -22,13 +24,14 @@ summaries count those apart.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from elastogan.display import Box
+from elastogan.display import Box, draw_colorbar
 from elastogan.eval import metrics
 from elastogan.eval.tsukuba_report import tsukuba_agreement
 from elastogan.tsukuba import score_tsukuba, strain_ratio
@@ -92,6 +95,21 @@ class RealCase:
         return mask
 
 
+@functools.lru_cache(maxsize=8)
+def overlay_mask(height: int, width: int) -> np.ndarray:
+    """H×W bool: the pixels :func:`elastogan.display.draw_colorbar` draws on (bar and labels).
+
+    Found by drawing on a black and on a white frame, so that any colour the bar or its white
+    text takes shows on at least one of them.
+    """
+    mask = np.zeros((height, width), bool)
+    for value in (0, 255):
+        frame = np.full((height, width, 3), value, np.uint8)
+        mask |= (draw_colorbar(frame, "hitachi") != frame).any(axis=-1)
+    mask.flags.writeable = False
+    return mask
+
+
 def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: np.ndarray) -> dict[str, Any]:
     """One ``per_case.csv`` row: every metric of :data:`COLUMNS` for one case.
 
@@ -122,8 +140,9 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
     if real.emode is None:
         notes.append("ncc_emode: no real E-mode")
     else:
+        drawn = roi & ~overlay_mask(*roi.shape)
         attempt("ncc_emode", lambda: metrics.ncc(metrics.emode_luminance(real.emode),
-                                                 metrics.emode_luminance(synthetic_emode), roi))
+                                                 metrics.emode_luminance(synthetic_emode), drawn))
     if real.lesion is None:
         notes.append("lesion metrics, strain ratio, Tsukuba: no lesion mask")
     else:

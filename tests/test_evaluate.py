@@ -20,7 +20,8 @@ from elastogan.cli import main
 from elastogan.data.manifest import read_manifest
 from elastogan.eval import evaluate as ev
 from elastogan.eval import metrics
-from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, summarise
+from elastogan.display import render_emode
+from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, overlay_mask, summarise
 from elastogan.eval.evaluate_report import checkpoint_names, evaluate, load_real_case, split_cases
 from elastogan.predict import Predictor
 from elastogan.training.config import CONFIG_DIR
@@ -98,6 +99,17 @@ def test_known_values_for_inverted_and_affine_maps():
     les_mean = float(np.mean(les))
     ref_mean = ref_ratio * les_mean
     assert affine["strain_ratio_synthetic"] == pytest.approx((0.5 * ref_mean + 0.25) / (0.5 * les_mean + 0.25), rel=1e-5)
+
+
+def test_emode_ncc_leaves_out_the_drawn_colour_bar():
+    """A ROI under the colour bar and its labels: the overlay (drawn alike on both) is left out."""
+    c = _case()
+    roi = (0, 0, 40, 48)
+    strain = np.nan_to_num(c.strain, nan=0.5)
+    real = RealCase("c", c.bmode, strain, roi, render_emode(c.bmode, strain, roi, colorbar=True), c.lesion)
+    row = compare_case(real, render_emode(c.bmode, strain, roi, colorbar=False), strain)
+    assert row["ncc_emode"] == pytest.approx(1.0, abs=1e-12)
+    assert overlay_mask(48, 40)[:, :20].sum() == 0 and overlay_mask(48, 40)[20:30, 36].all()
 
 
 def test_undefined_values_are_none_with_a_note_and_counted():
