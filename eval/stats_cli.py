@@ -15,7 +15,7 @@ BIRADS_ORDER = "2,3,4a,4b,4c,5"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stats",
-        help="reader-study statistics (authenticity, agreement, ROC/MRMC, diagnostic accuracy)",
+        help="reader-study statistics (authenticity, agreement, ROC/MRMC, diagnostic accuracy), Tsukuba scorer",
         description="Reader-study statistics from the app's CSV exports. Each command prints a "
         "table and, with --out FILE, writes the full results as JSON.",
     )
