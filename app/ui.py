@@ -85,9 +85,10 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
         return r.bmode, r.synthetic, r.real, slider, [str(r.png), str(r.dicom)], r.summary()
 
     # ---------------------------------------------------------------- reader
-    def show(v: ReaderView):
+    def show(v: ReaderView, keep_choices: bool = False):
         done = v.image is None
-        return (v.progress_text, v.bmode, v.elastogram, v.image or "", None, None, None,
+        choices = (gr.skip(),) * 3 if keep_choices else (None, None, None)  # cleared for a new image
+        return (v.progress_text, v.bmode, v.elastogram, v.image or "", *choices,
                 v.message or ("" if not done else "You may close this page."),
                 gr.Button(interactive=not done))
 
@@ -99,7 +100,8 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
 
     def reader_answer(image, judged, tsukuba, birads, request: gr.Request):
         try:
-            return show(submit_answer(study, _user(request), image, judged, tsukuba, birads))
+            v = submit_answer(study, _user(request), image, judged, tsukuba, birads)
+            return show(v, keep_choices=v.image == image)
         except UserError as e:
             raise gr.Error(str(e)) from None
 

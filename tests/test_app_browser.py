@@ -70,9 +70,13 @@ def test_reader_answers_three_images_reloads_and_resumes(browser, server):
         page.get_by_role("button", name="Save answer and show next image").click()
         expect(progress).to_contain_text(f"{k + 1} answered")
         expect(page.locator("#reader-message")).to_contain_text("Saved.")
-    # An unanswered submit is refused in the page and stores nothing.
+    # An incomplete answer is refused in the page, stores nothing and keeps what was chosen.
+    real = page.locator("#judged").get_by_label("Real", exact=True)
+    real.check()
     page.get_by_role("button", name="Save answer and show next image").click()
-    expect(page.locator("#reader-message")).to_contain_text("Please choose")
+    expect(page.locator("#reader-message")).to_contain_text("Please choose: Tsukuba score, BI-RADS category")
+    expect(real).to_be_checked()
+    expect(progress).to_contain_text("3 answered")
     page.reload()
     expect(progress).to_contain_text(f"Image 4 of {2 * N_TEST_CASES} · 3 answered")
     expect(page.locator(".frame img")).to_have_count(2)
