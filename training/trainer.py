@@ -31,9 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from elastogan.atomic import atomic_write_text
 from elastogan.checkpoint import load_checkpoint
 from elastogan.colormaps import get_colormap
 from elastogan.data.dataset import PairedDataset
+from elastogan.data.images import write_png
 from elastogan.data.manifest import read_manifest
 from elastogan.errors import UserError
 from elastogan.models import losses
@@ -45,6 +47,7 @@ from elastogan.training.data import augment_of, check_frame_sizes, eval_loader, 
 from elastogan.training.ema import make_ema, update_ema
 from elastogan.training.logging import RunLog, truncate_metrics
 from elastogan.training.validation import sample_grid, validate
+from elastogan.typed_config import to_dict
 
 # Settings that may change when a run is resumed: how long and how it is watched, not what it
 # learns. Anything else differing from the checkpoint's config is refused.
@@ -229,8 +232,6 @@ def prepare_run(cfg: TrainConfig | None, out: Path, *, resume: bool) -> tuple[Tr
     A new run refuses a folder that already holds one; a resumed run takes the checkpoint's
     config, and a given ``cfg`` may differ from it only in ``RESUMABLE_CHANGES``.
     """
-    from elastogan.typed_config import to_dict
-
     last = out / "checkpoints" / "last.pt"
     if not resume:
         if last.exists():
@@ -321,9 +322,6 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
     log = None
     if dist.is_main:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        from elastogan.atomic import atomic_write_text
-        from elastogan.typed_config import to_dict
-
         atomic_write_text(out / "config.yaml", dump_config(cfg))
         truncate_metrics(out / "metrics.jsonl", start)
         log = RunLog(out, to_dict(cfg), cfg.run.wandb)
@@ -391,6 +389,4 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
 
 
 def _write_samples(out: Path, step: int, grid: np.ndarray) -> None:
-    from elastogan.data.images import write_png
-
     write_png(out / "samples" / f"step{step:07d}.png", grid)
