@@ -20,7 +20,7 @@ from elastogan.cli import main
 from elastogan.errors import InputFileError, UserError
 from elastogan.predict import Predictor
 from elastogan.training.checkpoint import restore_training_state, seed_all, write_training_checkpoint
-from elastogan.training.config import CONFIG_DIR, load_config
+from elastogan.training.config import CONFIG_DIR, dump_config, load_config
 from elastogan.data.images import image_shape
 from elastogan.data.manifest import read_manifest
 from elastogan.training.data import StepSampler, check_frame_sizes, resize_case_arrays, resized_manifest
@@ -307,3 +307,23 @@ def test_every_model_trains_through_the_same_loop(manifest, tmp_path, extra, dis
     assert (ckpt["opt_d"] is None) == (not discriminators)
     terms = set([r for r in records(tmp_path / "r") if "g_total" in r][-1])
     assert {f"d_{k}" for k in discriminators} <= terms and {f"adv_{k}" for k in discriminators} <= terms
+
+
+def test_bench_train_reports_both_models(tmp_path, monkeypatch, capsys):
+    import elastogan.training.bench as bench
+
+    small = {"transunet": TINY, "pix2pix": [*TINY, "model.name=pix2pix", "model.unet_channels=4", "model.unet_levels=5"]}
+    configs = {}
+    for name, overrides in small.items():
+        configs[name] = str(tmp_path / f"{name}.yaml")
+        Path(configs[name]).write_text(dump_config(load_config(CONFIG_DIR / "tiny.yaml", overrides)))
+    monkeypatch.setattr(bench, "CONFIGS", configs)
+    out = tmp_path / "bench.json"
+    assert main(["bench", "train", "--device", "cpu", "--size", "32", "--batch-size", "1", "--steps", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "transunet / pix2pix training throughput" in text
+    result = json.loads(out.read_text())
+    assert [r["model"] for r in result["rows"]] == ["transunet", "pix2pix"]
+    for r in result["rows"]:
+        assert r["images_per_s"] > 0 and r["gflop_per_step"] > 0 and r["precision"] == "fp32"
+    assert result["ratio_transunet_to_pix2pix"] == pytest.approx(result["rows"][0]["images_per_s"] / result["rows"][1]["images_per_s"])
