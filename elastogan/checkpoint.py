@@ -16,6 +16,10 @@ Layout (``FORMAT_VERSION`` 1)::
     versions        elastogan, torch, numpy, python
     time            UTC ISO time of writing
 
+``export_for_inference`` keeps only what inference needs (``config``, ``step``,
+``generator_ema``, ``best_ncc``, plus ``kind: "inference"``): a few MB instead of the
+training state's tens, for shipping a model. ``elastogan.predict.Predictor`` reads both kinds.
+
 The model is rebuilt from ``config["model"]`` alone (``elastogan.models.registry``), so no
 architecture flag is ever needed to load one. A file of another format version is refused
 with a message that says which version it has and which this code reads.
@@ -81,3 +85,24 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{FORMAT_VERSION}; use the elastogan release that wrote it or retrain",
         )
     return data
+
+
+def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Write the inference part of training checkpoint ``src`` to ``dst`` (atomically); returns it.
+
+    Raises:
+        InputFileError: ``src`` is not a checkpoint of this format version, or holds no EMA
+            generator.
+    """
+    data = load_checkpoint(src)
+    if "generator_ema" not in data or "config" not in data:
+        raise InputFileError(src, "checkpoint holds no EMA generator and config to export")
+    payload = {
+        "kind": "inference",
+        "config": data["config"],
+        "step": data.get("step", 0),
+        "generator_ema": data["generator_ema"],
+        "best_ncc": data.get("best_ncc"),
+    }
+    save_checkpoint(dst, payload)
+    return payload

@@ -157,3 +157,14 @@ def test_predict_cli_roi(ckpt_dir, tmp_path):
     strain = np.load(tmp_path / "o" / "f_SYNTHETIC_strain.npy")
     assert np.isfinite(strain[3:15, 2:20]).all() and np.isnan(strain).sum() == 20 * 30 - 12 * 18
     assert np.isnan(read_strain(tmp_path / "o" / "f_SYNTHETIC_strain.png")).sum() == 20 * 30 - 12 * 18
+
+
+def test_exported_checkpoint_predicts_the_same(ckpt_dir, tmp_path, capsys):
+    out = tmp_path / "model.pt"
+    assert main(["export", "--checkpoint", str(ckpt_dir / "native.pt"), "--out", str(out)]) == 0
+    assert "EMA generator (transunet, step 3)" in capsys.readouterr().out
+    assert out.stat().st_size < (ckpt_dir / "native.pt").stat().st_size / 2
+    b = frame(37, 53)
+    full, small = (Predictor.from_checkpoint(p, device="cpu").predict(b) for p in (ckpt_dir / "native.pt", out))
+    assert np.array_equal(full[0], small[0]) and np.array_equal(full[1], small[1])
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2

@@ -1,4 +1,4 @@
-"""``elastogan train`` and ``elastogan predict``.
+"""``elastogan train``, ``elastogan export`` and ``elastogan predict``.
 
 Heavy imports (torch, the models) happen inside the commands, so ``elastogan --help`` stays fast.
 """
@@ -32,6 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
+    e = sub.add_parser(
+        "export",
+        help="keep only the EMA generator and config of a training checkpoint (for shipping a model)",
+        description="Write the inference part of a training checkpoint (resolved config, step, EMA "
+        "generator, best validation NCC) to a new file, without optimiser and discriminator "
+        "state. elastogan predict and the app read it like the full checkpoint.",
+    )
+    e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by elastogan train")
+    e.add_argument("--out", type=Path, required=True, help="file to write, e.g. models/tiny.pt")
+    e.set_defaults(func=_export)
+
     p = sub.add_parser(
         "predict",
         help="synthetic elastograms for B-mode images (PNG, JPEG, DICOM) or folders of them",
@@ -49,6 +60,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "inside it, strain NaN outside (default: the whole frame)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     p.set_defaults(func=_predict)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from elastogan.checkpoint import export_for_inference
+
+    payload = export_for_inference(args.checkpoint, args.out)
+    size = args.out.stat().st_size / 2**20
+    print(f"elastogan: {args.out}: EMA generator ({payload['config']['model']['name']}, step {payload['step']}), {size:.1f} MiB")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
