@@ -143,11 +143,16 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                                         placeholder="e.g. 90, 100, 150, 150")
                 run = gr.Button("Make synthetic elastogram", variant="primary")
                 message = gr.Markdown(elem_id="preview-message")
+                # Captions above the images, not Gradio's label badge: the badge would cover the
+                # top-left corner, where the SYNTHETIC label is burned in.
                 with gr.Row():
-                    out_bmode = gr.Image(label="B-mode", format="png", interactive=False, elem_classes="frame", height=300)
-                    out_synth = gr.Image(label="Synthetic E-mode (SYNTHETIC)", format="png", interactive=False, elem_classes="frame", height=300)
-                    out_real = gr.Image(label="Real E-mode", format="png", interactive=False, elem_classes="frame", height=300)
-                slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", format="png", interactive=False)
+                    out_bmode = _frame("B-mode", height=300)
+                    out_synth = _frame("Synthetic E-mode (SYNTHETIC)", height=300)
+                    out_real = _frame("Real E-mode", height=300)
+                gr.Markdown("**Slider**: real E-mode (or the B-mode when none was given) on the left, "
+                            "synthetic on the right.")
+                slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", show_label=False, format="png",
+                                        interactive=False)
                 downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture",
                                         file_count="multiple", interactive=False)
                 run.click(run_preview, [bmode_file, real_file, lesion_box],
@@ -157,10 +162,8 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                 with gr.Tab("Reader study", id="reader", visible=False) as tab_reader:
                     progress = gr.Markdown(elem_id="reader-progress")
                     with gr.Row():
-                        r_bmode = gr.Image(label="B-mode", format="png", interactive=False, buttons=["fullscreen"],
-                                           elem_classes="frame", height=360)
-                        r_elasto = gr.Image(label="Elastogram", format="png", interactive=False, buttons=["fullscreen"],
-                                            elem_classes="frame", height=360)
+                        r_bmode = _frame("B-mode", height=360, buttons=["fullscreen"])
+                        r_elasto = _frame("Elastogram", height=360, buttons=["fullscreen"])
                     image_id = gr.Textbox(visible=False)
                     judged = gr.Radio(JUDGE_LABELS, label="Is this elastogram real or synthetic?", elem_id="judged")
                     tsukuba = gr.Radio(TSUKUBA_LABELS, label="Tsukuba elasticity score", elem_id="tsukuba")
@@ -188,6 +191,13 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
             demo.load(_when_reader(reader_open, role), None, reader_outputs, api_visibility="private")
             demo.load(_when_lead(lead_table, role), None, table, api_visibility="private")
     return demo
+
+
+def _frame(caption: str, **kwargs) -> gr.Image:
+    """A lossless (PNG) output image with its caption above it, nothing drawn over it."""
+    with gr.Column(min_width=160):
+        gr.Markdown(f"**{caption}**")
+        return gr.Image(label=caption, show_label=False, format="png", interactive=False, elem_classes="frame", **kwargs)
 
 
 def _when_reader(fn, role):

@@ -1,8 +1,8 @@
 """Shared set-up of the app tests: a tiny checkpoint, a study, readers, and live servers.
 
 Built once per test session (module-level cache keyed by pytest's base temp folder): a
-64×64 numpy phantom manifest (4 train, 2 val, 25 test cases with pathology), a generator
-trained for 2 steps, and a study of the 25 test cases (50 images per reader). Each test that
+``SIZE``² numpy phantom manifest (4 train, 2 val, 25 test cases with pathology), a generator
+trained for 2 steps (on frames resized to 64²), and a study of the 25 test cases (50 images per reader). Each test that
 changes answers copies the study folder first.
 """
 
@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct-horse-7"
 LEAD = "chief"
 N_TEST_CASES = 25
+SIZE = 128  # frame side of the test data: large enough for a legible colour bar in the screenshots
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -60,7 +61,7 @@ def build(root: Path) -> Built:
     from elastogan.training.trainer import train
 
     data = root / "data"
-    manifest = make_manifest(data, size=(64, 64), splits={"train": 4, "val": 2, "test": N_TEST_CASES}, seed=6)
+    manifest = make_manifest(data, size=(SIZE, SIZE), splits={"train": 4, "val": 2, "test": N_TEST_CASES}, seed=6)
     recs = [json.loads(line) for line in manifest.read_text().splitlines()]
     for i, r in enumerate(recs):
         r["pathology"] = "malignant" if i % 2 else "benign"

@@ -15,7 +15,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from app_support import CHROMIUM, CHROMIUM_ARGS, LEAD, N_TEST_CASES, PASSWORD, REPO, build, shared_server  # noqa: E402
@@ -96,7 +98,8 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
     page.get_by_role("tab", name="Preview").click()
     page.locator("#bmode-upload input[type=file]").set_input_files(str(manifest.parent / case["bmode"]))
     page.locator("#real-upload input[type=file]").set_input_files(str(manifest.parent / case["emode"]))
-    page.locator("#lesion-box textarea, #lesion-box input").first.fill("20, 20, 40, 40")
+    ys, xs = np.nonzero(np.asarray(Image.open(manifest.parent / case["lesion"])))
+    page.locator("#lesion-box textarea, #lesion-box input").first.fill(f"{xs.min()}, {ys.min()}, {xs.max() + 1}, {ys.max() + 1}")
     page.get_by_role("button", name="Make synthetic elastogram").click()
     message = page.locator("#preview-message")
     expect(message).to_contain_text("Strain ratio")

@@ -24,10 +24,11 @@ from elastogan.app.study_db import StudyError
 from elastogan.app.study_export import FILES, export_study, export_tables, report_study
 from elastogan.app.uploads import UploadError, load_upload
 from elastogan.cli import main
+from elastogan.display import DisplayLayout
 from elastogan.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_support import LEAD, N_TEST_CASES, PASSWORD, build, copy_study  # noqa: E402
+from app_support import LEAD, N_TEST_CASES, PASSWORD, SIZE, build, copy_study  # noqa: E402
 
 BIRADS_ORDER = ("2", "3", "4a", "4b", "4c", "5")
 
@@ -110,13 +111,14 @@ def test_study_images_are_opaque_identical_in_form_and_truth_is_only_in_the_db(b
             assert word not in raw
     forms = {(Image.open(study / "images" / f"{i}.png").size, Image.open(study / "images" / f"{i}.png").mode)
              for i in t}
-    assert forms == {((64, 64), "RGB")}
+    assert forms == {((SIZE, SIZE), "RGB")}
     # The colour bar is drawn on both kinds by the same path: identical pixels there.
     by_case: dict[str, dict[str, np.ndarray]] = {}
     for i, (c, k) in t.items():
         by_case.setdefault(c, {})[k] = np.asarray(Image.open(study / "images" / f"{i}.png"))
     for pair in by_case.values():
-        bar = slice(60, 63)
+        x0, _, x1, _ = DisplayLayout(SIZE, SIZE).colorbar
+        bar = slice(x0, x1)
         assert np.array_equal(pair["real"][:, bar], pair["synthetic"][:, bar])
     with sqlite3.connect(study / study_db.DB_NAME) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -186,7 +188,7 @@ def test_accounts_check_login_role_and_refuse_bad_input(study):
 def test_a_reading_stores_each_answer_once_and_resumes(study):
     v = reader_view(study, "r0")
     assert (v.position, v.answered, v.total) == (1, 0, 2 * N_TEST_CASES)
-    assert v.bmode.shape == v.elastogram.shape == (64, 64, 3)
+    assert v.bmode.shape == v.elastogram.shape == (SIZE, SIZE, 3)
     first = v.image
     v = submit_answer(study, "r0", first, "real", "3", "4a")
     assert v.message == "Saved." and v.answered == 1 and v.image != first
@@ -277,7 +279,7 @@ def test_preview_labels_synthetic_output_and_gives_ratio_and_ncc(built, predicto
     case = json.loads(built.manifest.read_text().splitlines()[-1])
     root = built.manifest.parent
     r = preview(predictor, root / case["bmode"], root / case["emode"], "20, 20, 40, 40", tmp_path)
-    assert r.synthetic.shape == r.real.shape == (64, 64, 3)
+    assert r.synthetic.shape == r.real.shape == (SIZE, SIZE, 3)
     assert r.strain_ratio > 0 and r.real_strain_ratio > 0 and -1 <= r.ncc <= 1
     assert "SYNTHETIC" in r.png.name and "SYNTHETIC" in r.dicom.name
     assert "SYNTHETIC" in Image.open(r.png).info["Description"]

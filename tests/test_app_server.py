@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from app_support import LEAD, N_TEST_CASES, PASSWORD, Server, build, call_raw, login, shared_server  # noqa: E402
+from app_support import LEAD, N_TEST_CASES, PASSWORD, SIZE, Server, build, call_raw, login, shared_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,7 @@ def test_blinding_no_response_a_reader_gets_reveals_the_truth(server):
         Image.fromarray(arr).save(buf, format="PNG")
         assert buf.getvalue() == png
         shapes.add((arr.shape, arr.dtype.str))
-    assert shapes == {((64, 64, 3), "|u1")}
+    assert shapes == {((SIZE, SIZE, 3), "|u1")}
     # Order: the reader's first image of each case is real for half the cases.
     first = {}
     for image, _, _ in served[1::2]:
