@@ -95,20 +95,23 @@ def load_real_case(case: Case) -> RealCase:
 
 
 def checkpoint_names(paths: Sequence[str | Path]) -> list[str]:
-    """Short unique names: the shortest trailing parts of the paths (no suffix) that differ.
+    """Short unique names: the shortest trailing parts of the paths (no suffix) that differ,
+    leaving out the ``checkpoints`` folder of a run.
 
-    ``runs/a/checkpoints/best.pt`` and ``runs/b/checkpoints/best.pt`` → ``a/checkpoints/best``
-    and ``b/checkpoints/best``; a single path → its stem.
+    ``runs/a/checkpoints/best.pt`` and ``runs/b/checkpoints/best.pt`` → ``a/best`` and
+    ``b/best``; a single path → its stem.
     """
     resolved = [Path(p).resolve() for p in paths]
     for i, p in enumerate(resolved):
         if p in resolved[:i]:
             raise UserError(f"checkpoint {paths[i]} is given twice")
-    parts = [Path(p).with_suffix("").parts for p in paths]
-    for k in range(1, max(map(len, parts)) + 1):
-        names = ["/".join(p[-k:]) for p in parts]
-        if len(set(names)) == len(names):
-            return names
+    full = [Path(p).with_suffix("").parts for p in paths]
+    short = [tuple(x for x in p[:-1] if x != "checkpoints") + p[-1:] for p in full]
+    for parts in (short, full):
+        for k in range(1, max(map(len, parts)) + 1):
+            names = ["/".join(p[-k:]) for p in parts]
+            if len(set(names)) == len(names):
+                return names
     return [str(p) for p in paths]
 
 

@@ -143,9 +143,10 @@ def test_gallery_spreads_over_the_ncc_ranking():
 
 def test_checkpoint_names_are_short_and_unique():
     assert checkpoint_names(["runs/a/checkpoints/best.pt"]) == ["best"]
-    assert checkpoint_names(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt"]) == \
-        ["a/checkpoints/best", "b/checkpoints/best"]
+    assert checkpoint_names(["runs/a/checkpoints/best.pt", "runs/b/checkpoints/best.pt"]) == ["a/best", "b/best"]
     assert checkpoint_names(["x/best.pt", "x/last.pt"]) == ["best", "last"]
+    assert checkpoint_names(["a/checkpoints/x.pt", "a/x.pt"]) == ["checkpoints/x", "a/x"]
+    assert checkpoint_names(["m.pt", "m.pth"]) == ["m.pt", "m.pth"]
 
 
 def test_real_data_against_itself(data, tmp_path):
