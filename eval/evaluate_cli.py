@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from elastogan.errors import UserError
+    from elastogan.errors import InputFileError, UserError
     from elastogan.eval.evaluate_report import checkpoint_names, evaluate, split_cases
     from elastogan.predict import Predictor
 
@@ -43,7 +43,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     cases = split_cases(args.data, args.split)
     models, info = {}, {}
     for name, path in zip(names, args.checkpoint):  # all loaded before any work: a bad one fails fast
-        p = Predictor.from_checkpoint(path, device=args.device)
+        try:
+            p = Predictor.from_checkpoint(path, device=args.device)
+        except InputFileError as e:  # torch's state-dict errors span lines; the CLI prints one
+            raise InputFileError(path, " ".join(e.problem.split())) from None
         models[name] = lambda real, p=p: p.predict(real.bmode, roi=real.roi)
         info[name] = {"checkpoint": str(path), "model": p.model.name, "step": p.step}
     written = evaluate(models, cases, args.out, info=info, source={"manifest": str(args.data), "split": args.split},

@@ -233,6 +233,11 @@ def test_bad_input_is_one_line_and_exit_2(data, ckpt, tmp_path, capsys):
     torch.save(blob, other)
     _fails(capsys, run([ckpt, other]), f"checkpoint format version {FORMAT_VERSION + 1}")
     _fails(capsys, run([ckpt, ckpt]), "is given twice")
+    resized = tmp_path / "resized.pt"  # weights of another architecture than its config builds
+    blob = torch.load(ckpt, weights_only=True)
+    blob["config"]["model"]["base_channels"] *= 2
+    torch.save(blob, resized)
+    _fails(capsys, run([resized]), "checkpoint does not hold a generator this code can build")
     no_test = make_manifest(tmp_path / "no_test", splits={"train": 2})
     _fails(capsys, run([ckpt], no_test), "no case in split 'test' (splits present: train)")
     bare = tmp_path / "bare"
