@@ -9,10 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import elastogan
-
-# The checkpoint the app uses without --checkpoint, when a release ships one.
-DEFAULT_CHECKPOINT = Path(elastogan.__file__).resolve().parent / "weights" / "default.pt"
+from elastogan.weights import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,18 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only readers who have answered every image (a study still running)")
     p.set_defaults(func=_report)
     s.set_defaults(func=lambda args: (s.print_help(sys.stderr), 2)[1])
-
-
-def resolve_checkpoint(path: Path | None) -> Path:
-    """The checkpoint to load: the given one, or the shipped default if it exists."""
-    from elastogan.errors import UserError
-
-    if path is not None:
-        return path
-    if not DEFAULT_CHECKPOINT.is_file():
-        raise UserError(f"no checkpoint given and the default {DEFAULT_CHECKPOINT} is not installed; "
-                        "pass --checkpoint RUN/checkpoints/best.pt (from `elastogan train`)")
-    return DEFAULT_CHECKPOINT
 
 
 def _app(args: argparse.Namespace) -> int:

@@ -330,14 +330,14 @@ def test_uploads_are_refused_with_a_clear_message(predictor, tmp_path):
         preview(predictor, ok, None, "10, 10, 90, 20")
 
 
-def test_app_command_names_the_missing_default_checkpoint_and_refuses_open_host(built, capsys):
-    from elastogan.app.cli import DEFAULT_CHECKPOINT
+def test_app_command_names_the_missing_default_checkpoint_and_refuses_open_host(built, capsys, monkeypatch, tmp_path):
+    import elastogan.weights
 
-    if DEFAULT_CHECKPOINT.is_file():
-        pytest.skip("a default checkpoint is installed")
+    missing = tmp_path / "weights" / "default.pt"  # an installation without the shipped model
+    monkeypatch.setattr(elastogan.weights, "DEFAULT_CHECKPOINT", missing)
     assert main(["app"]) == 2
     err = capsys.readouterr().err
-    assert str(DEFAULT_CHECKPOINT) in err and "--checkpoint" in err
+    assert str(missing) in err and "--checkpoint" in err
     assert main(["app", "--checkpoint", str(built.checkpoint), "--host", "0.0.0.0", "--device", "cpu"]) == 2
     assert "loopback only" in capsys.readouterr().err
 

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in), NAME_SYNTHETIC_strain.npy (float32) and NAME_SYNTHETIC_strain.png (16-bit), all "
         "of the input's size.",
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by elastogan train")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint written by elastogan train (default: the shipped model)")
     p.add_argument("--input", type=Path, nargs="+", required=True, help="PNG/JPEG/.npy/DICOM files or folders of them")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
@@ -158,6 +158,9 @@ def _predict(args: argparse.Namespace) -> int:
         if f.stem in stems:
             raise UserError(f"two inputs share the name {f.stem!r} ({stems[f.stem]} and {f}); outputs would overwrite each other")
         stems[f.stem] = f
+    from elastogan.weights import resolve_checkpoint
+
+    args.checkpoint = resolve_checkpoint(args.checkpoint)
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(files), args.batch_size):
