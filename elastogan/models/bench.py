@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from elastogan.models.config import MODEL_NAMES
 
 REFERENCE = "pix2pix"
 LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
+BUSY_SHARE = 0.1  # warn when other processes took more than this share of the CPUs
 
 
 def register_bench(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +62,17 @@ def _gflops(generator, x) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from ``/proc/stat``; ``None`` where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
 def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: int) -> list[dict]:
     """One row per model: parameters, GFLOPs, latency (median, min) and ratios to pix2pix.
 
@@ -94,6 +107,7 @@ def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: 
         rows[name]["gflops"] = round(_gflops(g, x), 2)
     times: dict[str, list[float]] = {n: [] for n in names}
     ratios: dict[str, list[float]] = {n: [] for n in names}
+    ticks0, cpu0 = _cpu_ticks(), time.process_time()
     with torch.inference_mode():
         for _ in range(warmup):
             for g in gens.values():
@@ -105,7 +119,14 @@ def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: 
                 times[name].append(time.perf_counter() - t0)
             for name in names:
                 ratios[name].append(times[name][-1] / times[REFERENCE][-1])
+    ticks1, cpu1 = _cpu_ticks(), time.process_time()
+    others = None
+    if ticks0 and ticks1 and ticks1[1] > ticks0[1]:
+        # CPU time of everything but this process, as a share of the machine's capacity.
+        hz = os.sysconf("SC_CLK_TCK")
+        others = max(0.0, ((ticks1[0] - ticks0[0]) / hz - (cpu1 - cpu0)) / ((ticks1[1] - ticks0[1]) / hz))
     for name in names:
+        rows[name]["others_cpu_share"] = None if others is None else round(others, 3)
         rows[name].update(
             latency_median_s=round(statistics.median(times[name]), 4),
             latency_min_s=round(min(times[name]), 4),
@@ -123,12 +144,9 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.warmup < 0:
         raise UserError(f"--warmup must be at least 0, got {args.warmup}")
-    import os
-
-    load = os.getloadavg()[0]
     rows = measure(names=args.models, size=args.size, threads=args.threads, repeats=args.repeats, warmup=args.warmup)
     print(f"generators at {args.size}x{args.size}, batch 1, CPU, {args.threads} threads, "
-          f"{args.repeats} round-robin rounds; 1-min load average before: {load:.2f} on {os.cpu_count()} CPUs")
+          f"{args.repeats} round-robin rounds, {os.cpu_count()} CPUs")
     print(f"{'model':<10} {'G params':>11} {'D params':>11} {'Ds':<13} {'GFLOPs':>7} {'median s':>9} {'min s':>7} "
           f"{'vs pix2pix':>10} {'(fastest)':>9}")
     for r in rows:
@@ -141,12 +159,15 @@ def _run(args: argparse.Namespace) -> int:
         ratio = next(r["latency_ratio"] for r in rows if r["model"] == "transunet")
         verdict = "met" if ratio <= LATENCY_GOAL else "NOT met"
         print(f"goal: transunet latency at most {LATENCY_GOAL} x pix2pix: {verdict} ({ratio:.3f}x)")
-    if load > 1.0:
-        print("note: the machine was busy (load > 1); oversubscribed cores inflate the TransUNet's "
-              "ratio most — rerun on a quiet machine for the figure to report")
+    others = rows[0]["others_cpu_share"]
+    if others is not None:
+        print(f"other processes used {100 * others:.0f} % of the CPUs while timing")
+        if others > BUSY_SHARE:
+            print("note: the machine was busy; oversubscribed cores inflate the TransUNet's ratio "
+                  "most — rerun on a quiet machine for the figure to report")
     if args.json:
         from elastogan.atomic import atomic_write_text
 
-        meta = {"size": args.size, "threads": args.threads, "repeats": args.repeats, "load_before": round(load, 2)}
+        meta = {"size": args.size, "threads": args.threads, "repeats": args.repeats}
         atomic_write_text(args.json, json.dumps([{**r, **meta} for r in rows], indent=2) + "\n")
     return 0
