@@ -95,11 +95,12 @@ def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: 
         if size % g.divisor:
             raise UserError(f"--size must be a multiple of {g.divisor} for {name}, got {size}")
         gens[name] = g
+        ds = build_discriminators(cfg)
         rows[name] = {
             "model": name,
             "generator_params": _count(g),
-            "discriminators": list(build_discriminators(cfg)),
-            "discriminator_params": _count(build_discriminators(cfg)),
+            "discriminators": list(ds),
+            "discriminator_params": _count(ds),
             "divisor": g.divisor,
         }
     x = torch.rand(1, 1, size, size) * 2 - 1
