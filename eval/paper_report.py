@@ -61,11 +61,17 @@ def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
             values = [float(r.cells[col]) for r in rows]
         except ValueError as e:
             raise InputFileError(path, f"column {col}: {e}") from None
-        if col == "ncc":
-            out[col] = metrics.summary(values)
-            ncc = values
-            continue
         finite = [v for v in values if np.isfinite(v)]
+        if col == "ncc":
+            # An undefined NCC (a constant synthetic map in the ROI) is written as nan by
+            # `elastogan evaluate`: summarise the defined ones and count the others.
+            if not finite:
+                raise InputFileError(path, "column ncc: no case has a defined NCC")
+            out[col] = metrics.summary(finite)
+            if len(finite) < len(values):
+                out[col]["n_undefined"] = len(values) - len(finite)
+            ncc = finite
+            continue
         # PSNR is +inf for a case whose maps are identical: summarise the finite ones, say so.
         out[col] = {**metrics.summary(finite), "n_not_finite": len(values) - len(finite)} if finite else {
             "note": "no finite value"}

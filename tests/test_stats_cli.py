@@ -243,3 +243,13 @@ def test_report_skips_header_only_files(tmp_path, capsys):
     assert "No rows yet (sections skipped): answers.csv" in (tmp_path / "r" / "report.md").read_text()
     (tmp_path / "per_case.csv").write_text("case,ncc\n")
     _fails(capsys, ["stats", "report", str(tmp_path)], "only header lines in answers.csv, per_case.csv")
+
+
+def test_report_counts_undefined_ncc_instead_of_failing(tmp_path):
+    # `elastogan evaluate` writes nan for a case whose synthetic map is constant in the ROI.
+    _write(tmp_path / "per_case.csv", ["case", "ncc"], [["a", 0.5], ["b", "nan"], ["c", 0.9]])
+    assert main(["stats", "report", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert res["image_metrics"]["ncc"]["n"] == 2
+    assert res["image_metrics"]["ncc"]["n_undefined"] == 1
+    assert res["image_metrics"]["ncc"]["mean"] == pytest.approx(0.7)
