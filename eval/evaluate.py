@@ -64,6 +64,8 @@ class RealCase:
         emode: H×W×3 uint8 scanner E-mode, or ``None``.
         lesion: H×W bool lesion mask, or ``None``.
         tsukuba: the manifest's Tsukuba label, or ``None``.
+        alpha: colour opacity the scanner drew the real E-mode with (the synthetic one is
+            drawn with the same, so the luminance NCC compares content, not opacity).
     """
 
     id: str
@@ -73,6 +75,7 @@ class RealCase:
     emode: np.ndarray | None = None
     lesion: np.ndarray | None = None
     tsukuba: int | str | None = None
+    alpha: float = 0.5
 
     def __post_init__(self) -> None:
         h, w = self.bmode.shape[:2]

@@ -47,7 +47,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             p = Predictor.from_checkpoint(path, device=args.device)
         except InputFileError as e:  # torch's state-dict errors span lines; the CLI prints one
             raise InputFileError(path, " ".join(e.problem.split())) from None
-        models[name] = lambda real, p=p: p.predict(real.bmode, roi=real.roi)
+        models[name] = lambda real, p=p: p.predict(real.bmode, roi=real.roi, alpha=real.alpha)
         info[name] = {"checkpoint": str(path), "model": p.model.name, "step": p.step}
     written = evaluate(models, cases, args.out, info=info, source={"manifest": str(args.data), "split": args.split},
                        gallery=args.gallery, progress=not args.no_progress)

@@ -91,6 +91,7 @@ def load_real_case(case: Case) -> RealCase:
         emode=read_rgb(case.emode) if case.emode is not None else None,
         lesion=read_mask(case.lesion) if case.lesion is not None else None,
         tsukuba=case.tsukuba,
+        alpha=float(case.source.get("display_alpha", 0.5)),
     )
 
 
