@@ -41,3 +41,14 @@ def test_no_command_and_unknown_command_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["frobnicate"])
     assert e.value.code == 2
+
+
+def test_benchmarks_give_the_process_its_thread_count_back():
+    import torch
+
+    from elastogan.models.bench import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

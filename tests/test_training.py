@@ -120,7 +120,9 @@ def test_other_format_version_is_refused(tmp_path):
 def test_killed_run_resumes_to_the_state_of_an_uninterrupted_one(manifest, tmp_path):
     """SIGKILL a training process once it has checkpointed, resume it, compare with a straight run."""
     sets = [a for s in [*TINY, "optim.steps=100000", "run.val_every=100000", "run.ckpt_every=2"] for a in ("--set", s)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # The killed process must compute with as many threads as this one (CPU reductions are
+    # ordered by thread count), whatever earlier tests set.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     run = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "elastogan", "train", "--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(manifest),
                              "--out", str(run), "--no-progress", "--device", "cpu", *sets], env=env, stderr=subprocess.PIPE)

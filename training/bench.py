@@ -108,6 +108,18 @@ class Runner:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import torch
+
+    from elastogan.models.bench import torch_threads
+
+    cpu = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu"
+    with torch_threads(args.threads) if cpu else contextlib.nullcontext():
+        return _bench_on_device(args)
+
+
+def _bench_on_device(args: argparse.Namespace) -> int:
     import torch
 
     from elastogan.errors import UserError
@@ -115,9 +127,7 @@ def _bench(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device here")
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    else:
+    if device.type != "cpu":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True

@@ -15,11 +15,13 @@ TransUNet) more than one of few large ones (pix2pix). Measure on a quiet machine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import time
 from pathlib import Path
+from typing import Iterator
 
 from elastogan.models.config import MODEL_NAMES
 
@@ -79,13 +81,31 @@ def measure(*, names: list[str], size: int, threads: int, repeats: int, warmup: 
     ``latency_ratio`` is the median over rounds of (model time / pix2pix time in that round);
     ``latency_ratio_min`` is the fastest model run over the fastest pix2pix run.
     """
+    with torch_threads(threads):
+        return _measure(names=names, size=size, repeats=repeats, warmup=warmup)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op CPU threads, then give the process its count back: a
+    benchmark called in-process (tests, notebooks) must not change how later work computes."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(*, names: list[str], size: int, repeats: int, warmup: int) -> list[dict]:
     import torch
 
     from elastogan.errors import UserError
     from elastogan.models.config import ModelConfig
     from elastogan.models.registry import build_discriminators, build_generator
 
-    torch.set_num_threads(threads)
     torch.manual_seed(0)
     names = [REFERENCE] + [n for n in dict.fromkeys(names) if n != REFERENCE]
     gens, rows = {}, {}
