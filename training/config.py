@@ -110,9 +110,9 @@ class RunConfig:
             gradient scaler, for GPUs without bf16) or ``"fp32"``. Ignored on CPU, which trains
             in float32.
         tf32: allow TF32 matmuls and convolutions on CUDA.
-        wandb: Weights & Biases mode: ``"disabled"``, ``"offline"`` or ``"online"``; ``WANDB_MODE`` in
-            the environment overrides the mode of a run that asks for wandb. Needs the
-            ``wandb`` package, which is optional.
+        wandb: Weights & Biases mode: ``"offline"`` (the default: a local run folder in
+            ``RUN/wandb/``, no network, no account), ``"online"`` or ``"disabled"``. ``WANDB_MODE``
+            in the environment overrides the mode of a run that has not disabled wandb.
         samples: validation cases drawn to ``RUN/samples/`` (and wandb) at each validation.
     """
 
@@ -122,7 +122,7 @@ class RunConfig:
     ckpt_every: int = 500
     amp: Literal["fp32", "bf16", "fp16"] = "bf16"
     tf32: bool = True
-    wandb: Literal["disabled", "offline", "online"] = "disabled"
+    wandb: Literal["disabled", "offline", "online"] = "offline"
     samples: int = 4
 
     def __post_init__(self) -> None:

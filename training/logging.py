@@ -4,10 +4,11 @@
 a crashed run keeps what it logged. On resume the records past the resumed step (logged
 after the last checkpoint by the run that died) are dropped first, so each step appears once.
 
-wandb is optional and never required: it is imported only when the config asks for it
-(``run.wandb`` ``offline`` or ``online``); ``WANDB_MODE`` in the environment overrides the
-mode (``disabled`` switches it off). If the package is missing, the run says so once and goes
-on with ``metrics.jsonl`` alone.
+wandb runs offline by default (``run.wandb: offline``): a local run in ``RUN/wandb/`` that
+``wandb sync`` can upload later, so training never needs the network or an account. Online
+only when asked (``run.wandb: online`` or ``WANDB_MODE=online``); ``WANDB_MODE`` in the
+environment overrides the mode (``disabled`` switches it off). If the package is missing, the
+run says so once and goes on with ``metrics.jsonl`` alone.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ class RunLog:
                 self.wandb = wandb_module.init(
                     project="elastogan", dir=str(run_dir), name=run_dir.name, config=config,
                     mode=mode, resume="allow", id=_wandb_id(run_dir),
+                    # its banner and git probing are noise here; the line below says where it went
+                    settings=wandb_module.Settings(silent=True),
                 )
+                where = "online" if mode == "online" else f"offline in {run_dir / 'wandb'}"
+                print(f"elastogan: wandb run {where}", file=sys.stderr)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         rec = {"step": step, **{k: float(v) for k, v in values.items()}}
