@@ -7,8 +7,10 @@ NaN; the PNG round-trips to within 1/65534.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -25,16 +27,23 @@ MAX_PIXELS = 64_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def _open(path: Path) -> Image.Image:
+@contextlib.contextmanager
+def _image_errors(path: Path) -> Iterator[None]:
+    """PIL's failures on ``path`` as one-line :class:`InputFileError`."""
     try:
-        img = Image.open(path)
-        img.load()
+        yield
     except FileNotFoundError:
         raise InputFileError(path, "file not found") from None
     except Image.DecompressionBombError:
         raise InputFileError(path, f"image has more than {MAX_PIXELS} pixels; not an ultrasound frame") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise InputFileError(path, f"not a readable image ({e})") from None
+
+
+def _open(path: Path) -> Image.Image:
+    with _image_errors(path):
+        img = Image.open(path)
+        img.load()
     return img
 
 
@@ -125,14 +134,7 @@ def image_shape(path: str | Path) -> tuple[int, ...]:
         except (OSError, ValueError) as e:
             raise InputFileError(path, f"not a readable .npy array ({e})") from None
         return tuple(arr.shape)
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-            bands = len(img.getbands())
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except Image.DecompressionBombError:
-        raise InputFileError(path, f"image has more than {MAX_PIXELS} pixels; not an ultrasound frame") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise InputFileError(path, f"not a readable image ({e})") from None
+    with _image_errors(path), Image.open(path) as img:
+        w, h = img.size
+        bands = len(img.getbands())
     return (h, w) if bands == 1 else (h, w, bands)
