@@ -134,6 +134,14 @@ def results_table(metrics_json: Path) -> str:
         lines.append(f"{name:<{width}} {m['n_cases']:>5} {m['ncc_mean']:>8.3f} ± {m['ncc_sd']:<5.3f} "
                      f"{m['ncc_median']:>7.3f} {m['ssim_mean']:>6.3f} {m['mae_mean']:>6.3f}")
     lines.append("(NCC of the mapped strain inside the ROI, synthetic vs the simulated scanner's; the reference paper: 0.70 ± 0.08)")
+    for name, m in metrics.items():
+        c = m.get("paired", {}).get("ncc")
+        if c is None or c["ci"] is None:
+            continue
+        w = c["wilcoxon"]
+        wp = f", Wilcoxon p {w['p']:.3g}" if w and w["p"] is not None else ""
+        lines.append(f"case by case, NCC {name} − {m['paired']['reference']}: {c['diff']:+.3f} "
+                     f"[{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}] ({c['level']:.0%} CI, {c['n']} cases{wp})")
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ For each case of the split every model predicts from the B-mode (inside the case
 :func:`elastogan.eval.evaluate.compare_case` compares. Output folder::
 
     metrics.json      one checkpoint: the flat summary (ncc_mean, ncc_sd, …, n_cases);
-                      several: {checkpoint name: that summary}
+                      several: {checkpoint name: that summary}, where each checkpoint after
+                      the first also has ``paired``: its case-by-case comparison with the
+                      first (``elastogan.eval.paired``) on NCC, E-mode NCC, SSIM and MAE
     report.md         the summaries side by side, with the reference paper's NCC
     per_case.csv      one row per case (columns of elastogan.eval.evaluate.COLUMNS;
                       `elastogan stats report` reads its ncc, ssim, psnr, mae)
@@ -37,6 +39,7 @@ from elastogan.errors import UserError
 from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, summarise
 from elastogan.eval.gallery_figure import GalleryRow, gallery_png
 from elastogan.eval.histogram_figure import histogram_png
+from elastogan.eval.paired import paired_comparison
 from elastogan.eval.paper_report import REFERENCE_PAPER
 from elastogan.eval.scatter_figure import scatter_png
 from elastogan.eval.stats_format import num, to_json
@@ -57,6 +60,13 @@ _TABLE_ROWS = (
     ("MAE, strain in the lesion", "mae_lesion"),
     ("strain ratio error, synthetic − real", "strain_ratio_error_abs"),
     ("strain ratio relative error", "strain_ratio_error_rel"),
+)
+# compared case by case between checkpoints: (label, per-case column, higher is better)
+PAIRED_METRICS = (
+    ("NCC, mapped strain in the ROI", "ncc", True),
+    ("NCC, E-mode luminance in the ROI", "ncc_emode", True),
+    ("SSIM, strain in the ROI", "ssim", True),
+    ("MAE, strain in the ROI", "mae", False),
 )
 
 
@@ -190,11 +200,54 @@ def evaluate(
         d = out / folder if folder else out
         summaries[name] = {**source, **info.get(name, {}), **summarise(rows[name])}
         written += _write_checkpoint_files(d, rows[name], predict, cases, gallery)
+    names = list(models)
+    for name in names[1:]:  # each later checkpoint against the first, on the same cases
+        summaries[name]["paired"] = paired_against(rows[name], rows[names[0]], names[0])
     metrics = next(iter(summaries.values())) if single else summaries
     js, md = out / "metrics.json", out / "report.md"
     atomic_write_text(js, to_json(metrics))
     atomic_write_text(md, markdown(summaries, rows, folders, {p.relative_to(out).as_posix() for p in written}, source))
     return [js, md, *written]
+
+
+def paired_against(rows: Sequence[dict[str, Any]], reference_rows: Sequence[dict[str, Any]],
+                   reference: str) -> dict[str, Any]:
+    """One checkpoint's per-case metrics against the reference checkpoint's (same cases, same order):
+    ``{"reference": name, metric: paired_comparison(this, reference)}``; differences are this − reference."""
+    out: dict[str, Any] = {"reference": reference}
+    for _, col, _ in PAIRED_METRICS:
+        out[col] = paired_comparison([r[col] for r in rows], [r[col] for r in reference_rows])
+    return out
+
+
+def _paired_cell(c: Mapping[str, Any], higher_is_better: bool) -> str:
+    if c["diff"] is None:
+        return f"— ({c.get('note', 'no case')})"
+    text = f"{c['diff']:+.3f}"
+    if c["ci"] is not None:
+        text += f" [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]; p {num(c['p_t'])}"
+    w = c["wilcoxon"]
+    if w is not None and w["p"] is not None:
+        text += f"; Wilcoxon p {num(w['p'])}"
+    better = c["wins_a"] if higher_is_better else c["wins_b"]
+    return text + f"; better in {better} of {c['n']}"
+
+
+def _paired_markdown(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    others = [n for n, s in summaries.items() if "paired" in s]
+    if not others:
+        return []
+    reference = summaries[others[0]]["paired"]["reference"]
+    level = summaries[others[0]]["paired"]["ncc"]["level"]
+    lines = [f"## Case by case against {reference}", "",
+             f"Mean difference (column − {reference}) over the cases where both have a value, its "
+             f"{level:.0%} paired-t interval and p, the two-sided Wilcoxon signed-rank p "
+             "(`elastogan.eval.paired`), and the cases where the column's model is better.", "",
+             "| metric | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+    for label, col, higher in PAIRED_METRICS:
+        lines.append(f"| {label} ({'higher' if higher else 'lower'} is better) | "
+                     + " | ".join(_paired_cell(summaries[n]["paired"][col], higher) for n in others) + " |")
+    return [*lines, ""]
 
 
 def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: PredictFn, cases: Sequence[Case],
@@ -304,6 +357,7 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
                        for t in (summaries[n]["tsukuba_vs_label"][side] for side in ("real", "synthetic")))
             for n in names) + " | |")
     lines += ["", f"Paper: {REFERENCE_PAPER['source']}.", ""]
+    lines += _paired_markdown(summaries)
     for n in names:
         folder = folders[n]
         prefix = f"{folder}/" if folder else ""

@@ -212,6 +212,40 @@ def test_two_checkpoints_side_by_side(data, ckpt, tmp_path):
     assert m["a/last"]["ncc_mean"] == pytest.approx(m["b/last"]["ncc_mean"], abs=1e-6)  # the same weights
     assert "| metric | a/last | b/last | paper |" in (out / "report.md").read_text()
     assert (out / "a_last" / "per_case.csv").is_file() and (out / "b_last" / "gallery.png").is_file()
+    # the later checkpoint is compared case by case with the first: the same weights, no difference
+    assert "paired" not in m["a/last"] and m["b/last"]["paired"]["reference"] == "a/last"
+    assert m["b/last"]["paired"]["ncc"]["diff"] == pytest.approx(0.0, abs=1e-6)
+    assert "## Case by case against a/last" in (out / "report.md").read_text()
+
+
+def test_paired_comparison_of_a_worse_model(data, tmp_path):
+    """The real images (perfect) against a model whose strain is the real one, noisier: per
+    case, the noisy model is worse on NCC and MAE, and the paired block says so."""
+    cases = split_cases(data, "test")
+    rng = np.random.default_rng(0)
+
+    def noisy(real):
+        return real.emode, np.clip(real.strain + rng.normal(0, 0.2, real.strain.shape), 0, 1).astype(np.float32)
+
+    out = tmp_path / "pair"
+    evaluate({"real": lambda real: (real.emode, real.strain), "noisy": noisy}, cases, out, gallery=0)
+    m = json.loads((out / "metrics.json").read_text())
+    pair = m["noisy"]["paired"]
+    per_case = {name: _read_csv(out / name / "per_case.csv") for name in ("real", "noisy")}
+    ncc = [[float(r["ncc"]) for r in per_case[name]] for name in ("noisy", "real")]
+    assert pair["ncc"]["n"] == len(cases) == 2
+    assert pair["ncc"]["diff"] == pytest.approx(np.mean(ncc[0]) - np.mean(ncc[1]), abs=1e-5)
+    assert pair["ncc"]["diff"] < 0 and pair["ncc"]["wins_b"] == 2  # the real model better in both cases
+    assert pair["mae"]["diff"] > 0 and pair["mae"]["wins_a"] == 2
+    md = (out / "report.md").read_text()
+    assert "## Case by case against real" in md
+    assert "| MAE, strain in the ROI (lower is better) |" in md and "better in 0 of 2" in md
+    # make demo prints the NCC line of the paired block under its table
+    from elastogan.demo import results_table
+
+    table = results_table(out / "metrics.json")
+    c = pair["ncc"]
+    assert f"case by case, NCC noisy − real: {c['diff']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]" in table
 
 
 def _fails(capsys, argv: list[str], message: str) -> None:
