@@ -6,7 +6,7 @@ For each case of the split every model predicts from the B-mode (inside the case
     metrics.json      one checkpoint: the flat summary (ncc_mean, ncc_sd, …, n_cases);
                       several: {checkpoint name: that summary}, where each checkpoint after
                       the first also has ``paired``: its case-by-case comparison with the
-                      first (``elastogan.eval.paired``) on NCC, E-mode NCC, SSIM and MAE
+                      first (``elastogan.eval.paired``) on NCC, E-mode NCC, SSIM, MAE and lesion NCC
     report.md         the summaries side by side, with the reference paper's NCC
     per_case.csv      one row per case (columns of elastogan.eval.evaluate.COLUMNS;
                       `elastogan stats report` reads its ncc, ssim, psnr, mae)
@@ -42,7 +42,7 @@ from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.paired import paired_comparison
 from elastogan.eval.paper_report import REFERENCE_PAPER
 from elastogan.eval.scatter_figure import scatter_png
-from elastogan.eval.stats_format import num, to_json
+from elastogan.eval.stats_format import num, pval, to_json
 from elastogan.eval.tsukuba_report import confusion_markdown
 
 PredictFn = Callable[[RealCase], tuple[np.ndarray, np.ndarray]]
@@ -67,6 +67,7 @@ PAIRED_METRICS = (
     ("NCC, E-mode luminance in the ROI", "ncc_emode", True),
     ("SSIM, strain in the ROI", "ssim", True),
     ("MAE, strain in the ROI", "mae", False),
+    ("NCC, strain in the lesion", "ncc_lesion", True),
 )
 
 
@@ -225,10 +226,10 @@ def _paired_cell(c: Mapping[str, Any], higher_is_better: bool) -> str:
         return f"— ({c.get('note', 'no case')})"
     text = f"{c['diff']:+.3f}"
     if c["ci"] is not None:
-        text += f" [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]; p {num(c['p_t'])}"
+        text += f" [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]; p {pval(c['p_t'])}"
     w = c["wilcoxon"]
     if w is not None and w["p"] is not None:
-        text += f"; Wilcoxon p {num(w['p'])}"
+        text += f"; Wilcoxon p {pval(w['p'])}"
     better = c["wins_a"] if higher_is_better else c["wins_b"]
     return text + f"; better in {better} of {c['n']}"
 
