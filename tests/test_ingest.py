@@ -383,3 +383,69 @@ def test_pseudonyms_and_splits():
     assert counts == {"train": 14, "val": 3, "test": 3}
     assert sorted(assign_splits(["a", "b", "c"], seed=0).values()) == ["test", "train", "val"]
     assert set(assign_splits(["a", "b"], seed=0).values()) == {"train"}
+
+
+def _cine(tmp_path: Path, n: int = 3, *, name: str = "loop.dcm", blank: int | None = None):
+    """A dual-display cine loop: frame i is the screen of seed 30 + i (its own B-mode and strain)."""
+    screens = [dual_screen(seed=30 + i) for i in range(n)]
+    frames = [np.zeros_like(s.rgb) if i == blank else s.rgb for i, s in enumerate(screens)]
+    s0 = screens[0]
+    write_dicom(tmp_path / "in" / name, frames, regions=[(s0.bmode_box, 1), (s0.emode_box, 1)])
+    return screens
+
+
+def test_cine_loop_every_frame_a_case_of_one_patient(tmp_path, capsys):
+    screens = _cine(tmp_path)
+    write_dicom(tmp_path / "in" / "still.dcm", [dual_screen(seed=40).rgb], patient_id="0099999")
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--frames", "all") == 0
+    assert "frames; frame 0 ingested" not in capsys.readouterr().err
+    cases = read_cases(tmp_path / "out")
+    loop = [c for c in cases if c.source.get("n_frames") == 3]
+    assert [c.source["frame"] for c in loop] == [0, 1, 2] and len(cases) == 4
+    assert len({c.patient_id for c in loop}) == 1 and len({c.split for c in loop}) == 1
+    for case, s in zip(loop, screens):  # frame i holds screen i's images, not frame 0's
+        np.testing.assert_array_equal(read_gray(case.bmode), s.bmode)
+        x0, y0, x1, y1 = case.roi
+        assert np.nanmean(np.abs(read_strain(case.strain) - s.strain)[y0:y1, x0:x1]) < TOLERANCE
+
+
+def test_cine_loop_one_chosen_frame(tmp_path, capsys):
+    screens = _cine(tmp_path)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--frames", "2") == 0
+    (case,) = read_cases(tmp_path / "out")
+    assert case.source["frame"] == 2
+    np.testing.assert_array_equal(read_gray(case.bmode), screens[2].bmode)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out5", "--frames", "5") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("loop.dcm: frame 5 asked for (--frames), but the file has 3 frames") and "\n" not in err
+    assert not (tmp_path / "out5").exists()
+
+
+def test_cine_loop_frame_without_elastogram_is_named(tmp_path, capsys):
+    _cine(tmp_path, blank=1)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--frames", "all") == 2
+    assert "loop.dcm: frame 1: " in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--frames", "all", "--skip-bad") == 0
+    assert "skipped" in capsys.readouterr().err
+    assert [c.source["frame"] for c in read_cases(tmp_path / "out")] == [0, 2]
+
+
+def test_frames_option_is_checked(tmp_path, capsys):
+    _cine(tmp_path)
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--frames", "some") == 2
+    assert "frames must be 'first', 'all' or a frame index >= 0, got 'some'" in capsys.readouterr().err
+
+
+def test_pairs_with_different_frame_counts_refuse_all_frames(tmp_path, capsys):
+    s = dual_screen(seed=50)
+    (bx0, by0, bx1, by1), (ex0, ey0, ex1, ey1) = s.bmode_box, s.emode_box
+    b = np.ascontiguousarray(s.rgb[by0:by1, bx0:bx1])
+    e = np.ascontiguousarray(s.rgb[ey0:ey1, ex0:ex1])
+    write_dicom(tmp_path / "in" / "x_bmode.dcm", [b, b])
+    write_dicom(tmp_path / "in" / "x_emode.dcm", [e, e, e])
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--layout", "pairs", "--frames", "all") == 2
+    err = capsys.readouterr().err
+    assert "--frames all needs as many frames in the B-mode as in the E-mode file; x_bmode.dcm has 2, x_emode.dcm has 3" in err
+    assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--layout", "pairs", "--frames", "1") == 0
+    (case,) = read_cases(tmp_path / "out")
+    assert case.source["frame"] == 1

@@ -13,7 +13,9 @@ Two layouts of a folder of exports:
 In the E-mode panel the ROI is the coloured box (with a grey map: where it differs from the
 B-mode) and the colour map is the one named, checked against the image's own colour bar
 (in the panel, or beside it on the screen) — or, with ``--colormap bar``, read from that bar.
-Multi-frame files give their first frame (with a warning).
+Multi-frame files (cine loops) give their first frame with a warning, one chosen frame
+(``frames=N``), or every frame as a case of its own (``frames="all"``): the frames of a loop
+belong to one patient, so they always land in one split.
 
 Only the image panels leave ingestion — the burned-in text around them (names, dates,
 hospital) is cropped away — and patients become pseudonyms: an HMAC-SHA256 of the patient id
@@ -88,6 +90,9 @@ class IngestOptions:
         skip_bad: go on past bad files (reported) instead of stopping at the first.
         keep_identifiers: keep real patient ids and source file names in the manifest.
         seed: seed of the patient split.
+        frames: which frames of a multi-frame file (cine loop) become cases: ``"first"``
+            (frame 0, with a warning), ``"all"`` (each frame a case), or a frame index
+            (0-based; single-frame files give their one frame).
     """
 
     colormap: str = DEFAULT_COLORMAP
@@ -95,6 +100,7 @@ class IngestOptions:
     skip_bad: bool = False
     keep_identifiers: bool = False
     seed: int = 0
+    frames: str | int = "first"
 
     def __post_init__(self) -> None:
         if self.colormap != BAR_COLORMAP and self.colormap not in COLORMAPS:
@@ -102,6 +108,10 @@ class IngestOptions:
             raise UserError(f"unknown colour map {self.colormap!r}; known: {known}")
         if self.layout not in LAYOUTS:
             raise UserError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if isinstance(self.frames, str) and self.frames.isdigit():
+            object.__setattr__(self, "frames", int(self.frames))  # "3" from the command line
+        if not (self.frames in ("first", "all") or (isinstance(self.frames, int) and self.frames >= 0)):
+            raise UserError(f"frames must be 'first', 'all' or a frame index >= 0, got {self.frames!r}")
 
 
 @dataclass
@@ -520,6 +530,40 @@ def _jobs(root: Path, files: list[Path], layout: str) -> tuple[list[tuple[str, l
     return jobs, unpaired
 
 
+def frames_to_ingest(imgs: list[LoadedImage], frames: str | int) -> tuple[list[int], list[str]]:
+    """The frame indices to ingest from a case's files (loaded at frame 0), and warnings.
+
+    The files of a case (one screen, or a B-mode and an E-mode) are read at the same index.
+
+    Raises:
+        InputFileError: the index is beyond a multi-frame file, or (``"all"``) the files of a
+            pair hold different numbers of frames.
+    """
+    counts = [i.source.get("n_frames", 1) for i in imgs]
+    n = max(counts)
+    if n == 1:
+        return [0], []
+    if frames == "first":
+        return [0], [f"{i.path}: {c} frames; frame 0 ingested (--frames all or --frames N for others)"
+                     for i, c in zip(imgs, counts) if c > 1]
+    if frames == "all":
+        if len(set(counts)) > 1:
+            raise InputFileError(imgs[-1].path, "--frames all needs as many frames in the B-mode as in the E-mode file; "
+                                 + ", ".join(f"{i.path.name} has {c}" for i, c in zip(imgs, counts)))
+        return list(range(n)), []
+    for i, c in zip(imgs, counts):
+        if c > 1 and frames >= c:
+            raise InputFileError(i.path, f"frame {frames} asked for (--frames), but the file has {c} frames")
+    return [frames], []
+
+
+def _load_frame(first: list[LoadedImage], index: int) -> list[LoadedImage]:
+    """A case's files at frame ``index`` (``first`` holds frame 0; single-frame files stay)."""
+    if index == 0:
+        return first
+    return [i if i.source.get("n_frames", 1) == 1 else load_image(i.path, frame=index) for i in first]
+
+
 def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = IngestOptions(), *, on_skip: Callable[[Path, str], None] | None = None) -> IngestReport:
     """Turn a folder of scanner exports into a validated data set in ``out_dir``.
 
@@ -570,34 +614,41 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         warnings: list[str] = []
         for case_key, paths in jobs:
             try:
-                imgs = [load_image(p) for p in paths]
-                ex = extract_dual(imgs[0], options.colormap) if options.layout == "dual" else extract_pair(imgs[0], imgs[1], options.colormap)
+                first = [load_image(p) for p in paths]
+                frames, frame_warnings = frames_to_ingest(first, options.frames)
             except InputFileError as e:
                 bad(Path(e.path), e.problem)
                 continue
-            cid = f"case{len(cases) + 1:04d}"
-            pid = ex.patient_id or _fallback_patient(root, paths[-1], case_key)
-            source = dict(ex.source)
-            if options.keep_identifiers:
-                source["files"] = [p.relative_to(root).as_posix() for p in paths]
-            write_png(tmp / "bmode" / f"{cid}.png", ex.bmode)
-            write_png(tmp / "emode" / f"{cid}.png", ex.emode)
-            write_strain(tmp / "strain" / f"{cid}.npy", ex.strain)
-            warnings += [f"{paths[-1]}: {w}" for w in ex.warnings]
-            warnings += [f"{i.path}: {i.source['n_frames']} frames; frame 0 ingested" for i in imgs if i.source.get("n_frames", 1) > 1]
-            real_ids.append(pid)
-            cases.append(Case(
-                id=cid,
-                patient_id=pid if options.keep_identifiers else pseudonym(pid, key),
-                split="train",
-                bmode=tmp / "bmode" / f"{cid}.png",
-                emode=tmp / "emode" / f"{cid}.png",
-                strain=tmp / "strain" / f"{cid}.npy",
-                roi=ex.roi,
-                colormap=options.colormap if options.colormap in COLORMAPS else None,
-                pixel_spacing_mm=ex.pixel_spacing_mm,
-                source=source,
-            ))
+            warnings += frame_warnings
+            for index in frames:
+                try:
+                    imgs = _load_frame(first, index)
+                    ex = extract_dual(imgs[0], options.colormap) if options.layout == "dual" else extract_pair(imgs[0], imgs[1], options.colormap)
+                except InputFileError as e:
+                    bad(Path(e.path), f"frame {index}: {e.problem}" if len(frames) > 1 else e.problem)
+                    continue
+                cid = f"case{len(cases) + 1:04d}"
+                pid = ex.patient_id or _fallback_patient(root, paths[-1], case_key)
+                source = dict(ex.source)
+                if options.keep_identifiers:
+                    source["files"] = [p.relative_to(root).as_posix() for p in paths]
+                write_png(tmp / "bmode" / f"{cid}.png", ex.bmode)
+                write_png(tmp / "emode" / f"{cid}.png", ex.emode)
+                write_strain(tmp / "strain" / f"{cid}.npy", ex.strain)
+                warnings += [f"{paths[-1]}: {w}" for w in ex.warnings]
+                real_ids.append(pid)
+                cases.append(Case(
+                    id=cid,
+                    patient_id=pid if options.keep_identifiers else pseudonym(pid, key),
+                    split="train",
+                    bmode=tmp / "bmode" / f"{cid}.png",
+                    emode=tmp / "emode" / f"{cid}.png",
+                    strain=tmp / "strain" / f"{cid}.npy",
+                    roi=ex.roi,
+                    colormap=options.colormap if options.colormap in COLORMAPS else None,
+                    pixel_spacing_mm=ex.pixel_spacing_mm,
+                    source=source,
+                ))
         if not cases:
             raise UserError(f"{root}: no case could be ingested ({len(skipped)} file(s) skipped)")
         # Split on the real ids, so that a seed gives the same split in every run (the

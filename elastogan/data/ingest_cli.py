@@ -41,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep real patient ids and source file names in the manifest (default: pseudonyms, no names)",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the patient split (default 0)")
+    p.add_argument(
+        "--frames",
+        default="first",
+        metavar="first|all|N",
+        help="multi-frame files (cine loops): 'first' ingests frame 0 with a warning (default), "
+        "'all' makes every frame a case (a loop's frames share its patient, hence its split), "
+        "N the 0-based frame N of each multi-frame file",
+    )
     p.set_defaults(func=_ingest)
 
 
@@ -54,6 +62,7 @@ def _ingest(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         keep_identifiers=args.keep_identifiers,
         seed=args.seed,
+        frames=args.frames,
     )
 
     def on_skip(path: object, problem: str) -> None:
