@@ -180,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         ratio = next(r["latency_ratio"] for r in rows if r["model"] == "transunet")
         verdict = "met" if ratio <= LATENCY_GOAL else "NOT met"
         print(f"goal: transunet latency at most {LATENCY_GOAL} x pix2pix: {verdict} ({ratio:.3f}x)")
+    print("training images/s of the same generators with their discriminators: elastogan bench train")
     others = rows[0]["others_cpu_share"]
     if others is not None:
         print(f"other processes used {100 * others:.0f} % of the CPUs while timing")
