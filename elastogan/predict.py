@@ -71,6 +71,22 @@ def label_synthetic(rgb: np.ndarray, text: str = SYNTHETIC_LABEL) -> np.ndarray:
     return np.asarray(img)
 
 
+def check_frame(bmode: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``bmode`` is an H×W uint8 frame of at least 2×2 pixels."""
+    if not isinstance(bmode, np.ndarray) or bmode.ndim != 2 or bmode.dtype != np.uint8:
+        got = f"{bmode.dtype} {bmode.shape}" if isinstance(bmode, np.ndarray) else type(bmode).__name__
+        raise ValueError(f"expected an H×W uint8 B-mode, got {got}")
+    if min(bmode.shape) < 2:
+        raise ValueError(f"a {bmode.shape[0]}×{bmode.shape[1]} frame is too small (at least 2×2)")
+
+
+def check_roi(roi: Box, shape: tuple[int, int]) -> None:
+    """Raise ``ValueError`` unless ``roi`` (end-exclusive) is a non-empty box inside an H×W ``shape``."""
+    h, w = shape
+    if not (0 <= roi[0] < roi[2] <= w and 0 <= roi[1] < roi[3] <= h):
+        raise ValueError(f"ROI {tuple(roi)} is not inside the {h}×{w} frame")
+
+
 class Predictor:
     """A trained generator ready for frames of any size.
 
@@ -161,13 +177,12 @@ class Predictor:
                      alpha: float = 0.5, colorbar: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
         """``predict`` for many frames, batched (frames of one size share a batch)."""
         for i, b in enumerate(bmodes):
-            if not isinstance(b, np.ndarray) or b.ndim != 2 or b.dtype != np.uint8:
-                got = f"{b.dtype} {b.shape}" if isinstance(b, np.ndarray) else type(b).__name__
-                raise ValueError(f"frame {i}: expected an H×W uint8 B-mode, got {got}")
-            if min(b.shape) < 2:
-                raise ValueError(f"frame {i}: a {b.shape[0]}×{b.shape[1]} frame is too small")
-            if roi is not None and not (0 <= roi[0] < roi[2] <= b.shape[1] and 0 <= roi[1] < roi[3] <= b.shape[0]):
-                raise ValueError(f"frame {i}: ROI {tuple(roi)} is not inside the {b.shape[0]}×{b.shape[1]} frame")
+            try:
+                check_frame(b)
+                if roi is not None:
+                    check_roi(roi, b.shape)
+            except ValueError as e:
+                raise ValueError(f"frame {i}: {e}") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         strains: list[np.ndarray | None] = [None] * len(bmodes)

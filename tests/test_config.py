@@ -51,6 +51,7 @@ def test_unknown_key_names_its_dotted_path(tmp_path):
         ("model.name=unet", r"model\.name must be one of transunet, pix2pix, l1unet, got 'unet'"),
         ("optim.lr_g=-1", r"optim\.lr_g must be positive"),
         ("optim.lr_g=.nan", r"'optim\.lr_g' must be a finite number"),
+        ("model.colormap=jet", r"model\.colormap must be one of grey-black-soft, grey-white-soft, hitachi, got 'jet'"),
     ],
 )
 def test_wrong_values_name_path_type_and_value(override, pattern):
@@ -86,3 +87,13 @@ def test_cli_reports_config_errors_on_one_line(tmp_path, capsys):
     assert "expected a mapping of sections" in capsys.readouterr().err
     assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--data", "m", "--out", "r"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_unknown_colormap_is_refused_before_the_run_starts(tmp_path, capsys):
+    """Named with its dotted path at config time, not when the loss first needs the map."""
+    run = tmp_path / "run"
+    code = main(["train", "--config", str(CONFIG_DIR / "tiny.yaml"), "--set", "model.colormap=jet",
+                 "--data", str(tmp_path / "m.jsonl"), "--out", str(run)])
+    err = capsys.readouterr().err
+    assert code == 2 and "model.colormap must be one of" in err and "got 'jet'" in err
+    assert len(err.strip().splitlines()) == 1 and not run.exists()

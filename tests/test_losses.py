@@ -113,6 +113,33 @@ def test_ssim_values():
         ssim_loss(x, x, window=4)
 
 
+def test_ssim_matches_skimage_inside_the_valid_interior():
+    """Away from the zero padding (5 px for the 11-px window) the SSIM map is skimage's, so the
+    masked mean equals its mean SSIM over the interior and its map averaged over any mask there."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(3)
+    p = rng.random((40, 52))
+    t = np.clip(p + rng.normal(0, 0.2, p.shape), 0, 1)  # correlated, so SSIM is far from 0 and 1
+    _, ref_map = structural_similarity(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=1.0, full=True)
+    interior = np.zeros(p.shape, bool)
+    interior[5:-5, 5:-5] = True
+    lesion = interior & (rng.random(p.shape) < 0.3)
+    tp, tt = (torch.tensor(a)[None, None] for a in (p, t))
+    for mask in (interior, lesion):
+        got = 1 - ssim_loss(tp, tt, torch.tensor(mask, dtype=torch.float64)[None, None], data_range=1.0).item()
+        assert got == pytest.approx(ref_map[mask].mean(), abs=1e-6)
+    assert 0.2 < ref_map[interior].mean() < 0.9
+    # skimage's own mean SSIM is the mean over that interior
+    mssim = structural_similarity(p, t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0)
+    assert 1 - ssim_loss(tp, tt, torch.tensor(interior, dtype=torch.float64)[None, None]).item() == pytest.approx(mssim, abs=1e-6)
+    # data_range scales C1 and C2: images on 0..255 with data_range 255 score as on 0..1
+    mssim255 = structural_similarity(255 * p, 255 * t, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255.0)
+    got255 = 1 - ssim_loss(255 * tp, 255 * tt, torch.tensor(interior, dtype=torch.float64)[None, None], data_range=255.0).item()
+    assert got255 == pytest.approx(mssim255, abs=1e-6) and mssim255 == pytest.approx(mssim, abs=1e-9)
+
+
 def test_colorize_torch_interpolates_the_lut():
     lut = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.5, 0.0], [1.0, 1.0, 1.0]])
     s = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0, 1.5, -1.0]).reshape(1, 1, 1, 7)

@@ -131,6 +131,25 @@ def test_predict_cli_on_real_ultrasound_dicom(ckpt_dir, tmp_path, capsys):
         assert np.load(tmp_path / "o" / f"{stem}_SYNTHETIC_strain.npy").shape == (240, 320)
 
 
+def test_predict_cli_uses_the_grey_region_of_a_dual_display_dicom(ckpt_dir, tmp_path, capsys):
+    """E-mode | B-mode screen with burned-in text and a region per panel: the B-mode region alone
+    reaches the network, and the outputs have its size."""
+    pytest.importorskip("pydicom")
+    from scanner_screens import dual_screen, write_dicom
+
+    screen = dual_screen(h=40, w=52, emode_left=True)  # the colour panel comes first
+    path = write_dicom(tmp_path / "dual.dcm", [screen.rgb], regions=[(screen.emode_box, 1), (screen.bmode_box, 1)])
+    assert screen.rgb.shape[:2] != screen.bmode.shape
+    code = main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    strain = np.load(tmp_path / "o" / "dual_SYNTHETIC_strain.npy")
+    emode = read_rgb(tmp_path / "o" / "dual_SYNTHETIC_emode.png")
+    assert strain.shape == (40, 52) and emode.shape == (40, 52, 3)
+    clean, expected = Predictor.from_checkpoint(ckpt_dir / "native.pt", device="cpu").predict(screen.bmode)
+    assert np.allclose(strain, expected, atol=1e-6)
+    assert (emode == label_synthetic(clean)).all()
+
+
 def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
     txt = tmp_path / "x.txt"
     txt.write_text("hello")
@@ -147,7 +166,18 @@ def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "nothing"), *args]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "d1"), "--roi", "0", "0", "9", "4", *args]) == 2
-    assert "--roi: frame 0: ROI (0, 0, 9, 4) is not inside the 8×8 frame" in capsys.readouterr().err
+    assert f"--roi: {tmp_path / 'd1' / 'f.png'}: ROI (0, 0, 9, 4) is not inside the 8×8 frame" in capsys.readouterr().err
+    # a frame too small without --roi names the file, not --roi
+    write_png(tmp_path / "dot.png", frame(1, 1))
+    assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "dot.png"), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'dot.png'}: a 1×1 frame is too small" in err and "--roi" not in err
+    # an --out that is a file, or lies under one: named, before any model is loaded
+    for out, problem in ((txt, "is a file"), (txt / "o", f"lies under {txt}, a file")):
+        code = main(["predict", "--checkpoint", str(tmp_path / "none.pt"), "--input", str(tmp_path / "d1"), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"--out {out}: {problem}, not a folder" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_predict_cli_roi(ckpt_dir, tmp_path):

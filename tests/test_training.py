@@ -21,7 +21,7 @@ from elastogan.errors import InputFileError, UserError
 from elastogan.predict import Predictor
 from elastogan.training.checkpoint import restore_training_state, seed_all, write_training_checkpoint
 from elastogan.training.config import CONFIG_DIR, dump_config, load_config
-from elastogan.data.images import image_shape
+from elastogan.data.images import image_shape, read_rgb
 from elastogan.data.manifest import read_manifest
 from elastogan.training.data import StepSampler, check_frame_sizes, resize_case_arrays, resized_manifest
 from elastogan.training.trainer import NonFiniteLossError, build_nets, train
@@ -295,8 +295,9 @@ def test_wandb_is_optional_and_offline_by_default(tmp_path, monkeypatch, capsys)
 
 
 def test_default_run_logs_to_a_real_offline_wandb_run(manifest, tmp_path, monkeypatch, capsys):
-    """No WANDB_MODE, the default config: an offline wandb run in RUN/wandb holding the metrics."""
-    monkeypatch.delenv("WANDB_MODE", raising=False)
+    """WANDB_MODE empty (as unset), the default config: an offline wandb run in RUN/wandb holding
+    the metrics and the sample triplets."""
+    monkeypatch.setenv("WANDB_MODE", "")  # wandb itself refuses an empty mode; elastogan treats it as unset
     cfg = tiny_cfg("optim.steps=2", "run.log_every=1", "run.val_every=2")
     assert cfg.run.wandb == "offline"
     train(cfg, data=manifest, out=tmp_path / "r", progress=False)
@@ -308,6 +309,10 @@ def test_default_run_logs_to_a_real_offline_wandb_run(manifest, tmp_path, monkey
     # The binary log holds the logged keys (protobuf strings are stored verbatim).
     blob = logs[0].read_bytes()
     assert b"g_total" in blob and b"val/ncc_strain" in blob
+    # the sample grid of the validation at step 2, as wandb stores an image: files/media/images/
+    images = list((runs[0] / "files" / "media" / "images").glob("samples_2_*.png"))
+    assert len(images) == 1
+    assert np.array_equal(read_rgb(images[0]), read_rgb(tmp_path / "r" / "samples" / "step0000002.png"))
 
 
 def test_without_val_split_trains_without_best(tmp_path, capsys):
@@ -354,3 +359,105 @@ def test_bench_train_reports_both_models(tmp_path, monkeypatch, capsys):
     for r in result["rows"]:
         assert r["images_per_s"] > 0 and r["gflop_per_step"] > 0 and r["precision"] == "fp32"
     assert result["ratio_transunet_to_pix2pix"] == pytest.approx(result["rows"][0]["images_per_s"] / result["rows"][1]["images_per_s"])
+
+
+def test_update_ema_is_the_weighted_average_and_copies_buffers():
+    from elastogan.training.ema import make_ema, update_ema
+
+    torch.manual_seed(0)
+    g = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = make_ema(g)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(torch.randn_like(p))
+    g.train()(torch.randn(5, 3))  # moves the batch-norm running statistics and count
+    before = [e.clone() for e in ema.parameters()]
+    update_ema(ema, g, 0.9)
+    for e, e0, p in zip(ema.parameters(), before, g.parameters()):
+        assert torch.allclose(e, 0.9 * e0 + 0.1 * p, atol=1e-7)
+        assert not torch.allclose(e, p)
+    for e, b in zip(ema.buffers(), g.buffers()):
+        assert torch.equal(e, b)
+    assert ema[1].num_batches_tracked.item() == 1
+    update_ema(ema, g, 0.0)
+    assert all(torch.equal(e, p) for e, p in zip(ema.parameters(), g.parameters()))
+    assert not any(p.requires_grad for p in ema.parameters())
+
+
+def test_ema_generator_lags_the_generator_in_a_run(manifest, tmp_path):
+    cfg = tiny_cfg("optim.steps=3", "run.val_every=100", "optim.ema_decay=0.9", "optim.lr_g=0.003")
+    ckpt = load_checkpoint(train(cfg, data=manifest, out=tmp_path / "r", progress=False))
+    seed_all(cfg.run.seed)  # the run's seeding before it builds its networks: its initial weights
+    init = build_nets(cfg, torch.device("cpu")).generator.state_dict()
+    g, ema = ckpt["generator"], ckpt["generator_ema"]
+    weights = [k for k, v in g.items() if v.is_floating_point() and "running" not in k]
+    moved_g = sum((g[k] - init[k]).pow(2).sum() for k in weights).sqrt()
+    moved_ema = sum((ema[k] - init[k]).pow(2).sum() for k in weights).sqrt()
+    # after 3 steps with decay 0.9 the EMA has moved (1 − 0.9³ ≈ 27 % at most) but not as far as G
+    assert 0 < moved_ema < 0.6 * moved_g
+    assert not all(torch.equal(g[k], ema[k]) for k in weights)
+
+
+def test_best_checkpoint_holds_the_best_validation(manifest, tmp_path, monkeypatch):
+    import elastogan.training.trainer as trainer
+
+    scores = iter([0.5, 0.3, 0.7, 0.6])
+    monkeypatch.setattr(trainer, "validate", lambda *a, **k: {"val/ncc_strain": next(scores)})
+    run = tmp_path / "r"
+    cfg = tiny_cfg("optim.steps=8", "run.val_every=2", "run.ckpt_every=8", "run.samples=0")
+    train(cfg, data=manifest, out=run, progress=False)
+    best, last = (load_checkpoint(run / "checkpoints" / n) for n in ("best.pt", "last.pt"))
+    assert best["step"] == 6 and best["best_ncc"] == 0.7
+    assert last["step"] == 8 and last["best_ncc"] == 0.7
+    assert not torch.equal(best["generator_ema"]["strain_head.weight"], last["generator_ema"]["strain_head.weight"])
+    val = [(r["step"], r["val/best_ncc_strain"]) for r in records(run) if "val/ncc_strain" in r]
+    assert val == [(2, 0.5), (4, 0.5), (6, 0.7), (8, 0.7)]
+
+
+def test_progress_bar_shows_losses_and_images_per_second(manifest, tmp_path, capsys):
+    train(tiny_cfg("optim.steps=2", "run.val_every=100"), data=manifest, out=tmp_path / "r", progress=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "step" in err
+    for name in ("d_emode=", "d_strain=", "g_total=", "l1_strain=", "ncc_strain=", "img/s="):
+        assert name in err, name
+
+
+def test_generator_nan_stops_naming_step_and_term(manifest, tmp_path, monkeypatch):
+    """An Inf in a generator term (the discriminator terms finite) stops the run too."""
+    import elastogan.models.losses as losses
+
+    real_ncc_loss, calls = losses.ncc_loss, []
+
+    def poisoned(*args):
+        calls.append(1)
+        return real_ncc_loss(*args) + (float("inf") if len(calls) >= 3 else 0.0)
+
+    monkeypatch.setattr(losses, "ncc_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"loss term 'ncc_strain' is inf at step 3") as e:
+        train(tiny_cfg("run.val_every=100"), data=manifest, out=tmp_path / "r", progress=False)
+    assert e.value.step == 3 and e.value.term == "ncc_strain" and e.value.exit_code == 3
+
+
+def test_train_cli_refuses_a_file_as_out_and_a_bad_wandb_mode(manifest, tmp_path, monkeypatch, capsys):
+    cfg = ["--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(manifest), "--no-progress", "--steps", "1"]
+    (tmp_path / "file").write_text("x")
+    for out, problem in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", f"lies under {tmp_path / 'file'}, a file")):
+        assert main(["train", *cfg, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {problem}, not a folder" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    for bad in ("bogus", "dryrun"):
+        monkeypatch.setenv("WANDB_MODE", bad)
+        assert main(["train", *cfg, "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert f"WANDB_MODE='{bad}' in the environment: expected one of offline, online, disabled" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_empty_wandb_mode_counts_as_unset(monkeypatch):
+    from elastogan.training.logging import wandb_mode
+
+    monkeypatch.setenv("WANDB_MODE", "")
+    assert wandb_mode("offline") == "offline" and wandb_mode("online") == "online"
+    assert wandb_mode("disabled") is None

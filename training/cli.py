@@ -82,12 +82,23 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError("--config is required for a new run (e.g. --config training/configs/tiny.yaml)")
     if args.config is None and args.overrides:
         raise UserError("--set needs --config (on --resume the run's own config is used as it is)")
+    check_out_folder(args.out)
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
     last = train(cfg, data=args.data, out=args.out, max_steps=args.steps, resume=args.resume,
                  device=args.device, progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # torchrun: one line, from process 0
         print(f"elastogan: checkpoint {last}")
     return 0
+
+
+def check_out_folder(path: Path) -> None:
+    """Refuse an ``--out`` that is a file, or lies under one, before any work is done."""
+    from elastogan.errors import UserError
+
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under {existing}, a file"
+        raise UserError(f"--out {path}: {where}, not a folder; choose another --out")
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:
@@ -147,11 +158,12 @@ def _colourfulness(rgb) -> float:
 
 def _predict(args: argparse.Namespace) -> int:
     from elastogan.data.images import write_png, write_strain
-    from elastogan.errors import UserError
-    from elastogan.predict import Predictor, label_synthetic
+    from elastogan.errors import InputFileError, UserError
+    from elastogan.predict import Predictor, check_frame, check_roi, label_synthetic
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
+    check_out_folder(args.out)
     files = collect_inputs(args.input)
     stems: dict[str, Path] = {}
     for f in files:
@@ -166,10 +178,17 @@ def _predict(args: argparse.Namespace) -> int:
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
         frames = [load_bmode(f) for f in chunk]
-        try:
-            results = predictor.predict_many(frames, batch_size=args.batch_size, roi=tuple(args.roi) if args.roi else None)
-        except ValueError as e:  # a ROI outside a frame
-            raise UserError(f"--roi: {e}") from None
+        for f, b in zip(chunk, frames):
+            try:
+                check_frame(b)
+            except ValueError as e:
+                raise InputFileError(f, str(e)) from None
+            if args.roi:
+                try:
+                    check_roi(args.roi, b.shape)
+                except ValueError as e:
+                    raise UserError(f"--roi: {f}: {e}") from None
+        results = predictor.predict_many(frames, batch_size=args.batch_size, roi=tuple(args.roi) if args.roi else None)
         for f, (emode, strain) in zip(chunk, results):
             base = args.out / f"{f.stem}_SYNTHETIC"
             write_png(f"{base}_emode.png", label_synthetic(emode))

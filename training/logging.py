@@ -7,8 +7,9 @@ after the last checkpoint by the run that died) are dropped first, so each step 
 wandb runs offline by default (``run.wandb: offline``): a local run in ``RUN/wandb/`` that
 ``wandb sync`` can upload later, so training never needs the network or an account. Online
 only when asked (``run.wandb: online`` or ``WANDB_MODE=online``); ``WANDB_MODE`` in the
-environment overrides the mode (``disabled`` switches it off). If the package is missing, the
-run says so once and goes on with ``metrics.jsonl`` alone.
+environment overrides the mode (``disabled`` switches it off; empty counts as unset; any
+other value is refused). If the package is missing, the run says so once and goes on with
+``metrics.jsonl`` alone.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from elastogan.atomic import atomic_write_text
+from elastogan.errors import UserError
 
 
 def truncate_metrics(path: Path, step: int) -> None:
@@ -40,11 +42,30 @@ def truncate_metrics(path: Path, step: int) -> None:
     atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
 
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def wandb_env_mode() -> str | None:
+    """``WANDB_MODE`` from the environment, checked; ``None`` when unset or empty.
+
+    Raises:
+        UserError: a value other than ``WANDB_MODES`` (wandb would fail later, inside its
+            own settings, with a traceback).
+    """
+    mode = os.environ.get("WANDB_MODE", "")
+    if not mode:
+        return None
+    if mode not in WANDB_MODES:
+        raise UserError(f"WANDB_MODE={mode!r} in the environment: expected one of {', '.join(WANDB_MODES)} (or unset)")
+    return mode
+
+
 def wandb_mode(asked: str) -> str | None:
     """The wandb mode to use (``offline``/``online``), or ``None`` for no wandb."""
+    env = wandb_env_mode()
     if asked == "disabled":
         return None
-    mode = os.environ.get("WANDB_MODE", asked)
+    mode = env or asked
     return None if mode == "disabled" else mode
 
 
@@ -68,6 +89,8 @@ class RunLog:
             else:
                 import wandb as wandb_module
 
+                if os.environ.get("WANDB_MODE") == "":
+                    del os.environ["WANDB_MODE"]  # empty means unset here; wandb's own settings refuse it
                 self.wandb = wandb_module.init(
                     project="elastogan", dir=str(run_dir), name=run_dir.name, config=config,
                     mode=mode, resume="allow", id=_wandb_id(run_dir),

@@ -45,7 +45,7 @@ from elastogan.training.checkpoint import restore_training_state, seed_all, writ
 from elastogan.training.config import TrainConfig, config_from_dict, dump_config
 from elastogan.training.data import augment_of, check_frame_sizes, eval_loader, resized_manifest, train_loader
 from elastogan.training.ema import make_ema, update_ema
-from elastogan.training.logging import RunLog, truncate_metrics
+from elastogan.training.logging import RunLog, truncate_metrics, wandb_env_mode
 from elastogan.training.validation import sample_grid, validate
 from elastogan.typed_config import to_dict
 
@@ -269,6 +269,7 @@ def train(cfg: TrainConfig | None, *, data: str | Path, out: str | Path, max_ste
         progress: show a tqdm progress bar on process 0.
     """
     out = Path(out)
+    wandb_env_mode()  # a bad WANDB_MODE is reported before any work, not after the data cache is built
     dist = distributed.init(device)
     try:
         return _train(cfg, Path(data), out, max_steps, resume, dist, progress)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from elastogan.colormaps import COLORMAPS
+
 MODEL_NAMES: tuple[str, ...] = ("transunet", "pix2pix", "l1unet")
 ADV_KINDS: tuple[str, ...] = ("lsgan", "hinge")
 
@@ -51,8 +53,9 @@ class ModelConfig:
             or ``pix2pix``; ``pix2pix`` with it is the VEUS design). Default False.
         lesion_crop: side in pixels to which each lesion box is resized for that
             discriminator. Default 64.
-        colormap: the colour map the E-mode head learns, used by the consistency loss.
-            Default ``"hitachi"``.
+        colormap: the colour map the E-mode head learns (a name in
+            ``elastogan.colormaps.COLORMAPS``), used by the consistency loss and to draw
+            the E-mode from the strain head. Default ``"hitachi"``.
 
     Example:
         >>> cfg = ModelConfig(name="pix2pix", unet_levels=5)
@@ -102,6 +105,8 @@ class ModelConfig:
                 raise ValueError(f"model.{field} must be in [0, 1), got {value!r}")
         if self.mlp_ratio <= 0:
             raise ValueError(f"model.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        if self.colormap not in COLORMAPS:
+            raise ValueError(f"model.colormap must be one of {', '.join(sorted(COLORMAPS))}, got {self.colormap!r}")
         if self.lesion_discriminator and self.name == "l1unet":
             raise ValueError("model.lesion_discriminator needs a GAN; model.name 'l1unet' has no discriminators")
 
