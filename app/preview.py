@@ -45,6 +45,11 @@ class PreviewResult:
     dicom: Path | None = None
     notes: list[str] = field(default_factory=list)
 
+    def slider(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two images of the slider: the real E-mode (the B-mode when none was given) and
+        the synthetic one."""
+        return (self.real if self.real is not None else self.bmode), self.synthetic
+
     def summary(self) -> str:
         """Markdown lines for the page."""
         lines = [f"**Synthetic E-mode** from a {self.bmode.shape[0]}×{self.bmode.shape[1]} B-mode "
@@ -81,6 +86,18 @@ def default_roi(shape: tuple[int, int]) -> Box:
     """The whole frame left of the colour bar."""
     h, w = shape
     return (0, 0, DisplayLayout(h, w).max_roi_x1, h)
+
+
+def _without_colorbar(emode: np.ndarray, bmode: np.ndarray, colormap: str) -> np.ndarray:
+    """``emode`` with the colour bar and its SOFT/HARD labels, where the display path draws
+    them, replaced by the B-mode: the box detection must not take them for the elastography
+    box (on small frames the labels reach left of ``DisplayLayout.max_roi_x1``)."""
+    from elastogan.display import draw_colorbar
+
+    h, w = bmode.shape
+    black, white = np.zeros((h, w, 3), np.uint8), np.full((h, w, 3), 255, np.uint8)
+    drawn = (draw_colorbar(black, colormap) != black).any(-1) | (draw_colorbar(white, colormap) != white).any(-1)
+    return np.where(drawn[..., None], bmode[..., None], emode).astype(np.uint8)
 
 
 def _box_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
@@ -144,7 +161,7 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
         if real.shape[:2] != shape:
             raise UploadError(f"The real E-mode is {real.shape[1]}×{real.shape[0]} but the B-mode is "
                               f"{shape[1]}×{shape[0]} (width×height); upload the two images of one view.")
-        found = detect_roi(real, bmode=bmode, exclude=DisplayLayout(*shape).colorbar)
+        found = detect_roi(_without_colorbar(real, bmode, predictor.model.colormap), bmode=bmode)
         if found is not None:
             roi = found
         else:

@@ -1,7 +1,8 @@
 """The reader and lead handlers, as plain functions of (study, user, inputs).
 
 Whatever a reader can receive comes out of ``reader_view``: the current image's opaque id, its
-B-mode and elastogram pixels (arrays: the page encodes them itself, with no metadata), and the
+B-mode and elastogram pixels (arrays, never the study's files: the page encodes them itself,
+with no metadata, the elastogram by :func:`~elastogan.app.reader_png.fixed_size_png`), and the
 reader's own progress. Nothing in it depends on which kind the image is except its pixels.
 The role is checked here, server side, on every call: hiding a tab in the page is no access
 control.

@@ -24,6 +24,7 @@ from elastogan.errors import UserError
 from elastogan.app import study_db
 from elastogan.app.accounts import role_of
 from elastogan.app.preview import preview
+from elastogan.app.reader_png import reader_png
 from elastogan.app.reading import ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
 
 log = logging.getLogger("elastogan.app")
@@ -81,14 +82,16 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
         except Exception:  # a bug must not take the app down; the log keeps the traceback
             log.exception("preview failed")
             return (*empty, "⚠️ The image could not be processed. Please check the file and try again.")
-        slider = (r.real, r.synthetic) if r.real is not None else (r.bmode, r.synthetic)
-        return r.bmode, r.synthetic, r.real, slider, [str(r.png), str(r.dicom)], r.summary()
+        return r.bmode, r.synthetic, r.real, r.slider(), [str(r.png), str(r.dicom)], r.summary()
 
     # ---------------------------------------------------------------- reader
     def show(v: ReaderView, keep_choices: bool = False):
         done = v.image is None
         choices = (gr.skip(),) * 3 if keep_choices else (None, None, None)  # cleared for a new image
-        return (v.progress_text, v.bmode, v.elastogram, v.image or "", *choices,
+        # The elastogram goes out as a fixed-length PNG (reader_png): Gradio's own compressed
+        # encoding would let the byte count tell real from synthetic.
+        elastogram = None if v.elastogram is None else str(reader_png(v.elastogram, downloads / "reader"))
+        return (v.progress_text, v.bmode, elastogram, v.image or "", *choices,
                 v.message or ("" if not done else "You may close this page."),
                 gr.Button(interactive=not done))
 

@@ -287,8 +287,8 @@ def bootstrap_fleiss_difference(
 
     Returns:
         ``diff`` (observed), ``se`` (bootstrap sd), percentile ``ci``, two-sided ``p`` from
-        ``z = diff/se`` (normal approximation), ``n_boot`` (replicates where both kappas are
-        defined), ``paired``.
+        ``z = diff/se`` (normal approximation; None with a ``note`` when se = 0 but diff ≠ 0),
+        ``n_boot`` (replicates where both kappas are defined), ``paired``.
     """
     a, b = _check_counts(counts_a), _check_counts(counts_b)
     if paired and a.shape[0] != b.shape[0]:
@@ -307,6 +307,13 @@ def bootstrap_fleiss_difference(
     se = float(d.std(ddof=1))
     alpha = 1 - level
     lo, hi = np.quantile(d, [alpha / 2, 1 - alpha / 2])
-    p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
-    return {"diff": float(diff), "se": se, "ci": [float(lo), float(hi)], "p": p,
-            "n_boot": int(d.size), "paired": paired, "seed": seed}
+    out = {"diff": float(diff), "se": se, "ci": [float(lo), float(hi)], "p": None,
+           "n_boot": int(d.size), "paired": paired, "seed": seed}
+    if se > 0:
+        out["p"] = float(2 * stats.norm.sf(abs(diff) / se))
+    elif diff == 0:
+        out["p"] = 1.0
+    else:
+        # Every resample gives the same non-zero difference: z = diff/0 is no evidence measure.
+        out["note"] = "p undefined: the bootstrap difference has zero spread"
+    return out

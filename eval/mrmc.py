@@ -317,7 +317,11 @@ def _pairs(names: tuple[str, ...], mi: np.ndarray, se: float, df: float, level: 
 
 
 def _per_reader(names: tuple[str, ...], auc: np.ndarray, cov: np.ndarray, level: float) -> list[dict]:
-    """Each reader's own comparison: ``z = (θ_aj − θ_bj) / sqrt(V_aj + V_bj − 2C_aj,bj)``."""
+    """Each reader's own comparison: ``z = (θ_aj − θ_bj) / sqrt(V_aj + V_bj − 2C_aj,bj)``.
+
+    A zero variance gives ``z``, ``p`` and ``ci`` None with a ``note`` when the difference is
+    not zero (no test is possible), and z = 0, p = 1 when it is.
+    """
     t, r = auc.shape
     q = float(stats.norm.ppf(0.5 + level / 2))
     out = []
@@ -327,10 +331,16 @@ def _per_reader(names: tuple[str, ...], auc: np.ndarray, cov: np.ndarray, level:
             diff = float(auc[a, j] - auc[b, j])
             var = float(cov[ia, ia] + cov[ib, ib] - 2 * cov[ia, ib])
             se = math.sqrt(max(var, 0.0))
-            z = diff / se if se > 0 else 0.0
-            out.append({"reader": j, "modalities": [names[a], names[b]], "diff": diff, "se": se, "z": z,
-                        "p": float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0,
-                        "ci": [diff - q * se, diff + q * se]})
+            row = {"reader": j, "modalities": [names[a], names[b]], "diff": diff, "se": se}
+            if se > 0:
+                z = diff / se
+                row.update({"z": z, "p": float(2 * stats.norm.sf(abs(z))), "ci": [diff - q * se, diff + q * se]})
+            elif diff == 0:
+                row.update({"z": 0.0, "p": 1.0, "ci": [0.0, 0.0], "note": "identical AUCs with zero variance"})
+            else:
+                row.update({"z": None, "p": None, "ci": None,
+                            "note": "undefined: zero variance of a non-zero AUC difference"})
+            out.append(row)
     return out
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from elastogan.atomic import atomic_write_bytes, atomic_write_text
-from elastogan.errors import InputFileError
-from elastogan.eval import authenticity, metrics, roc
+from elastogan.errors import InputFileError, UserError
+from elastogan.eval import authenticity, diagnostic, metrics, mrmc, roc
 from elastogan.eval.reader_study import agreement_report, diagnostic_report, roc_report
 from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.roc_figure import roc_png
@@ -78,6 +79,14 @@ def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
     return out, ncc
 
 
+def _section(analysis: Callable[[], dict]) -> dict:
+    """The analysis' result, or ``{"undefined": why}`` when the data cannot support it."""
+    try:
+        return analysis()
+    except UserError as e:
+        return {"undefined": str(e)}
+
+
 def write_report(
     folder: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -89,7 +98,17 @@ def write_report(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> list[Path]:
-    """Run every analysis the export supports; write report.md, report.json (and roc.png)."""
+    """Run every analysis the export supports; write report.md, report.json (and the figures).
+
+    A section whose analysis is undefined for the data (e.g. MRMC without reader-by-modality
+    variation, too few positive cases, an incomplete reader) is ``{"undefined": why}`` in the
+    JSON and a line in the Markdown; the other sections are still written.
+
+    Raises:
+        InputFileError: the folder holds no export, or a file in it cannot be read (a missing
+            column, a rating outside ``order``…).
+        UserError: a bad option (``positive_from`` outside ``order``, ``n_boot`` < 100…).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(folder, "not a folder")
@@ -107,6 +126,18 @@ def write_report(
     }
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The inputs are read (and the flags checked) before any analysis: a bad file or flag is
+    # the user's to fix (exit 2). An analysis the valid data cannot support is recorded as
+    # {"undefined": why} and the other sections still come out.
+    scores = read_scores(present["scores"], parse_order(score_order)) if "scores" in present else None
+    ratings = read_ratings(present["ratings"], parse_order(order)) if "ratings" in present else None
+    answers = read_authenticity(present["answers"]) if "answers" in present else None
+    if ratings is not None:
+        diagnostic.threshold_index(positive_from, ratings.order)
+    if covariance not in mrmc.COVARIANCES:
+        raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(mrmc.COVARIANCES)}")
+    if scores is not None and n_boot < 100:
+        raise UserError(f"expected at least 100 bootstrap replicates, got {n_boot}")
     if "per_case" in present:
         result["image_metrics"], ncc = _ncc_summary(present["per_case"])
         hist = out_dir / "ncc_histogram.png"
@@ -114,29 +145,36 @@ def write_report(
                                                title="NCC real vs synthetic, per case", xlabel="NCC",
                                                marker=REFERENCE_PAPER["ncc"]["mean"], marker_label="paper mean 0.70"))
         written.append(hist)
-    if "answers" in present:
-        result["authenticity"] = authenticity.analyse(read_authenticity(present["answers"]))
-    if "scores" in present:
-        scores = read_scores(present["scores"], parse_order(score_order))
-        result["agreement"] = agreement_report(scores, n_boot=n_boot, seed=seed)
-    if "ratings" in present:
-        ratings = read_ratings(present["ratings"], parse_order(order))
-        result["roc"] = roc_report(ratings, covariance=covariance)
-        result["diagnostic"] = diagnostic_report(ratings, positive_from)
-        curves: dict = {}
-        for m, v in result["roc"]["modalities"].items():
-            curves[m] = []
-            for rd, a in v["readers"].items():
-                sel = (ratings.modality == m) & (ratings.reader == rd)
-                fpr, tpr = roc.roc_curve(ratings.rating[sel], ratings.truth[sel])
-                curves[m].append((rd, fpr, tpr, a["auc"]))
-        png = out_dir / "roc.png"
-        atomic_write_bytes(png, roc_png(curves, "ROC per reader and elastogram type"))
-        written.append(png)
+    if answers is not None:
+        result["authenticity"] = _section(lambda: authenticity.analyse(answers))
+    if scores is not None:
+        result["agreement"] = _section(lambda: agreement_report(scores, n_boot=n_boot, seed=seed))
+    if ratings is not None:
+        result["roc"] = _section(lambda: roc_report(ratings, covariance=covariance))
+        result["diagnostic"] = _section(lambda: diagnostic_report(ratings, positive_from))
+        if "undefined" not in result["roc"]:
+            curves: dict = {}
+            for m, v in result["roc"]["modalities"].items():
+                curves[m] = []
+                for rd, a in v["readers"].items():
+                    sel = (ratings.modality == m) & (ratings.reader == rd)
+                    fpr, tpr = roc.roc_curve(ratings.rating[sel], ratings.truth[sel])
+                    curves[m].append((rd, fpr, tpr, a["auc"]))
+            png = out_dir / "roc.png"
+            atomic_write_bytes(png, roc_png(curves, "ROC per reader and elastogram type"))
+            written.append(png)
     js, md = out_dir / "report.json", out_dir / "report.md"
     atomic_write_text(js, to_json(result))
     atomic_write_text(md, markdown(result, figures={p.name for p in written}))
     return [md, js, *written]
+
+
+SECTION_TITLES = {"authenticity": "Authenticity", "agreement": "Agreement of Tsukuba scores",
+                  "roc": "BI-RADS ROC", "diagnostic": "Diagnostic accuracy"}
+
+
+def _defined(res: dict, key: str) -> bool:
+    return key in res and "undefined" not in res[key]
 
 
 def markdown(res: dict, figures: set[str] = frozenset()) -> str:
@@ -147,6 +185,9 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
         lines += [f"Not in the export (sections skipped): {', '.join(res['missing'])}.", ""]
     if res["empty"]:
         lines += [f"No rows yet (sections skipped): {', '.join(res['empty'])}.", ""]
+    for key, title in SECTION_TITLES.items():
+        if "undefined" in res.get(key, {}):
+            lines += [f"{title}: undefined for these data (section skipped): {res[key]['undefined'].rstrip('.')}.", ""]
     if "image_metrics" in res:
         lines += ["## Image similarity (real vs synthetic)", "", "| metric | mean ± sd | median | range | n | paper |",
                   "|---|---|---|---|---|---|"]
@@ -163,7 +204,7 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
         lines.append("")
         if "ncc_histogram.png" in figures:
             lines += ["![NCC per case](ncc_histogram.png)", ""]
-    if "authenticity" in res:
+    if _defined(res, "authenticity"):
         a = res["authenticity"]
         lines += ["## Authenticity", "",
                   "| who | n | synthetic judged real | real judged real | accuracy (95% CI) | p vs 0.5 | d′ | paper |",
@@ -177,7 +218,7 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
                          f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} {interval(v['ci'])} | "
                          f"{pval(v['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
         lines.append("")
-    if "agreement" in res:
+    if _defined(res, "agreement"):
         g = res["agreement"]
         lines += ["## Agreement of Tsukuba scores", "",
                   "| condition | cases | readers | Fleiss κ (95% CI) | Cohen κ unweighted / linear / quadratic | Krippendorff α | paper Fleiss κ |",
@@ -194,7 +235,7 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
             lines.append(f"Fleiss κ {a_} − {b_}: {num(comp['diff'])}, 95% CI {interval(comp['ci'])}, "
                          f"p {pval(comp['p'])} (bootstrap over cases, {comp['n_boot']} replicates).")
         lines.append("")
-    if "roc" in res:
+    if _defined(res, "roc"):
         r = res["roc"]
         lines += ["## BI-RADS ROC", "", "| reader | " + " | ".join(f"AUC {m} (95% CI)" for m in r["modalities"]) + " |",
                   "|---|" + "---|" * len(r["modalities"])]
@@ -207,7 +248,9 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
             for c in r["comparisons"]:
                 lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
                              f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p'])} |")
-        if "mrmc" in r:
+        if "mrmc" in r and "undefined" in r["mrmc"]:
+            lines += ["", f"Obuchowski–Rockette: undefined — {r['mrmc']['undefined'].rstrip('.')}."]
+        elif "mrmc" in r:
             mr = r["mrmc"]
             rr = mr["random_readers_random_cases"]
             lines += ["", f"Obuchowski–Rockette, random readers and cases ({mr['design']} design, "
@@ -219,7 +262,7 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
         lines += ["", f"Paper: {ref['auc_real_vs_synthetic']}.", ""]
         if "roc.png" in figures:
             lines += ["![ROC curves](roc.png)", ""]
-    if "diagnostic" in res:
+    if _defined(res, "diagnostic"):
         d = res["diagnostic"]
         lines += [f"## Diagnostic accuracy (positive from BI-RADS {d['positive_from']})", "",
                   "| modality | reader | sensitivity | specificity | PPV | NPV |", "|---|---|---|---|---|---|"]

@@ -4,6 +4,33 @@ One function per ``elastogan stats`` command; each takes what :mod:`elastogan.ev
 read and returns plain dicts (the JSON contract of issue 5 §3). The statistics themselves
 live in :mod:`~elastogan.eval.authenticity`, :mod:`~elastogan.eval.agreement`,
 :mod:`~elastogan.eval.roc`, :mod:`~elastogan.eval.mrmc` and :mod:`~elastogan.eval.diagnostic`.
+
+The JSON written with ``--out`` (``…`` = further keys; an undefined value is null, never NaN)::
+
+    agreement   {"categories": [...],
+                 "conditions": {COND: {"n_cases", "n_readers", "fleiss_kappa": {"value", "se", "ci", …},
+                                       "cohen_kappa": {"unweighted", "linear", "quadratic"},
+                                       "cohen_pairs": [...], "krippendorff_alpha"}},
+                 "comparison": {"conditions": [A, B], "diff", "se", "ci", "p", "n_boot", "paired", …}}
+                with exactly 2 conditions; with 3 or more "comparisons": [one such object per
+                pair] instead (and neither with one condition).
+    roc         {"order", "modalities": {MOD: {"n_cases", "n_positive", "readers": {READER: {"auc", "se", "ci", "n_cases"}}}},
+                 "comparisons": [{"reader", "modalities": [A, B], "design", "test", "diff", "se", "z", "p", "ci", …}],
+                 "mrmc": {"design", "covariance", "n_readers", "n_cases", "reader_auc", "components", "means",
+                          "random_readers_random_cases": {"F", "df1", "df2", "p", "comparisons", "single_modality", …},
+                          "fixed_readers_random_cases": {"chi2", "df", "p", "comparisons", "per_reader", "single_modality"},
+                          "random_readers_fixed_cases": {"F", "df1", "df2", "p", "comparisons", "single_modality"}}}
+                "mrmc" only with 2 or more readers; with exactly 2 modalities each of its three
+                blocks also has "diff", "se", "ci" at the top. When the data cannot support the
+                MRMC analysis (an incomplete reader, too few positive cases for the jackknife, no
+                reader-by-modality variation) "mrmc" is {"undefined": "<why>"} and the rest stands.
+    diagnostic  {"threshold", "positive_from",
+                 "per_modality": {MOD: {READER: {"sensitivity"|"specificity"|"ppv"|"npv": {"value", "ci", "k", "n"}, "counts"}}},
+                 "comparisons": [{"reader", "modalities", "design", "sensitivity", "specificity", "ppv", "npv"}]}
+
+Authenticity's shape is in :mod:`~elastogan.eval.authenticity`; ``stats report`` nests these
+under "authenticity", "agreement", "roc", "diagnostic" (each ``{"undefined": "<why>"}`` when the
+data cannot support it) beside "image_metrics" (:mod:`~elastogan.eval.paper_report`).
 """
 
 from __future__ import annotations
@@ -30,6 +57,13 @@ def agreement_report(scores: Scores, *, n_boot: int = 2000, seed: int = 0, level
         if len(readers) < 2:
             raise UserError(
                 f"condition {cond!r}: agreement needs at least 2 readers, got {len(readers)} ({', '.join(readers)})"
+            )
+        used = np.unique(scores.score[sel])
+        if used.size < 2:
+            where = "" if conditions == ["all"] else f"condition {cond!r}: "
+            raise agreement.AgreementError(
+                f"{where}all {int(sel.sum())} scores are {scores.categories[int(used[0])]!r}: agreement is "
+                "undefined when every rating is in one category (chance agreement would be 1)"
             )
         cases = list(dict.fromkeys(scores.case[sel].tolist()))
         index = {c: i for i, c in enumerate(cases)}
@@ -112,8 +146,16 @@ def roc_report(r: Ratings, *, covariance: str = "jackknife", level: float = 0.95
                 )
             out["comparisons"].append({"reader": rd, "modalities": [a, b], **res})
     if len(readers) >= 2:
-        study = mrmc.arrange(r.case, r.truth, r.reader, r.modality, r.rating)
-        out["mrmc"] = mrmc.analyse(study, covariance, level)
+        if covariance not in mrmc.COVARIANCES:
+            raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(mrmc.COVARIANCES)}")
+        # An MRMC analysis the data cannot support (an incomplete reader, too few positives for
+        # the jackknife, no reader-by-modality variation) is reported, not fatal: the per-reader
+        # AUCs above stand on their own.
+        try:
+            study = mrmc.arrange(r.case, r.truth, r.reader, r.modality, r.rating)
+            out["mrmc"] = mrmc.analyse(study, covariance, level)
+        except UserError as e:
+            out["mrmc"] = {"undefined": str(e)}
     return out
 
 

@@ -1,7 +1,8 @@
 """``elastogan stats authenticity|agreement|roc|diagnostic|report|tsukuba``: the statistics.
 
 Long-format CSV in (columns in :mod:`elastogan.eval.stats_io`), a readable table on stdout,
-JSON with ``--out FILE``. Heavy imports happen inside the command functions.
+JSON with ``--out FILE`` (its shape: :mod:`elastogan.eval.reader_study`). Heavy imports
+happen inside the command functions.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           description="Reads the study export folder (answers.csv, scores.csv, ratings.csv and, "
                           "from `elastogan evaluate`, per_case.csv with an ncc column; missing ones are "
                           "reported as such) and writes report.md, report.json and roc.png with the "
-                          "reference paper's values side by side.")
+                          "reference paper's values side by side. An analysis the data cannot support "
+                          "(e.g. MRMC with no reader-by-modality variation) is marked undefined, with the "
+                          "reason, and the other sections are still written; unreadable files are errors.")
     rep.add_argument("folder", help="study export folder")
     rep.add_argument("--out", metavar="DIR", help="output folder (default FOLDER/report)")
     rep.add_argument("--order", default=BIRADS_ORDER, help=f"rating categories (default {BIRADS_ORDER})")

@@ -87,7 +87,9 @@ def roc_table(res: dict) -> str:
         crow = [[c["reader"], f"{c['modalities'][0]} − {c['modalities'][1]}", c["test"], num(c["diff"]),
                  num(c["z"], 2), pval(c["p"]), interval(c["ci"])] for c in res["comparisons"]]
         text += "\n\n" + table(["reader", "comparison", "test", "diff", "z", "p", "95% CI"], crow)
-    if "mrmc" in res:
+    if "mrmc" in res and "undefined" in res["mrmc"]:
+        text += f"\n\nObuchowski–Rockette: undefined for these data: {res['mrmc']['undefined']}"
+    elif "mrmc" in res:
         mr = res["mrmc"]
         text += f"\n\nObuchowski–Rockette ({mr['design']} design, {mr['covariance']} covariance, {mr['n_readers']} readers)"
         mrow = []

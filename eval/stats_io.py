@@ -14,6 +14,8 @@ not 0/1, a rating outside the declared ``--order``, a duplicated answer, a case 
 differs between rows. Ratings are ordinal: with an ``order`` (e.g. BI-RADS
 ``2,3,4a,4b,4c,5``) a rating becomes its position in that order; without one it must be a
 number. Higher means more suspicious.
+
+The JSON the analyses write is described in :mod:`elastogan.eval.reader_study`.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ def read_rows(path: str | os.PathLike, required: Sequence[str]) -> tuple[list[st
         Blank lines are skipped.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(path, "is a folder; expected a CSV file")
     if not path.is_file():
         raise InputFileError(path, "no such file")
     try:

@@ -206,3 +206,14 @@ def test_fleiss_kappa_gwet_se_irrcac(name):
         assert_printed(res["se"], se)
     assert_printed(res["ci"][0], lo)
     assert_printed(res["ci"][1], hi)
+
+
+def test_bootstrap_with_zero_spread_gives_no_p_for_a_non_zero_difference():
+    # A: perfect agreement (κ = 1 in every resample where it is defined); B: the two readers
+    # always disagree in the same way (κ = −1 in every resample). Every replicate gives 2:
+    # se = 0, and z = 2/0 is no p-value (before: p = 0).
+    a = np.array([[2, 0], [0, 2]] * 5)
+    b = np.array([[1, 1]] * 10)
+    res = agreement.bootstrap_fleiss_difference(a, b, paired=False, n_boot=200)
+    assert res["diff"] == 2.0 and res["se"] == 0.0 and res["ci"] == [2.0, 2.0]
+    assert res["p"] is None and "zero spread" in res["note"]

@@ -2,7 +2,14 @@
 
 A reader logs in, answers three images, reloads and resumes; the lead previews an upload
 (B-mode and real E-mode), sees the reader's progress and downloads the export. A screenshot
-of each tab goes to ``docs/app_reader.png``, ``docs/app_preview.png`` and ``docs/app_lead.png``.
+of each tab is taken into the test's temporary folder and checked (a PNG of the page's size
+with something drawn on it).
+
+``ELASTOGAN_UPDATE_DOCS=1`` also copies the screenshots to ``docs/app_reader.png``,
+``docs/app_preview.png`` and ``docs/app_lead.png`` (the README's pictures), e.g.
+``ELASTOGAN_UPDATE_DOCS=1 pytest tests/test_app_browser.py``; without it a test run leaves the
+tracked files alone.
+
 ``make test`` installs chromium (``make browser``); ``playwright install`` is never run.
 """
 
@@ -10,7 +17,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -26,7 +35,24 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} missing: `make browser` installs it")]
 
 DOCS = REPO / "docs"
+UPDATE_DOCS = os.environ.get("ELASTOGAN_UPDATE_DOCS") == "1"
 TIMEOUT_MS = 60_000
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def screenshot(page, folder: Path, name: str, *, full_page: bool = False) -> Path:
+    """Take ``name`` into ``folder``, check it, and copy it to docs/ with ELASTOGAN_UPDATE_DOCS=1."""
+    path = folder / name
+    page.screenshot(path=str(path), full_page=full_page)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, (name, len(data))
+    with Image.open(path) as im:
+        w, h = im.size
+        assert w == VIEWPORT["width"] and (h == VIEWPORT["height"] if not full_page else h >= VIEWPORT["height"])
+        assert len(im.convert("RGB").getcolors(1 << 24)) > 50  # a page, not a blank canvas
+    if UPDATE_DOCS:
+        shutil.copyfile(path, DOCS / name)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +73,7 @@ def browser():
 def sign_in(browser, url: str, name: str):
     from playwright.sync_api import expect
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     page = ctx.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(url)
@@ -58,7 +84,7 @@ def sign_in(browser, url: str, name: str):
     return page
 
 
-def test_reader_answers_three_images_reloads_and_resumes(browser, server):
+def test_reader_answers_three_images_reloads_and_resumes(browser, server, tmp_path):
     from playwright.sync_api import expect
 
     page = sign_in(browser, server.url, "r3")
@@ -83,7 +109,7 @@ def test_reader_answers_three_images_reloads_and_resumes(browser, server):
     expect(progress).to_contain_text(f"Image 4 of {2 * N_TEST_CASES} · 3 answered")
     expect(page.locator(".frame img")).to_have_count(2)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(DOCS / "app_reader.png"))
+    screenshot(page, tmp_path, "app_reader.png")
     page.context.close()
 
 
@@ -107,7 +133,7 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
     for ext in ("png", "dcm"):
         expect(page.get_by_role("cell", name=re.compile(rf"_SYNTHETIC_emode\s*\.{ext}"))).to_be_visible()
     page.wait_for_timeout(500)
-    page.screenshot(path=str(DOCS / "app_preview.png"), full_page=True)
+    screenshot(page, tmp_path, "app_preview.png", full_page=True)
     # A non-image upload gets a message in the page; the page keeps working.
     junk = tmp_path / "junk.png"
     junk.write_text("not an image")
@@ -131,5 +157,5 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
         answers = z.read("answers.csv").decode().splitlines()
     assert len([a for a in answers if a.startswith("r3,")]) == 3
     page.wait_for_timeout(300)
-    page.screenshot(path=str(DOCS / "app_lead.png"), full_page=True)
+    screenshot(page, tmp_path, "app_lead.png", full_page=True)
     page.context.close()

@@ -17,6 +17,7 @@ from elastogan.app import study_db
 from elastogan.app.accounts import add_user, check_login, role_of
 from elastogan.app.passwords import hash_password, verify_password
 from elastogan.app.preview import preview
+from elastogan.app.reader_png import fixed_size_png, reader_png
 from elastogan.app.reading import lead_export_zip, lead_progress, reader_view, submit_answer
 from elastogan.app.reading_order import reader_seed, reading_order
 from elastogan.app.study_create import create_study
@@ -112,6 +113,9 @@ def test_study_images_are_opaque_identical_in_form_and_truth_is_only_in_the_db(b
     forms = {(Image.open(study / "images" / f"{i}.png").size, Image.open(study / "images" / f"{i}.png").mode)
              for i in t}
     assert forms == {((SIZE, SIZE), "RGB")}
+    # What a reader is served: one PNG length for every elastogram of the study, real or not.
+    served = {len(fixed_size_png(np.asarray(Image.open(study / "images" / f"{i}.png")))) for i in t}
+    assert served == {len(fixed_size_png(np.zeros((SIZE, SIZE, 3), np.uint8)))}
     # The colour bar is drawn on both kinds by the same path: identical pixels there.
     by_case: dict[str, dict[str, np.ndarray]] = {}
     for i, (c, k) in t.items():
@@ -123,6 +127,19 @@ def test_study_images_are_opaque_identical_in_form_and_truth_is_only_in_the_db(b
     with sqlite3.connect(study / study_db.DB_NAME) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert con.execute("SELECT COUNT(*) FROM cases WHERE ncc IS NOT NULL").fetchone()[0] == N_TEST_CASES
+
+
+def test_reader_png_is_uncompressed_named_by_content_and_written_once(tmp_path):
+    flat = np.zeros((SIZE, SIZE, 3), np.uint8)
+    noise = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    a, b = reader_png(flat, tmp_path), reader_png(noise, tmp_path)
+    assert a.name == b.name == "image.png" and a != b
+    assert a.read_bytes() == fixed_size_png(flat) and len(a.read_bytes()) == len(b.read_bytes())
+    assert np.array_equal(np.asarray(Image.open(b)), noise) and _png_chunks(b.read_bytes()) == ["IHDR", "IDAT", "IEND"]
+    mtime = a.stat().st_mtime_ns
+    assert reader_png(flat.copy(), tmp_path) == a and a.stat().st_mtime_ns == mtime  # a reload reuses it
+    with pytest.raises(ValueError, match="H×W×3 uint8"):
+        fixed_size_png(np.zeros((4, 4), np.uint8))
 
 
 def _png_chunks(raw: bytes) -> list[str]:
@@ -281,6 +298,19 @@ def test_preview_labels_synthetic_output_and_gives_ratio_and_ncc(built, predicto
     r = preview(predictor, root / case["bmode"], root / case["emode"], "20, 20, 40, 40", tmp_path)
     assert r.synthetic.shape == r.real.shape == (SIZE, SIZE, 3)
     assert r.strain_ratio > 0 and r.real_strain_ratio > 0 and -1 <= r.ncc <= 1
+    # The ratio is the tsukuba rule's, on the strain the generator predicts in the found box.
+    from elastogan.tsukuba import strain_ratio
+
+    lesion = np.zeros((SIZE, SIZE), bool)
+    lesion[20:40, 20:40] = True
+    strain = predictor.predict(r.bmode[..., 0], roi=r.roi)[1]
+    assert r.strain_ratio == strain_ratio(strain, lesion, r.roi)
+    # The generator's own E-mode given as the real one: the same box, the same strain back.
+    own = tmp_path / "own_emode.png"
+    Image.fromarray(predictor.predict(r.bmode[..., 0], roi=tuple(case["roi"]))[0]).save(own)
+    again = preview(predictor, root / case["bmode"], own, "20, 20, 40, 40")
+    assert again.roi == tuple(case["roi"]) and again.ncc > 0.999
+    assert again.real_strain_ratio == pytest.approx(again.strain_ratio, rel=0.01)
     assert "SYNTHETIC" in r.png.name and "SYNTHETIC" in r.dicom.name
     assert "SYNTHETIC" in Image.open(r.png).info["Description"]
     ds = pydicom.dcmread(r.dicom)
@@ -289,6 +319,63 @@ def test_preview_labels_synthetic_output_and_gives_ratio_and_ncc(built, predicto
     assert np.array_equal(ds.pixel_array, r.synthetic)
     assert not np.array_equal(r.synthetic[:8, :40], predictor.predict(r.bmode[..., 0], roi=r.roi)[0][:8, :40])  # label
     assert "Strain ratio" in r.summary() and "NCC" in r.summary()
+
+
+def _preview_handler(predictor):
+    """The Preview button's callback of the page itself (a local app: no study, no accounts)."""
+    from elastogan.app.ui import build_app
+
+    demo = build_app(predictor)
+    (fn,) = [f.fn for f in demo.fns.values() if f.api_name == "preview"]
+    return fn
+
+
+# A constructed strain map: 0.5 everywhere, 0.25 in a 20×20 lesion box (x 40–60, y 50–70), so
+# the strain ratio (reference / lesion) is exactly 0.5 / 0.25 = 2.
+LESION = (40, 50, 60, 70)
+
+
+def _constructed_strain() -> np.ndarray:
+    strain = np.full((SIZE, SIZE), 0.5, np.float32)
+    x0, y0, x1, y1 = LESION
+    strain[y0:y1, x0:x1] = 0.25
+    return strain
+
+
+def test_preview_of_a_known_strain_map_gives_ratio_two_and_ncc_one(built, predictor, tmp_path, monkeypatch):
+    """The generator replaced by a known strain map; its E-mode, drawn by the predictor's own
+    display path, given back as the "real" E-mode: the page must find the same box, recover
+    the same strain (NCC ≈ 1) and the strain ratio 2 from both."""
+    from elastogan.data.loaders import rgb_to_grey
+
+    case = json.loads(built.manifest.read_text().splitlines()[-1])
+    root = built.manifest.parent
+    bmode_file = root / case["bmode"]
+    roi = tuple(case["roi"])
+    strain = _constructed_strain()
+    monkeypatch.setattr(predictor, "_forward", lambda b: np.repeat(strain[None], len(b), axis=0))
+    bmode = rgb_to_grey(load_upload(bmode_file, "B-mode"))
+    emode, _ = predictor.predict(bmode, roi=roi)  # unlabelled: a stand-in for a scanner's image
+    real_file = tmp_path / "real_emode.png"
+    Image.fromarray(emode).save(real_file)
+    box = ", ".join(map(str, LESION))
+    r = preview(predictor, bmode_file, real_file, box)
+    assert r.roi == roi
+    assert r.strain_ratio == pytest.approx(2.0, rel=1e-6)
+    assert r.real_strain_ratio == pytest.approx(2.0, rel=0.03)  # through the colour-map inversion
+    assert r.ncc > 0.99
+    # The page's handler: B-mode | synthetic | real, and the slider real | synthetic.
+    out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, None)
+    shown_bmode, shown_synth, shown_real, slider, files, summary = out
+    assert np.array_equal(shown_real, emode) and np.array_equal(shown_synth, r.synthetic)
+    assert len(slider) == 2 and np.array_equal(slider[0], emode) and np.array_equal(slider[1], r.synthetic)
+    assert not np.array_equal(slider[0], slider[1])  # the label at least tells them apart
+    assert [Path(f).suffix for f in files] == [".png", ".dcm"]
+    assert "synthetic **2.00**; real 2.0" in summary and "NCC real vs synthetic" in summary
+    # Without a real E-mode the slider shows the B-mode against the synthetic image.
+    _, synth, real, slider, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", None)
+    assert real is None and np.array_equal(slider[0], shown_bmode) and np.array_equal(slider[1], synth)
+    assert "NCC" not in summary and "Strain ratio" not in summary
 
 
 def test_preview_reads_extensionless_dicom(predictor, tmp_path):

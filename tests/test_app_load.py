@@ -34,7 +34,7 @@ def _client(url: str, name: str):
 
 def _answers(study: Path) -> list[tuple]:
     with sqlite3.connect(study / "study.sqlite") as con:
-        return con.execute("SELECT reader, image, judged, tsukuba, birads FROM answers").fetchall()
+        return con.execute("SELECT reader, image, judged, tsukuba, birads FROM answers ORDER BY rowid").fetchall()
 
 
 class Reader(threading.Thread):

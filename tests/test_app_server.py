@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from elastogan.app.reader_png import fixed_size_png
+
 sys.path.insert(0, str(Path(__file__).parent))
 from app_support import LEAD, N_TEST_CASES, PASSWORD, SIZE, Server, build, call_raw, login, shared_server  # noqa: E402
 
@@ -159,17 +161,31 @@ def test_blinding_no_response_a_reader_gets_reveals_the_truth(server):
         assert not re.search(rf"(?<![0-9a-zA-Z_]){re.escape(word)}(?![0-9a-zA-Z_])", blob.replace('"r2"', "")), word
     dynamic = "\n".join(texts[3:])
     assert not re.search(r"(?i)\b(real|synthetic)\b", dynamic.replace("Real or synthetic", ""))
-    # Every elastogram: same size and mode, PNG with no ancillary chunks, bytes a function of
-    # the pixels alone (re-encoding the decoded pixels gives the same bytes).
+    # Every image: same size and mode, PNG with no ancillary chunks, bytes a function of the
+    # pixels alone. The elastograms (odd entries) are stored uncompressed, so their length is
+    # one number for the whole study: a compressed PNG's length follows its content and would
+    # tell real from synthetic (in this study every synthetic PNG compresses smaller than the
+    # real one of its case).
     shapes = set()
-    for image, png, _ in served:
+    for k, (image, png, _) in enumerate(served):
         assert set(_png_chunks(png)) <= {"IHDR", "IDAT", "IEND"}
         arr = np.asarray(Image.open(io.BytesIO(png)))
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="PNG")
-        assert buf.getvalue() == png
+        if k % 2:
+            assert png == fixed_size_png(arr)
+        else:  # the B-mode, the same for both images of a case
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, format="PNG")
+            assert buf.getvalue() == png
         shapes.add((arr.shape, arr.dtype.str))
     assert shapes == {((SIZE, SIZE, 3), "|u1")}
+    lengths = {len(png) for _, png, _ in served[1::2]}
+    assert len(served) == 4 * N_TEST_CASES and len(lengths) == 1, lengths
+    # A file a reader was served is not served to anyone who is not logged in.
+    anon = httpx.Client(base_url=server.url, timeout=10)
+    for _, png, url in served[:2] + served[-2:]:
+        r = anon.get(url)
+        assert r.status_code in (401, 403, 404), (url, r.status_code)
+        assert png not in r.content and b"IDAT" not in r.content
     # Order: the reader's first image of each case is real for half the cases.
     first = {}
     for image, _, _ in served[1::2]:

@@ -8,6 +8,7 @@ from scipy import stats
 
 from elastogan.errors import UserError
 from elastogan.eval import authenticity
+from published import assert_printed
 
 
 def test_hand_computed_reader():
@@ -40,3 +41,33 @@ def test_perfect_reader_has_finite_d_prime():
 def test_reader_without_real_images_is_refused():
     with pytest.raises(UserError, match="reader 'x': saw 3 synthetic and 0 real"):
         authenticity.summarise(np.array([1, 1, 1]), np.array([1, 0, 1]), "reader 'x'")
+
+
+# R, the example of ?binom.test (stats package; Conover 1971, p. 97f.): 682 "giant" plants
+# of 925, `binom.test(c(682, 243), p = 3/4)` prints p-value = 0.3825, 95 percent confidence
+# interval 0.7076683 0.7654066, probability of success 0.7372973. The Clopper–Pearson interval
+# does not depend on p0, so it pins ours; `summarise` tests against 0.5 only (chance), so the
+# printed p (against 3/4) does not apply and its p is checked by the binomial sum above.
+BINOM_TEST = {"x": 682, "n": 925, "ci": ("0.7076683", "0.7654066"), "estimate": "0.7372973"}
+
+
+def test_accuracy_ci_reproduces_r_binom_test():
+    x, n = BINOM_TEST["x"], BINOM_TEST["n"]
+    # 500 synthetic and 425 real images; 682 named correctly (400 synthetic, 282 real).
+    is_syn = np.array([1] * 500 + [0] * 425)
+    judged = np.array([1] * 400 + [0] * 100 + [0] * 282 + [1] * 143)
+    res = authenticity.summarise(is_syn, judged, "r")
+    assert (res["n"], res["n_correct"]) == (n, x)
+    assert_printed(res["accuracy"], BINOM_TEST["estimate"])
+    for got, printed in zip(res["ci"], BINOM_TEST["ci"]):
+        assert_printed(got, printed)
+
+
+def test_fraction_judged_real_ci_reproduces_r_binom_test():
+    # 925 synthetic images of which 682 judged real; 10 real images besides.
+    is_syn = np.array([1] * 925 + [0] * 10)
+    judged = np.array([0] * 682 + [1] * 243 + [0] * 10)
+    res = authenticity.summarise(is_syn, judged, "r")
+    assert_printed(res["fraction_synthetic_judged_real"], BINOM_TEST["estimate"])
+    for got, printed in zip(res["fraction_synthetic_judged_real_ci"], BINOM_TEST["ci"]):
+        assert_printed(got, printed)

@@ -110,3 +110,18 @@ def test_analyse_pairs_shared_cases():
     assert comp["design"] == "paired"
     assert comp["ppv"]["statistic"] == pytest.approx(5.46588745, abs=5e-9)
     assert comp["sensitivity"]["chi2"] == pytest.approx(31.36, abs=1e-12)
+
+
+def test_clopper_pearson_reproduces_r_binom_test():
+    """R's ?binom.test example (Conover 1971): 682 of 925, 95 percent CI 0.7076683 0.7654066."""
+    from test_authenticity import BINOM_TEST
+
+    res = diagnostic.proportion(BINOM_TEST["x"], BINOM_TEST["n"])
+    assert_printed(res["value"], BINOM_TEST["estimate"])
+    for got, printed in zip(res["ci"], BINOM_TEST["ci"]):
+        assert_printed(got, printed)
+    # As a sensitivity: 682 of 925 diseased cases called positive.
+    truth = np.array([1] * 925 + [0] * 5)
+    call = np.array([1] * 682 + [0] * 243 + [0] * 5)
+    sens = diagnostic.accuracy(truth, call)["sensitivity"]
+    assert sens["ci"] == res["ci"] and (sens["k"], sens["n"]) == (682, 925)

@@ -201,3 +201,20 @@ def test_no_reader_variation_is_refused_not_infinite():
     auc = np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
     with pytest.raises(UserError, match="no reader-by-modality variation"):
         mrmc.obuchowski_rockette(auc, np.zeros((6, 6)))
+
+
+def test_per_reader_test_with_zero_variance_is_undefined_not_p_one():
+    # Reader 2 has zero variance in both modalities: a non-zero difference has no z or p
+    # (before: z = 0, p = 1, as if no difference). Reader 1 is an ordinary z test.
+    auc = np.array([[0.80, 0.75], [0.60, 0.70]])
+    cov = np.diag([4e-3, 0.0, 5e-3, 0.0])
+    cov[0, 2] = cov[2, 0] = 1e-3
+    rows = mrmc.obuchowski_rockette(auc, cov, ("A", "B"))["fixed_readers_random_cases"]["per_reader"]
+    first, second = rows
+    assert first["se"] == pytest.approx(np.sqrt(4e-3 + 5e-3 - 2e-3), rel=1e-12)
+    assert first["z"] == pytest.approx(0.2 / first["se"], rel=1e-12) and 0 < first["p"] < 1
+    assert second["diff"] == pytest.approx(0.05) and second["se"] == 0.0
+    assert second["z"] is None and second["p"] is None and second["ci"] is None
+    assert "zero variance of a non-zero AUC difference" in second["note"]
+    same = mrmc.obuchowski_rockette(np.array([[0.80, 0.70], [0.60, 0.70]]), cov)["fixed_readers_random_cases"]
+    assert (same["per_reader"][1]["z"], same["per_reader"][1]["p"]) == (0.0, 1.0)

@@ -253,3 +253,88 @@ def test_report_counts_undefined_ncc_instead_of_failing(tmp_path):
     assert res["image_metrics"]["ncc"]["n"] == 2
     assert res["image_metrics"]["ncc"]["n_undefined"] == 1
     assert res["image_metrics"]["ncc"]["mean"] == pytest.approx(0.7)
+
+
+# ----- undefined analyses: a clear line, or a section marked undefined in the report ------
+
+
+def test_agreement_with_a_single_category_is_a_clear_error(tmp_path, capsys):
+    rows = [[c, r, "3"] for c in ("1", "2") for r in ("a", "b")]
+    path = _write(tmp_path / "s.csv", ["case", "reader", "score"], rows)
+    _fails(capsys, ["stats", "agreement", path], "all 4 scores are '3'", "one category")
+    # A declared scale does not help: with every rating in one category chance agreement is 1.
+    _fails(capsys, ["stats", "agreement", path, "--order", "1,2,3,4,5"], "all 4 scores are '3'")
+    both = [[*r, "real"] for r in [["1", "a", "2"], ["1", "b", "3"], ["2", "a", "3"], ["2", "b", "3"]]]
+    both += [[*r, "synthetic"] for r in rows]
+    path = _write(tmp_path / "s2.csv", ["case", "reader", "score", "condition"], both)
+    _fails(capsys, ["stats", "agreement", path], "condition 'synthetic': all 4 scores are '3'")
+
+
+def _perfect_ratings(n_cases: int = 12) -> list[list]:
+    """Two readers, two modalities, every reader perfect: AUC 1 everywhere, no MS(T×R)."""
+    return [[f"c{i}", str(i % 2), rd, m, str(4 if i % 2 else 2)]
+            for m in ("real", "synthetic") for rd in ("a", "b") for i in range(n_cases)]
+
+
+def test_roc_keeps_the_reader_aucs_when_only_mrmc_is_undefined(tmp_path, capsys, vandyke_rows):
+    path = _write(tmp_path / "r.csv", RATINGS_HEADER, _perfect_ratings())
+    out = tmp_path / "roc.json"
+    assert main(["stats", "roc", path, "--out", str(out)]) == 0
+    assert "Obuchowski–Rockette: undefined for these data: MRMC undefined: the reader AUCs have no reader-by-modality" \
+        in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert res["modalities"]["synthetic"]["readers"]["b"]["auc"] == 1.0
+    assert set(res["mrmc"]) == {"undefined"} and "MS(T×R) = 0" in res["mrmc"]["undefined"]
+    # One positive case: DeLong AUCs exist, the jackknife does not (the DeLong covariance does).
+    first_positive = next(r[0] for r in vandyke_rows if r[1] == "1")
+    rows = [r for r in vandyke_rows if r[1] == "0" or r[0] == first_positive]
+    path = _write(tmp_path / "one.csv", RATINGS_HEADER, rows)
+    assert main(["stats", "roc", path, "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["mrmc"] == {"undefined": "jackknife needs at least 2 positive and 2 negative cases, got 1 and 69"}
+    assert len(res["modalities"]["real"]["readers"]) == 5
+    assert main(["stats", "roc", path, "--covariance", "delong", "--out", str(out)]) == 0
+    assert "F" in json.loads(out.read_text())["mrmc"]["random_readers_random_cases"]
+
+
+def test_report_marks_undefined_sections_and_writes_the_others(tmp_path, capsys):
+    _write(tmp_path / "ratings.csv", RATINGS_HEADER,
+           [[*r[:4], {"2": "3", "4": "4b"}[r[4]]] for r in _perfect_ratings()])
+    _write(tmp_path / "scores.csv", ["case", "reader", "score", "condition"], _scores_rows())
+    # reader b saw only synthetic images: authenticity needs both kinds from every reader
+    answers = [["a", f"c{i}", i % 2, 0] for i in range(10)] + [["b", f"c{i}", 1, 1] for i in range(5)]
+    _write(tmp_path / "answers.csv", ["reader", "case", "is_synthetic", "judged_synthetic"], answers)
+    assert main(["stats", "report", str(tmp_path), "--n-boot", "200"]) == 0
+    res = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert res["authenticity"] == {"undefined": "reader 'b': saw 5 synthetic and 0 real images; "
+                                                "authenticity needs both kinds"}
+    assert_printed(res["agreement"]["conditions"]["real"]["fleiss_kappa"]["value"], expected()["fleiss_1971"]["kappa"])
+    assert res["roc"]["modalities"]["real"]["readers"]["a"]["auc"] == 1.0 and "undefined" in res["roc"]["mrmc"]
+    assert res["diagnostic"]["per_modality"]["real"]["a"]["sensitivity"]["value"] == 1.0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Authenticity: undefined for these data (section skipped): reader 'b': saw 5 synthetic" in md
+    assert "## Authenticity" not in md and "## Agreement of Tsukuba scores" in md and "## Diagnostic accuracy" in md
+    assert "Obuchowski–Rockette: undefined — MRMC undefined" in md
+    assert (tmp_path / "report" / "roc.png").is_file()
+    # An incomplete reader: ROC and diagnostic accuracy are undefined, the rest stands.
+    rows = [r for r in _perfect_ratings() if not (r[2] == "b" and r[3] == "synthetic")]
+    _write(tmp_path / "ratings.csv", RATINGS_HEADER, [[*r[:4], {"2": "3", "4": "4b"}[r[4]]] for r in rows])
+    assert main(["stats", "report", str(tmp_path), "--n-boot", "200", "--out", str(tmp_path / "r2")]) == 0
+    res = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert res["roc"] == res["diagnostic"] == {"undefined": "reader 'b' read nothing in modality 'synthetic'"}
+    assert "fleiss_kappa" in res["agreement"]["conditions"]["real"]
+    assert not (tmp_path / "r2" / "roc.png").exists()
+
+
+def test_report_still_refuses_bad_files_and_flags(tmp_path, capsys):
+    _write(tmp_path / "scores.csv", ["case", "reader", "score", "condition"], _scores_rows())
+    _write(tmp_path / "ratings.csv", ["case", "reader", "modality", "rating"], [["1", "a", "m", "3"]])
+    _fails(capsys, ["stats", "report", str(tmp_path)], "ratings.csv: missing column(s) truth")
+    _write(tmp_path / "ratings.csv", RATINGS_HEADER, [[*r[:4], {"2": "3", "4": "4b"}[r[4]]] for r in _perfect_ratings()])
+    _fails(capsys, ["stats", "report", str(tmp_path), "--positive-from", "6"], "--positive-from '6' is not in --order")
+    _fails(capsys, ["stats", "report", str(tmp_path), "--n-boot", "10"], "at least 100 bootstrap replicates, got 10")
+    assert not (tmp_path / "report" / "report.json").exists()
+
+
+def test_a_folder_given_for_a_csv_is_named_as_such(tmp_path, capsys):
+    _fails(capsys, ["stats", "roc", str(tmp_path)], f"{tmp_path}: is a folder; expected a CSV file")
