@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 
 import numpy as np
 import pydicom
@@ -152,7 +153,8 @@ def test_bad_dicom_files(tmp_path):
     assert has_dicom_marker(rgb)
     truncated = tmp_path / "truncated.dcm"
     truncated.write_bytes(rgb.read_bytes()[:50_000])
-    with pytest.raises(InputFileError, match=r"truncated\.dcm: cannot decode frame 0"):
+    with pytest.raises(InputFileError, match=r"truncated\.dcm: cannot decode frame 0 .*: truncated pixel data: "
+                       r"the file holds \d+ of the 230400 bytes it declares"):
         read_dicom(truncated)
     empty = tmp_path / "empty.dcm"
     empty.write_bytes(b"")
@@ -174,4 +176,50 @@ def test_frame_too_large_is_refused_before_decoding(tmp_path):
     ds.Rows, ds.Columns = 10_000, 10_000  # 100 Mpixel header, 48 bytes of pixels
     ds.save_as(path, enforce_file_format=True)
     with pytest.raises(InputFileError, match="10000×10000 pixels exceeds 64000000; not an ultrasound frame"):
+        read_dicom(path)
+
+
+def _tag(data: bytes, group: int, element: int) -> int:
+    """Offset of a little-endian data element's tag in a file's bytes."""
+    at = data.find(group.to_bytes(2, "little") + element.to_bytes(2, "little"), 132)
+    assert at > 0
+    return at
+
+
+@pytest.mark.parametrize(
+    "where, problem",
+    [
+        (lambda d: _tag(d, 0x0008, 0x0060), "truncated or corrupt DICOM header: the file ends after {n} bytes, before its Modality"),
+        (lambda d: _tag(d, 0x0008, 0x0016) + 8 + 10, "truncated or corrupt DICOM header: the file ends after {n} bytes, before its Modality"),
+        (lambda d: _tag(d, 0x0008, 0x0060) + 8 + 1, "the file ends after {n} bytes, before the end of its last element"),
+        (lambda d: _tag(d, 0x0028, 0x0010), "the file ends after {n} bytes, before its image size (Rows/Columns)"),
+        (lambda d: _tag(d, 0x7FE0, 0x0010), "truncated DICOM file: it ends after its header ({n} bytes), before the pixel data"),
+        (lambda d: _tag(d, 0x7FE0, 0x0010) + 6, "truncated DICOM file: it ends after its header ({n} bytes), before the pixel data"),
+    ],
+)
+def test_a_file_cut_in_its_header_is_reported_as_truncated_without_warnings(tmp_path, where, problem):
+    # GE LOGIQ 700 (rgb_color): cut before its Modality, inside its SOP Class UID (pydicom
+    # warns about the cut UID), inside the Modality value, before Rows, before the pixel data
+    # and inside the pixel data element's tag.
+    data = open(example("rgb_color"), "rb").read()
+    n = where(data)
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(data[:n])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputFileError) as e:
+            read_dicom(path)
+    assert str(e.value).startswith(f"{path}: ") and problem.format(n=n) in str(e.value), str(e.value)
+    assert "got no modality" not in str(e.value)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_a_corrupt_value_representation_is_a_corrupt_header(tmp_path):
+    data = bytearray(open(example("rgb_color"), "rb").read())
+    rows = _tag(data, 0x0028, 0x0010)
+    assert data[rows + 4 : rows + 6] == b"US"
+    data[rows + 4 : rows + 6] = b"Ug"  # no such VR
+    path = tmp_path / "corrupt.dcm"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match=r"corrupt\.dcm: truncated or corrupt DICOM header \(Unknown Value Representation 'Ug'"):
         read_dicom(path)

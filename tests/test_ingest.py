@@ -370,6 +370,19 @@ def test_folder_errors(exports, tmp_path, capsys):
     assert "input folder not found" in capsys.readouterr().err
     assert run("--input", root, "--out", tmp_path / "o", "--colormap", "jet") == 2
     assert "unknown colour map 'jet'" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for out, problem in [(afile, f"{afile}: is a file, not a folder"),
+                         (afile / "sub", f"{afile / 'sub'}: lies under {afile}, which is a file, not a folder")]:
+        assert run("--input", root, "--out", out) == 2
+        err = capsys.readouterr().err
+        assert err == f"elastogan: error: {problem}\n"
+    assert afile.read_text() == "mine"
+    assert run("--input", afile, "--out", tmp_path / "o") == 2
+    assert f"{afile}: input is a file, not a folder" in capsys.readouterr().err
+    assert run("--input", root, "--out", tmp_path / "o", "--seed", "-1") == 2
+    assert "seed must be a non-negative integer, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
 
 
 def test_pseudonyms_and_splits():

@@ -128,3 +128,19 @@ def test_missing_file_and_folder(tmp_path):
         load_image(tmp_path / "nope.png")
     with pytest.raises(InputFileError, match="is a folder"):
         load_image(tmp_path)
+
+
+def test_16_bit_grey_png_is_scaled_by_its_bit_depth_not_clipped(tmp_path):
+    from elastogan.data.images import read_gray, read_rgb
+
+    grey = np.arange(200, dtype=np.uint8).reshape(10, 20)
+    path = tmp_path / "b16.png"
+    Image.fromarray(grey.astype(np.uint16) * 257).save(path)  # full-range 16-bit, as PNG scales
+    assert Image.open(path).mode == "I;16"
+    img = load_image(path)
+    assert img.is_grey
+    np.testing.assert_array_equal(img.grey, grey)  # read_rgb used to give 255 for all but v = 0
+    # The data model's readers take 8-bit images only, and say so instead of clipping.
+    for read in (read_gray, read_rgb):
+        with pytest.raises(InputFileError, match=r"b16\.png: expected an 8-bit image, got 16-bit grey \(mode I;16\)"):
+            read(path)

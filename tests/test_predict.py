@@ -173,7 +173,7 @@ def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {tmp_path / 'dot.png'}: a 1×1 frame is too small" in err and "--roi" not in err
     # an --out that is a file, or lies under one: named, before any model is loaded
-    for out, problem in ((txt, "is a file"), (txt / "o", f"lies under {txt}, a file")):
+    for out, problem in ((txt, "is a file"), (txt / "o", f"lies under {txt}, which is a file")):
         code = main(["predict", "--checkpoint", str(tmp_path / "none.pt"), "--input", str(tmp_path / "d1"), "--out", str(out)])
         err = capsys.readouterr().err
         assert code == 2 and f"--out {out}: {problem}, not a folder" in err

@@ -122,3 +122,196 @@ def test_estimated_strain_follows_the_true_fem_strain(one_worker):
         ok = np.isfinite(est) & np.isfinite(true)
         corr.append(np.corrcoef(est[ok], true[ok])[0, 1])
     assert np.mean(corr) > 0.7 and min(corr) > 0.4, corr
+
+
+# --- user mistakes: one line, exit 2, nothing written ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seed", "-5"], "--seed must be a non-negative integer, got -5"),
+        (["--size", "32"], "size must be an integer in [48, 1024], got 32"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main(["simulate", "--out", str(out), "--n", "1", *argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_out_that_is_a_file_or_lies_under_one(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["simulate", "--out", str(afile), "--n", "1", "--size", "48", "--no-progress"]) == 2
+    assert f"{afile}: is a file, not a folder" in capsys.readouterr().err
+    assert main(["simulate", "--out", str(afile / "sub"), "--n", "1", "--size", "48", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{afile / 'sub'}: lies under {afile}, which is a file" in err and "Traceback" not in err
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ({"n": "2", "seed": 0}, "'n' must be an integer >= 1, got '2'"),
+        ({"n": 2, "seed": -1}, "'seed' must be a non-negative integer, got -1"),
+        ({"n": 2, "seed": True}, "'seed' must be a non-negative integer, got True"),
+        ({"n": 2}, "missing 'seed'"),
+        ({"n": 2, "seed": 0, "sede": 1}, "unknown recipe keys ['sede']"),
+        ({"n": 2, "seed": 0, "config": {"size": "abc"}}, "config: size must be an integer in [48, 1024], got 'abc'"),
+        ({"n": 2, "seed": 0, "config": {"f0_mhz": 5}}, "config: f0_mhz must be a (low, high) range"),
+        ({"n": 2, "seed": 0, "config": {"f0_mhz": [10, 6]}}, "config: f0_mhz must be a (low, high) range with low <= high"),
+        ({"n": 2, "seed": 0, "config": {"nu": 0.5}}, "config: nu must be a number in [0, 0.4999], got 0.5"),
+        ({"n": 2, "seed": 0, "config": {"colormap": "jet"}}, "config: colormap must be one of"),
+        ({"n": 2, "seed": 0, "config": {"class_mix": {"cyst": 0.5}}}, "class_mix must be probabilities summing to 1"),
+        ({"n": 2, "seed": 0, "config": {"sampling_mhz": 20}}, "below the Nyquist rate 28 MHz"),
+        ({"n": 2, "seed": 0, "config": {"size": 48, "field_mm": 60}}, "(size >= 72)"),
+        ({"n": 2, "seed": 0, "config": {"ncc_window_mm": 0.5, "ncc_step_mm": 0.1}}, "shorter than 3 wavelengths (0.77 mm)"),
+        ({"n": 2, "seed": 0, "config": {"fem_elements": 256, "property_factor": 16}}, "at most 2048, got 256 × 16"),
+        ({"n": 2, "seed": 0, "config": {"colour": 1}}, "unknown simulator settings: ['colour']"),
+        ([1, 2], "a recipe is a JSON object, got list"),
+    ],
+)
+def test_bad_recipes_name_the_field_and_write_nothing(tmp_path, capsys, recipe, message):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    out = tmp_path / "out"
+    assert main(["simulate", "--recipe", str(path), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: " in err and message in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_every_setting_is_checked_at_the_door():
+    from elastogan.sim.config import LIMITS, SimConfig
+
+    default = SimConfig()
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(default, name)
+        below, above = (lo - 1, hi + 1) if isinstance(value, int) else (lo / 2 - 1e-3, hi * 2 + 1)
+        for bad in (below, above, "1", None, True):
+            bad = (bad, bad) if isinstance(value, tuple) and not isinstance(bad, (str, type(None))) else bad
+            with pytest.raises(ValueError, match=name):
+                SimConfig(**{name: bad})
+    SimConfig(size=48)  # the smallest frame over the default 40 mm field
+
+
+def test_a_recipe_written_by_a_run_reads_back(one_worker):
+    from elastogan.sim.cli import load_recipe
+
+    recipe = load_recipe(one_worker / "recipe.json")
+    assert (recipe["n"], recipe["seed"], recipe["shard"]) == (6, 3, [0, 1])
+    assert recipe["config"]["size"] == 64
+
+
+# --- bench --------------------------------------------------------------------------------
+
+
+def test_bench_simulate_reports_a_plausible_throughput(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "simulate", "--n", "1", "--size", "48", "--workers", "1", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["workers"] == 1 and row["cases"] == 1
+    assert 0 < row["seconds"] < 60
+    assert row["pairs_per_s"] == pytest.approx(1 / row["seconds"], rel=0.05)
+    assert row["speedup"] == 1.0
+    assert row["vs_planning"] == pytest.approx(row["pairs_per_s"] / 1.6, abs=0.01)
+    assert "48x48, 1 cases per run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n", "0"], "--n must be at least 1, got 0"),
+        (["--size", "50"], "--size: size must be a multiple of 8, got 50"),
+        (["--workers", "1", "0"], "--workers must all be at least 1, got 0"),
+        (["--json", "{tmp}"], "is a folder; name a file"),
+    ],
+)
+def test_bench_simulate_refuses_bad_arguments_at_once(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["bench", "simulate", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+# --- physics of the lesion classes: shadowing, enhancement, the stiff halo ---------------
+#
+# Each check compares a simulated case with the same case (same seeds, same speckle) where
+# the effect is switched off in the tissue model, so it measures the effect and not the
+# tissue around one lesion.
+
+PHYSICS = dict(size=64, fem_elements=32)  # 0.625 mm pixels; a case takes ~0.4 s
+
+
+def _simulate(lesion_type: str, seed: int, monkeypatch, edit=None):
+    from elastogan.sim import case as case_module
+    from elastogan.sim.config import SimConfig
+    from elastogan.sim.tissue import make_phantom
+
+    def phantom(*args, **kwargs):
+        p = make_phantom(*args, **kwargs)
+        if edit is not None:
+            edit(p)
+        return p
+
+    monkeypatch.setattr(case_module, "make_phantom", phantom)
+    cfg = SimConfig(**PHYSICS, class_mix={lesion_type: 1.0})
+    return case_module.simulate_case(np.random.SeedSequence((seed, 11)), np.random.SeedSequence((seed, 11, 1)), cfg)
+
+
+def _below_minus_beside(case, px_mm: float) -> float:
+    """Mean B-mode 1–8 mm below the lesion (its central half) minus the mean at the same
+    depth half a lesion width to one width beside it."""
+    ys, xs = np.nonzero(case.lesion)
+    x0, x1, bottom = xs.min(), xs.max() + 1, ys.max() + 1
+    w = x1 - x0
+    rows = slice(bottom + round(1 / px_mm), bottom + round(8 / px_mm))
+    b = case.bmode.astype(float)
+    below = b[rows, x0 + w // 4 : x1 - w // 4]
+    beside = np.concatenate([b[rows, max(0, x0 - w) : max(0, x0 - w // 2)].ravel(), b[rows, x1 + w // 2 : x1 + w].ravel()])
+    return float(below.mean() - beside.mean())
+
+
+def _no_attenuation(phantom) -> None:
+    phantom.attenuation[:] = 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_carcinoma_shadows_and_cyst_enhances_behind_it(monkeypatch, seed):
+    px = 40.0 / PHYSICS["size"]
+    carcinoma = _below_minus_beside(_simulate("carcinoma", seed, monkeypatch), px)
+    carcinoma_flat = _below_minus_beside(_simulate("carcinoma", seed, monkeypatch, _no_attenuation), px)
+    cyst = _below_minus_beside(_simulate("cyst", seed, monkeypatch), px)
+    cyst_flat = _below_minus_beside(_simulate("cyst", seed, monkeypatch, _no_attenuation), px)
+    assert carcinoma < -10 and carcinoma < carcinoma_flat - 10, (carcinoma, carcinoma_flat)
+    assert cyst > 8 and cyst > cyst_flat + 5, (cyst, cyst_flat)
+
+
+def _ring_over_background(case, px_mm: float) -> float:
+    """True strain in a 1.5 mm ring around the lesion over the median ≥ 6 mm away."""
+    from scipy import ndimage
+
+    s = case.true_strain
+    ring = ndimage.binary_dilation(case.lesion, iterations=round(1.5 / px_mm)) & ~case.lesion
+    far = ~ndimage.binary_dilation(case.lesion, iterations=round(6 / px_mm)) & np.isfinite(s)
+    return float(np.nanmean(s[ring]) / np.nanmedian(s[far]))
+
+
+def _no_halo(phantom) -> None:
+    phantom.modulus[phantom.halo] = 1.0  # fat where the halo was
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])  # carcinomas drawn with design score 5 (a halo)
+def test_stiff_halo_lowers_the_strain_around_a_carcinoma(monkeypatch, seed):
+    px = 40.0 / PHYSICS["size"]
+    halo = _simulate("carcinoma", seed, monkeypatch)
+    assert halo.tsukuba == 5 and halo.source["lesion_params"]["halo_mm"] >= 2.0
+    plain = _simulate("carcinoma", seed, monkeypatch, _no_halo)
+    with_halo, without = _ring_over_background(halo, px), _ring_over_background(plain, px)
+    assert with_halo < 0.8 and with_halo < without - 0.2, (with_halo, without)

@@ -441,7 +441,7 @@ def test_generator_nan_stops_naming_step_and_term(manifest, tmp_path, monkeypatc
 def test_train_cli_refuses_a_file_as_out_and_a_bad_wandb_mode(manifest, tmp_path, monkeypatch, capsys):
     cfg = ["--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(manifest), "--no-progress", "--steps", "1"]
     (tmp_path / "file").write_text("x")
-    for out, problem in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", f"lies under {tmp_path / 'file'}, a file")):
+    for out, problem in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", f"lies under {tmp_path / 'file'}, which is a file")):
         assert main(["train", *cfg, "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert f"--out {out}: {problem}, not a folder" in err

@@ -94,11 +94,12 @@ def _train(args: argparse.Namespace) -> int:
 def check_out_folder(path: Path) -> None:
     """Refuse an ``--out`` that is a file, or lies under one, before any work is done."""
     from elastogan.errors import UserError
+    from elastogan.folders import check_folder_path
 
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        where = "is a file" if existing == path else f"lies under {existing}, a file"
-        raise UserError(f"--out {path}: {where}, not a folder; choose another --out")
+    try:
+        check_folder_path(path)
+    except UserError as e:
+        raise UserError(f"--out {e}; choose another --out") from None
 
 
 def collect_inputs(paths: list[Path]) -> list[Path]:

@@ -9,13 +9,16 @@ pydicom 3 decodes; this module adds what ultrasound exports need (DESIGN §2):
 - ``SequenceOfUltrasoundRegions``: region boxes (inclusive in DICOM, end-exclusive here:
   the crop is ``y0:y1+1``) and spacing (``PhysicalDeltaX/Y`` in cm when the unit code is 3);
 - refusals with one line naming the file and the problem: not DICOM, not an ultrasound
-  (a CT where an ultrasound was expected), no pixels, a frame far too large, a truncated
-  pixel stream, a transfer syntax with no decoder installed (the message names the plugin).
+  (a CT where an ultrasound was expected), no pixels, a frame far too large, a file cut short
+  in its header or its pixel stream, a transfer syntax with no decoder installed (the message
+  names the plugin). pydicom's own warnings never reach the terminal.
 """
 
 from __future__ import annotations
 
 import re
+import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,37 +151,50 @@ def _check_ultrasound(path: Path, ds: Any) -> None:
     raise InputFileError(path, f"expected an ultrasound image (Modality US), got {got} ({sop_name})")
 
 
-def _to_uint8(arr: np.ndarray, ds: Any) -> np.ndarray:
+def _to_uint8(arr: np.ndarray, ds: Any, path: Path) -> np.ndarray:
     """Scale grey pixel values to 0..255 using the stored bit depth."""
     if arr.dtype == np.uint8:
         return arr
-    bits = int(ds.get("BitsStored", 8) or 8)
+    bits = _header_int(path, ds, "BitsStored", 8) or 8
+    if not 1 <= bits <= 32:
+        raise InputFileError(path, f"corrupt DICOM header: BitsStored is {bits}")
     a = arr.astype(np.float64)
-    if int(ds.get("PixelRepresentation", 0) or 0) == 1:
+    if _header_int(path, ds, "PixelRepresentation", 0) == 1:
         a = a + 2 ** (bits - 1)
     return np.clip(np.rint(a * 255.0 / (2**bits - 1)), 0, 255).astype(np.uint8)
 
 
 def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], list[str]]:
+    from pydicom.errors import BytesLengthException
+
     items = ds.get("SequenceOfUltrasoundRegions") or []
     regions = []
-    for item in items:
+    notes = []
+    for i, item in enumerate(items):
         try:
             x0 = int(item.RegionLocationMinX0)
             y0 = int(item.RegionLocationMinY0)
             x1 = int(item.RegionLocationMaxX1) + 1
             y1 = int(item.RegionLocationMaxY1) + 1
         except (AttributeError, TypeError, ValueError):
+            continue  # not a region with a box
+        except (NotImplementedError, struct.error, BytesLengthException):
+            notes.append(f"ultrasound region {i + 1} has unreadable values; ignoring it")
             continue
-        spacing = None
-        ux, uy = item.get("PhysicalUnitsXDirection"), item.get("PhysicalUnitsYDirection")
-        dx, dy = item.get("PhysicalDeltaX"), item.get("PhysicalDeltaY")
-        if ux == UNITS_CM and uy == UNITS_CM and dx and dy and float(dx) > 0 and float(dy) > 0:
-            spacing = (float(dy) * 10.0, float(dx) * 10.0)
-        regions.append(UltrasoundRegion(
-            (x0, y0, x1, y1), int(item.get("RegionSpatialFormat", 0) or 0),
-            int(item.get("RegionDataType", 0) or 0), spacing,
-        ))
+        try:
+            spacing = None
+            ux, uy = item.get("PhysicalUnitsXDirection"), item.get("PhysicalUnitsYDirection")
+            dx, dy = item.get("PhysicalDeltaX"), item.get("PhysicalDeltaY")
+            if ux == UNITS_CM and uy == UNITS_CM and dx and dy and float(dx) > 0 and float(dy) > 0:
+                spacing = (float(dy) * 10.0, float(dx) * 10.0)
+            region = UltrasoundRegion(
+                (x0, y0, x1, y1), int(item.get("RegionSpatialFormat", 0) or 0),
+                int(item.get("RegionDataType", 0) or 0), spacing,
+            )
+        except (TypeError, ValueError, NotImplementedError, struct.error, BytesLengthException):
+            notes.append(f"ultrasound region {i + 1} has unreadable values; ignoring it")
+            continue
+        regions.append(region)
     outside = [r for r in regions if not (0 <= r.box[0] < r.box[2] <= w and 0 <= r.box[1] < r.box[3] <= h)]
     if outside:
         # Regions beyond the frame were written for another geometry (the frame was resized
@@ -186,14 +202,96 @@ def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], lis
         r = outside[0]
         inclusive = (r.box[0], r.box[1], r.box[2] - 1, r.box[3] - 1)
         return (), [
+            *notes,
             f"ultrasound region {inclusive} (inclusive) reaches outside the {h}×{w} frame; "
-            "ignoring the file's regions and their spacing"
+            "ignoring the file's regions and their spacing",
         ]
-    return tuple(regions), []
+    return tuple(regions), notes
+
+
+# The header elements read here; converted (and so checked) when the header is read.
+_USED_ELEMENTS = (
+    "SOPClassUID", "Modality", "Manufacturer", "PatientID", "Rows", "Columns", "NumberOfFrames",
+    "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated", "BitsStored",
+    "PixelRepresentation", "SequenceOfUltrasoundRegions",
+)
+
+
+def _header_int(path: Path, ds: Any, keyword: str, default: int) -> int:
+    value = ds.get(keyword)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputFileError(path, f"corrupt DICOM header: {keyword} is {value!r}, not a whole number") from None
+
+
+def _read_header(path: Path) -> tuple[Any, int, int, bool]:
+    """The dataset up to the pixel data, the file's size, where the pixel data element
+    starts — the file's size if the header ran to its end (so that no pixel data follows: a
+    file cut short, or one without pixels) — and whether the last element read is cut short.
+
+    pydicom reads a header cut short without complaint — the missing elements are simply
+    absent, a cut value comes back short — so the caller checks for the cut.
+    """
+    import pydicom
+    from pydicom.errors import BytesLengthException, InvalidDicomError
+
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise InputFileError(path, "empty file")
+        with open(path, "rb") as f:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            pixels_at = f.tell()
+            last_cut = _last_element_cut(ds)  # before any access converts the raw values
+            for keyword in _USED_ELEMENTS:  # pydicom converts values on first access
+                ds.get(keyword)
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except InvalidDicomError:
+        raise InputFileError(path, "not a DICOM file (no DICM marker at offset 128)") from None
+    except (struct.error, BytesLengthException, NotImplementedError) as e:
+        # A length or value the bytes left cannot hold, or bytes that are no VR at all.
+        raise InputFileError(path, f"truncated or corrupt DICOM header ({e})") from None
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise InputFileError(path, f"unreadable DICOM header ({type(e).__name__}: {e})") from None
+    return ds, size, pixels_at, last_cut
+
+
+def _pixel_data_cut(path: Path, ds: Any, pixels_at: int, size: int) -> str | None:
+    """How a native Pixel Data element at ``pixels_at`` is cut short, or None if it is whole
+    (or encapsulated: compressed frames carry no overall length to check against)."""
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    start = 8 if implicit else 12  # tag, (VR, reserved,) 32-bit length
+    with open(path, "rb") as f:
+        f.seek(pixels_at)
+        head = f.read(start)
+    if len(head) < start:
+        return "truncated pixel data: the file ends inside the Pixel Data element's header"
+    (length,) = struct.unpack("<I" if little is not False else ">I", head[start - 4 : start])
+    have = size - pixels_at - start
+    if length == 0xFFFFFFFF or have >= length:
+        return None
+    return f"truncated pixel data: the file holds {have} of the {length} bytes it declares"
+
+
+def _last_element_cut(ds: Any) -> bool:
+    """True if the dataset's last element holds fewer bytes than its length says."""
+    if not len(ds):
+        return True
+    raw = ds.get_item(max(ds.keys()))
+    value = getattr(raw, "value", None)
+    length = getattr(raw, "length", None)
+    return isinstance(value, bytes) and isinstance(length, int) and len(value) < length
 
 
 def read_dicom(path: str | Path, *, frame: int = 0) -> DicomFrame:
     """Read one frame of an ultrasound DICOM file as RGB, with its regions and spacing.
+
+    pydicom's warnings (odd values, unknown character sets, values of a header cut short)
+    are kept from the user's terminal: what makes a file unusable is raised, one line.
 
     Args:
         path: a DICOM Part 10 file (extension irrelevant).
@@ -203,34 +301,39 @@ def read_dicom(path: str | Path, *, frame: int = 0) -> DicomFrame:
         A ``DicomFrame``.
 
     Raises:
-        InputFileError: not DICOM, not ultrasound, no pixel data, too large, frame out of
-            range, no decoder installed for the transfer syntax, or undecodable pixels.
+        InputFileError: not DICOM, not ultrasound, a header cut short or corrupt, no pixel
+            data, too large, frame out of range, no decoder installed for the transfer
+            syntax, or undecodable (e.g. truncated) pixels.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_dicom(Path(path), frame)
+
+
+def _read_dicom(path: Path, frame: int) -> DicomFrame:
     from pydicom.pixels import apply_color_lut, get_decoder, pixel_array
 
-    path = Path(path)
     if frame < 0:
         raise InputFileError(path, f"frame index must be >= 0, got {frame}")
-    try:
-        if path.stat().st_size == 0:
-            raise InputFileError(path, "empty file")
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except InvalidDicomError:
-        raise InputFileError(path, "not a DICOM file (no DICM marker at offset 128)") from None
-    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise InputFileError(path, f"unreadable DICOM header ({type(e).__name__}: {e})") from None
+    ds, size, pixels_at, last_cut = _read_header(path)
+    ended = pixels_at >= size
 
+    def truncated(before: str) -> InputFileError:
+        return InputFileError(path, f"truncated or corrupt DICOM header: the file ends after {size} bytes, before {before}")
+
+    if ended and ("Modality" not in ds or last_cut):
+        raise truncated("its Modality" if "Modality" not in ds else "the end of its last element")
     _check_ultrasound(path, ds)
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    rows, cols = _header_int(path, ds, "Rows", 0), _header_int(path, ds, "Columns", 0)
     if not rows or not cols:
+        if ended:
+            raise truncated("its image size (Rows/Columns)")
         raise InputFileError(path, "DICOM file has no image (no Rows/Columns)")
+    if ended:
+        raise InputFileError(path, f"truncated DICOM file: it ends after its header ({size} bytes), before the pixel data")
     if rows * cols > MAX_PIXELS:
         raise InputFileError(path, f"frame of {rows}×{cols} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
-    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    n_frames = _header_int(path, ds, "NumberOfFrames", 1) or 1
     if frame >= n_frames:
         raise InputFileError(path, f"frame {frame} asked for, but the file has {n_frames} frame(s)")
 
@@ -247,28 +350,29 @@ def read_dicom(path: str | Path, *, frame: int = 0) -> DicomFrame:
 
     try:
         arr = pixel_array(path, index=frame)
-    except (ValueError, EOFError, OSError, RuntimeError, AttributeError, KeyError, TypeError, NotImplementedError) as e:
+    except (ValueError, EOFError, OSError, RuntimeError, AttributeError, KeyError, TypeError, NotImplementedError, struct.error) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = _pixel_data_cut(path, ds, pixels_at, size) or msg
         raise InputFileError(path, f"cannot decode frame {frame} ({tsyntax.name}): {msg}") from None
 
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
     if photometric == "PALETTE COLOR":
         try:
             arr = apply_color_lut(arr, ds)
-        except (ValueError, AttributeError, KeyError) as e:
+        except (ValueError, AttributeError, KeyError, TypeError, NotImplementedError, struct.error) as e:
             raise InputFileError(path, f"cannot apply the palette colour table ({e})") from None
         if arr.dtype != np.uint8:
             # 16-bit palette entries hold the 8-bit value in their high byte.
             arr = (arr >> 8).astype(np.uint8)
     elif arr.ndim == 2:
-        arr = _to_uint8(arr, ds)
+        arr = _to_uint8(arr, ds, path)
         if photometric == "MONOCHROME1":
             arr = 255 - arr
         arr = np.repeat(arr[..., None], 3, axis=-1)
     elif arr.ndim == 3 and arr.shape[-1] == 3:
         # pydicom has converted YBR_FULL / YBR_FULL_422 / YBR_ICT / YBR_RCT to RGB.
         if arr.dtype != np.uint8:
-            arr = np.stack([_to_uint8(arr[..., c], ds) for c in range(3)], axis=-1)
+            arr = np.stack([_to_uint8(arr[..., c], ds, path) for c in range(3)], axis=-1)
     else:
         raise InputFileError(path, f"unexpected decoded frame shape {arr.shape} ({photometric})")
     if arr.shape[:2] != (rows, cols):

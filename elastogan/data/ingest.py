@@ -53,6 +53,7 @@ from elastogan.data.colormap_inversion import (
     resolve_lut,
     saturation,
 )
+from elastogan.folders import check_folder_path, make_folder
 from elastogan.data.images import write_png, write_strain
 from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey
 from elastogan.data.manifest import SPLITS, Case, dumps_records, validate_manifest
@@ -112,6 +113,8 @@ class IngestOptions:
             object.__setattr__(self, "frames", int(self.frames))  # "3" from the command line
         if not (self.frames in ("first", "all") or (isinstance(self.frames, int) and self.frames >= 0)):
             raise UserError(f"frames must be 'first', 'all' or a frame index >= 0, got {self.frames!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
 
 
 @dataclass
@@ -581,9 +584,12 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         UserError: bad folders, or no case at all.
     """
     root, out = Path(input_dir), Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: input is a file, not a folder")
     if not root.is_dir():
         raise UserError(f"{root}: input folder not found")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    check_folder_path(out)
+    if out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out}: output folder exists and is not empty")
     if out.resolve() == root.resolve():
         raise UserError(f"{out}: output folder must differ from the input folder")
@@ -603,8 +609,11 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
     for path, problem in unusable:
         bad(path, problem)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    make_folder(out.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        raise UserError(f"{out}: cannot write into {out.parent} ({e.strerror or e})") from None
     key = secrets.token_bytes(32)  # pseudonym key: this run only, never written
     try:
         for sub in ("bmode", "emode", "strain"):

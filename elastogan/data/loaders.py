@@ -3,7 +3,9 @@
 File names from scanner exports are unreliable (DICOM often has no extension, ``.dcm`` may be
 a JPEG), so the format comes from the first bytes: the PNG signature, the JPEG SOI marker, the
 NumPy magic string, or the ``DICM`` marker at offset 128. Every file becomes H×W×3 uint8 RGB
-(grey images have three equal channels) with whatever geometry the format carries.
+(grey images have three equal channels) with whatever geometry the format carries; a 16-bit
+grey PNG is scaled by its bit depth (``round(v / 257)``), as DICOM pixels are by their
+``BitsStored``.
 
 Every refusal is an ``InputFileError`` naming the file and the problem: empty, not an image,
 truncated, too large to be an ultrasound frame (``images.MAX_PIXELS``, checked before any
@@ -21,7 +23,15 @@ import numpy as np
 from PIL import Image
 
 from elastogan.data.dicom import UltrasoundRegion, has_dicom_marker, read_dicom
-from elastogan.data.images import MAX_PIXELS, image_shape, read_rgb
+from elastogan.data.images import (
+    EIGHT_BIT_MODES,
+    MAX_PIXELS,
+    SIXTEEN_BIT_GREY_MODES,
+    describe_mode,
+    grey16_to_uint8,
+    image_shape,
+    open_image,
+)
 from elastogan.errors import InputFileError
 
 FORMATS = ("png", "jpeg", "npy", "dicom")
@@ -130,6 +140,17 @@ def _load_npy(path: Path) -> np.ndarray:
     return np.repeat(out[..., None], 3, axis=-1) if out.ndim == 2 else np.ascontiguousarray(out)
 
 
+def _picture_rgb(path: Path) -> np.ndarray:
+    """A PNG or JPEG as H×W×3 uint8: 8-bit images as they are, 16-bit grey scaled to 8 bits."""
+    img = open_image(path)
+    if img.mode in SIXTEEN_BIT_GREY_MODES:
+        grey = grey16_to_uint8(np.asarray(img))
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if img.mode not in EIGHT_BIT_MODES:
+        raise InputFileError(path, f"unsupported pixel format {describe_mode(img.mode)}; expected 8-bit grey or colour, or 16-bit grey")
+    return np.asarray(img.convert("RGB"))
+
+
 def load_image(path: str | Path, *, frame: int = 0) -> LoadedImage:
     """Load one frame of a PNG, JPEG, ``.npy`` or DICOM file as RGB.
 
@@ -161,6 +182,6 @@ def load_image(path: str | Path, *, frame: int = 0) -> LoadedImage:
             shape = image_shape(path)
         if shape[0] * shape[1] > MAX_PIXELS:
             raise InputFileError(path, f"image of {shape[0]}×{shape[1]} pixels exceeds {MAX_PIXELS}; not an ultrasound frame")
-        rgb = read_rgb(path)
+        rgb = _picture_rgb(path)
     h, w = rgb.shape[:2]
     return LoadedImage(path, rgb, fmt, source={"format": fmt, "rows": h, "columns": w})

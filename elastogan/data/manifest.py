@@ -13,9 +13,9 @@ id                 yes       unique case id
 patient_id         yes       patient (pseudonym); splits are by patient
 split              yes       ``train`` / ``val`` / ``test``
 bmode              yes       8-bit grey PNG, H×W
-emode              no        RGB PNG, H×W×3: the scanner's colour E-mode
-strain             no        ``.npy`` float32 or 16-bit PNG, H×W: mapped strain
-lesion             no        0/255 PNG, H×W: lesion mask
+emode              no        8-bit RGB PNG, H×W×3: the scanner's colour E-mode
+strain             no        ``.npy`` float (float32) or 16-bit grey PNG, H×W: mapped strain
+lesion             no        8-bit 0/255 PNG, H×W: lesion mask
 roi                with      ``[x0, y0, x1, y1]``: elastography box (end-exclusive),
                    strain    required when emode or strain is given
 pathology          no        ``benign`` / ``malignant``
@@ -31,6 +31,7 @@ source             no        free-form object: simulator parameters or DICOM pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from elastogan.colormaps import COLORMAPS
-from elastogan.data.images import image_shape
+from elastogan.data.images import check_pixels, decode_fully, pixel_info
 from elastogan.errors import InputFileError, UserError
 
 SPLITS = ("train", "val", "test")
@@ -60,6 +61,8 @@ LESION_TYPES = (
 TSUKUBA = (1, 2, 3, 4, 5, "cyst")
 BIRADS = ("2", "3", "4a", "4b", "4c", "5")
 IMAGE_FIELDS = ("bmode", "emode", "strain", "lesion")
+# Which reader of ``elastogan.data.images`` each file field goes through (the dataset's).
+READER_OF = {"bmode": "grey", "emode": "rgb", "strain": "strain", "lesion": "grey"}
 FIELDS = (
     "id", "patient_id", "split", *IMAGE_FIELDS, "roi", "pathology", "lesion_type", "tsukuba",
     "birads", "colormap", "pixel_spacing_mm", "strain_ratio", "source",
@@ -143,7 +146,7 @@ class Manifest:
         return [c for c in self.cases if c.split == name]
 
 
-def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool) -> tuple[Case | None, list[Problem]]:
+def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool, decode: bool) -> tuple[Case | None, list[Problem]]:
     problems: list[Problem] = []
 
     def bad(fieldname: str | None, message: str) -> None:
@@ -160,9 +163,9 @@ def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool)
     if isinstance(rec.get("split"), str) and rec["split"] not in SPLITS:
         bad("split", f"unknown split {rec['split']!r}; expected one of {', '.join(SPLITS)}")
 
-    def choice(key: str, allowed: Iterable[Any]) -> None:
-        if key in rec and rec[key] not in allowed:
-            bad(key, f"unknown label {rec[key]!r}; expected one of {', '.join(map(str, allowed))}")
+    def choice(key: str, allowed: Iterable[str]) -> None:
+        if key in rec and (not isinstance(rec[key], str) or rec[key] not in allowed):
+            bad(key, f"unknown label {rec[key]!r}; expected one of {', '.join(allowed)}")
 
     choice("pathology", PATHOLOGIES)
     choice("lesion_type", LESION_TYPES)
@@ -179,7 +182,7 @@ def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool)
     spacing = rec.get("pixel_spacing_mm")
     if spacing is not None and not (
         isinstance(spacing, list) and len(spacing) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in spacing)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0 for v in spacing)
     ):
         bad("pixel_spacing_mm", f"expected [dy, dx] positive numbers in mm, got {spacing!r}")
     roi = rec.get("roi")
@@ -192,7 +195,8 @@ def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool)
     if roi is None and ("strain" in rec or "emode" in rec) and "roi" not in rec:
         bad("roi", "missing; required when 'emode' or 'strain' is given")
 
-    # Files: exist, readable, with the shapes the data model asks for.
+    # Files: exist, readable by the reader the dataset uses for the field (pixel format from
+    # the header; every pixel with ``decode``), with the shapes the data model asks for.
     shapes: dict[str, tuple[int, ...]] = {}
     for key in IMAGE_FIELDS:
         if key not in rec:
@@ -208,9 +212,17 @@ def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool)
         if not check_files:
             continue
         try:
-            shapes[key] = image_shape(root / rel)
+            info = pixel_info(root / rel)
+            problem = check_pixels(info, READER_OF[key])
+            if problem is None and decode:
+                decode_fully(root / rel)
         except InputFileError as e:
             bad(key, f"{rec[key]}: {e.problem}")
+            continue
+        if problem is not None:
+            bad(key, f"{rec[key]}: {problem}")
+            continue
+        shapes[key] = info.shape
     expected_dims = {"bmode": 2, "emode": 3, "strain": 2, "lesion": 2}
     for key, shape in shapes.items():
         if key == "emode" and (len(shape) != 3 or shape[2] not in (3, 4)):
@@ -249,11 +261,18 @@ def _check_record(rec: dict[str, Any], line: int, root: Path, check_files: bool)
     return case, []
 
 
-def validate_manifest(path: str | Path, *, check_files: bool = True) -> tuple[list[Case], list[Problem]]:
+def validate_manifest(path: str | Path, *, check_files: bool = True, decode: bool = False) -> tuple[list[Case], list[Problem]]:
     """Read a manifest and return its cases and every problem found.
 
     Problems include broken JSON, missing fields, unknown labels, missing/unreadable files,
-    wrong shapes, duplicate ids and patients in more than one split.
+    pixel formats the dataset's readers refuse (a 16-bit B-mode, an 8-bit strain PNG, an
+    integer strain array), wrong shapes, duplicate ids and patients in more than one split.
+
+    Args:
+        path: the manifest.
+        check_files: open the files (their headers: size and pixel format).
+        decode: also read every pixel of every file, which finds truncated and corrupt files
+            (≈ 3 ms a case at 256²; ``elastogan manifest validate`` does it by default).
     """
     path = Path(path)
     try:
@@ -278,7 +297,7 @@ def validate_manifest(path: str | Path, *, check_files: bool = True) -> tuple[li
         if not isinstance(rec, dict):
             problems.append(Problem(n, None, f"expected a JSON object, got {type(rec).__name__}"))
             continue
-        case, found = _check_record(rec, n, root, check_files)
+        case, found = _check_record(rec, n, root, check_files, decode)
         problems.extend(found)
         cid = rec.get("id")
         if isinstance(cid, str):
@@ -301,10 +320,10 @@ def validate_manifest(path: str | Path, *, check_files: bool = True) -> tuple[li
     return cases, problems
 
 
-def read_manifest(path: str | Path, *, check_files: bool = True) -> Manifest:
-    """A valid manifest, or a ``ManifestError`` listing every problem."""
+def read_manifest(path: str | Path, *, check_files: bool = True, decode: bool = False) -> Manifest:
+    """A valid manifest, or a ``ManifestError`` listing every problem (see ``validate_manifest``)."""
     path = Path(path)
-    cases, problems = validate_manifest(path, check_files=check_files)
+    cases, problems = validate_manifest(path, check_files=check_files, decode=decode)
     if problems:
         raise ManifestError(path, problems)
     return Manifest(path, cases)
@@ -322,12 +341,19 @@ def merge_manifests(inputs: Iterable[str | Path], out: str | Path) -> int:
     (duplicate ids, a patient in two splits): nothing is written unless all of it is valid.
     """
     from elastogan.atomic import atomic_open
+    from elastogan.folders import check_folder_path, make_folder
 
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; name the merged manifest file")
+    if not out.exists():
+        check_folder_path(out)  # refuses an ``out`` under a file
     records: list[dict[str, Any]] = []
     for path in map(Path, inputs):
         records.extend(case.to_record(out.parent) for case in read_manifest(path).cases)
     text = "".join(json.dumps(r) + "\n" for r in records)
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]
+    make_folder(out.parent)
     tmp = out.with_name(f".{out.name}.check")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -335,6 +361,9 @@ def merge_manifests(inputs: Iterable[str | Path], out: str | Path) -> int:
     finally:
         tmp.unlink(missing_ok=True)
     if problems:
+        for p in created:  # innermost first: leave no folder made for a merge that failed
+            with contextlib.suppress(OSError):
+                p.rmdir()
         raise ManifestError(out, problems)
     with atomic_open(out, "w", encoding="utf-8") as f:
         f.write(text)

@@ -14,12 +14,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = msub.add_parser(
         "validate",
         help="report every problem of a manifest at once",
-        description="Check a manifest: JSON, required fields, labels, files (exist, readable, "
-        "shapes), duplicate ids and patients in more than one split. Prints every problem with "
-        "its line number and field; exit code 2 if there is any.",
+        description="Check a manifest: JSON, required fields, labels, files (exist, decode in "
+        "full, pixel formats the training readers take, shapes), duplicate ids and patients in "
+        "more than one split. Prints every problem with its line number and field; exit code 2 "
+        "if there is any.",
     )
     v.add_argument("file", help="manifest.jsonl")
     v.add_argument("--no-files", action="store_true", help="skip opening the image files")
+    v.add_argument(
+        "--quick",
+        action="store_true",
+        help="read only the files' headers (size, pixel format), not every pixel: faster, but a "
+        "truncated or corrupt file passes",
+    )
     v.set_defaults(func=_validate)
     m = msub.add_parser(
         "merge",
@@ -37,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _validate(args: argparse.Namespace) -> int:
     from elastogan.data.manifest import validate_manifest
 
-    cases, problems = validate_manifest(args.file, check_files=not args.no_files)
+    cases, problems = validate_manifest(args.file, check_files=not args.no_files, decode=not args.quick)
     for prob in problems:
         print(f"{args.file}: {prob}", file=sys.stderr)
     if problems:

@@ -20,8 +20,8 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
         "same work) and report pairs/s, the speed-up over 1 worker, and the ratio to the planning "
         "figure of 1.6 pairs/s on 2 cores.",
     )
-    p.add_argument("--n", type=int, default=8, help="cases per run (default 8)")
-    p.add_argument("--size", type=int, default=256, help="frame size (default 256)")
+    p.add_argument("--n", type=int, default=8, help="cases per run, at least 1 (default 8)")
+    p.add_argument("--size", type=int, default=256, help="frame size, a multiple of 8, at least 48 (default 256)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_run)
@@ -29,10 +29,28 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from elastogan.folders import check_folder_path
+    from elastogan.errors import UserError
     from elastogan.sim.config import SimConfig
     from elastogan.sim.writer import SimJob, run_job
 
-    cfg = SimConfig(size=args.size)
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    bad = [w for w in args.workers if w < 1]
+    if bad:
+        raise UserError(f"--workers must all be at least 1, got {bad[0]}")
+    try:
+        cfg = SimConfig(size=args.size)
+    except ValueError as e:
+        raise UserError(f"--size: {e}") from None
+    if args.json is not None:
+        # Checked now, not after minutes of simulation.
+        if args.json.is_dir():
+            raise UserError(f"--json {args.json}: is a folder; name a file")
+        try:
+            check_folder_path(args.json.parent)
+        except UserError as e:
+            raise UserError(f"--json {args.json}: {e}") from None
     rows = []
     for w in args.workers:
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,8 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from elastogan.errors import InputFileError, UserError
+
+# What a recipe may hold: the data set's name and description (free text), its size and seed,
+# optionally the shard it makes (a recipe written by a sharded run records it), and the
+# simulator settings (``SimConfig`` fields).
+RECIPE_KEYS = ("name", "description", "n", "seed", "shard", "config")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,25 +28,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--n", type=int, help="number of cases (default 16, or the recipe's)")
-    p.add_argument("--size", type=int, help="frame size in pixels (default 256)")
-    p.add_argument("--seed", type=int, help="data set seed (default 0)")
+    p.add_argument("--size", type=int, help="frame size in pixels, a multiple of 8, at least 48 (default 256)")
+    p.add_argument("--seed", type=int, help="data set seed, a non-negative integer (default 0, or the recipe's)")
     p.add_argument("--recipe", type=Path, help="a data set recipe, e.g. data_manifests/phantom-v1.json")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
-    p.add_argument("--shard", default="0/1", help="I/K: make only cases with index ≡ I (mod K) (default 0/1)")
+    p.add_argument("--shard", help="I/K: make only cases with index ≡ I (mod K) (default 0/1, or the recipe's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def load_recipe(path: Path) -> dict:
-    """A data set recipe: ``{"name", "n", "seed", "config": {SimConfig fields}}``."""
+    """A checked data set recipe: ``{"name", "description", "n", "seed", "shard", "config"}``.
+
+    ``n`` and ``seed`` are required; ``config`` holds ``SimConfig`` fields. Every key is
+    checked here — type and range of each setting included — so that a bad recipe fails
+    before anything is written.
+
+    Raises:
+        InputFileError: naming the recipe and the first key that is wrong.
+    """
+    from elastogan.sim.config import SimConfig
+
     try:
         recipe = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputFileError(path, "recipe not found") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except IsADirectoryError:
+        raise InputFileError(path, "is a folder, not a recipe file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputFileError(path, f"not a readable JSON recipe ({e})") from None
-    if not isinstance(recipe, dict) or not {"n", "seed"} <= set(recipe):
-        raise InputFileError(path, "a recipe needs at least 'n' and 'seed'")
+    if not isinstance(recipe, dict):
+        raise InputFileError(path, f"a recipe is a JSON object, got {type(recipe).__name__}")
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise InputFileError(path, f"unknown recipe keys {unknown}; known keys: {', '.join(RECIPE_KEYS)}")
+    missing = [k for k in ("n", "seed") if k not in recipe]
+    if missing:
+        raise InputFileError(path, f"a recipe needs 'n' and 'seed'; missing {', '.join(repr(k) for k in missing)}")
+    if not _is_int(recipe["n"]) or recipe["n"] < 1:
+        raise InputFileError(path, f"'n' must be an integer >= 1, got {recipe['n']!r}")
+    if not _is_int(recipe["seed"]) or recipe["seed"] < 0:
+        raise InputFileError(path, f"'seed' must be a non-negative integer, got {recipe['seed']!r}")
+    for key in ("name", "description"):
+        if key in recipe and not isinstance(recipe[key], str):
+            raise InputFileError(path, f"'{key}' must be a string, got {recipe[key]!r}")
+    shard = recipe.get("shard")
+    if shard is not None and not (
+        isinstance(shard, list) and len(shard) == 2 and all(map(_is_int, shard)) and 0 <= shard[0] < shard[1]
+    ):
+        raise InputFileError(path, f"'shard' must be [I, K] with 0 <= I < K, got {shard!r}")
+    try:
+        SimConfig.from_dict(recipe.get("config", {}))
+    except ValueError as e:
+        raise InputFileError(path, f"config: {e}") from None
     return recipe
 
 
@@ -60,12 +104,14 @@ def _run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else recipe.get("seed", 0)
     if n < 1:
         raise UserError(f"--n must be at least 1, got {n}")
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     try:
         cfg = SimConfig.from_dict(settings)
-        shard = parse_shard(args.shard)
-    except (TypeError, ValueError) as e:
+        shard = parse_shard(args.shard) if args.shard is not None else tuple(recipe.get("shard", (0, 1)))
+    except ValueError as e:
         raise UserError(str(e)) from None
     job = SimJob(out=args.out, n=n, seed=seed, config=cfg, shard=shard)
     total = len(job.cases())

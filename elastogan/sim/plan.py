@@ -54,8 +54,10 @@ def _split_patients(sizes: list[int], rng: np.random.Generator) -> list[str]:
 
 def make_plan(n: int, seed: int) -> list[PlannedCase]:
     """The ``n`` cases of the data set drawn with ``seed``, in index order."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng([seed, 0x504C414E])  # "PLAN"
     sizes: list[int] = []
     while sum(sizes) < n:

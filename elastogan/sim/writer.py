@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from elastogan.atomic import atomic_write_text
+from elastogan.folders import make_folder
 from elastogan.data.images import write_png, write_strain
 from elastogan.sim.case import simulate_case
 from elastogan.sim.config import SimConfig
@@ -93,7 +94,7 @@ def _records(job: SimJob, workers: int) -> Iterator[dict]:
             yield _worker(t)
         return
     ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    with ctx.Pool(workers, initializer=_init_worker) as pool:
+    with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker) as pool:
         yield from pool.imap(_worker, tasks, chunksize=1)
 
 
@@ -102,8 +103,13 @@ def run_job(job: SimJob, *, workers: int = 1, progress: Callable[[int], None] | 
 
     The manifest is written last and atomically: an interrupted run leaves no manifest (or the
     previous one), never a half-written one.
+
+    Raises:
+        UserError: ``job.out`` is a file, lies under one, or cannot be created or written to
+            (checked before anything is simulated).
     """
-    (job.out / CASES_DIR).mkdir(parents=True, exist_ok=True)
+    make_folder(job.out)
+    make_folder(job.out / CASES_DIR)
     lines = []
     for rec in _records(job, workers):
         lines.append(json.dumps(rec) + "\n")
