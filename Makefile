@@ -28,8 +28,9 @@ demo: setup
 browser:
 	test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium)
 
+# ELASTOGAN_REQUIRE_BROWSER: here a missing chromium fails the browser tests instead of skipping them.
 test: setup browser
-	$(BIN)/python -m pytest -q
+	ELASTOGAN_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -10,7 +10,9 @@ with something drawn on it).
 ``ELASTOGAN_UPDATE_DOCS=1 pytest tests/test_app_browser.py``; without it a test run leaves the
 tracked files alone.
 
-``make test`` installs chromium (``make browser``); ``playwright install`` is never run.
+``make test`` installs chromium (``make browser``) and sets ``ELASTOGAN_REQUIRE_BROWSER=1``, so
+there a missing chromium fails these tests instead of skipping them; a bare ``pytest`` on a
+machine without chromium skips them, saying why. ``playwright install`` is never run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from app_support import CHROMIUM, CHROMIUM_ARGS, LEAD, N_TEST_CASES, PASSWORD, REPO, build, shared_server  # noqa: E402
 
+if not CHROMIUM.is_file() and os.environ.get("ELASTOGAN_REQUIRE_BROWSER") == "1":
+    pytest.fail(f"{CHROMIUM} missing, and ELASTOGAN_REQUIRE_BROWSER=1: `make browser` installs it", pytrace=False)
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} missing: `make browser` installs it")]
 
