@@ -138,7 +138,10 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _add_reader(args: argparse.Namespace) -> int:
     from elastogan.app.accounts import add_user
+    from elastogan.app.study_db import connect
 
+    with connect(args.study):  # a wrong study folder is said before a password is asked for
+        pass
     n = add_user(args.study, args.name, _read_password(args), role=args.role, group=args.group)
     what = f"{n} images to read" if args.role == "reader" else "study lead"
     print(f"added {args.name} ({what})")

@@ -61,6 +61,17 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _load_problem(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` refused ``path``, in a few words rather than torch's paragraph."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+        return "not a PyTorch file"
+    if "Weights only load failed" in str(error):
+        return "it holds Python objects other than tensors and plain data, and a checkpoint is never code"
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+
+
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint and check its format version.
 
@@ -74,7 +85,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         # weights_only: a checkpoint is data (tensors, dicts, numbers, strings), never code.
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for a file that is not a checkpoint
-        raise InputFileError(path, f"not a readable elastogan checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+        raise InputFileError(path, f"not a readable elastogan checkpoint ({_load_problem(path, e)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputFileError(path, "not an elastogan checkpoint (no 'format' marker)")
     version = data.get("format_version")

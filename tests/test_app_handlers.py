@@ -183,6 +183,11 @@ def test_study_cli_creates_with_n_cases_and_adds_readers(built, tmp_path, capsys
     assert "already an account named 'ann'" in capsys.readouterr().err
     assert main(["study", "add-reader", str(tmp_path), "--name", "x", "--password-file", str(pw)]) == 2
     assert "not a study folder" in capsys.readouterr().err
+    # the wrong folder is said first, not a complaint about the password (too short here)
+    (tmp_path / "short").write_text("x\n")
+    assert main(["study", "add-reader", str(tmp_path), "--name", "x", "--password-file", str(tmp_path / "short")]) == 2
+    err = capsys.readouterr().err
+    assert "not a study folder" in err and "password" not in err
 
 
 def test_accounts_check_login_role_and_refuse_bad_input(study):

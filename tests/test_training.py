@@ -112,8 +112,12 @@ def test_other_format_version_is_refused(tmp_path):
     with pytest.raises(InputFileError, match=rf"checkpoint format version {FORMAT_VERSION + 1}, but this elastogan .* reads version {FORMAT_VERSION}"):
         load_checkpoint(path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputFileError, match="not a readable elastogan checkpoint"):
+    with pytest.raises(InputFileError, match=r"not a readable elastogan checkpoint \(not a PyTorch file\)$"):
         load_checkpoint(tmp_path / "junk.pt")
+    # a torch file holding code (a pickled function) is refused, and said so in a few words
+    torch.save({"config": {}, "hook": os.getcwd}, tmp_path / "code.pt")
+    with pytest.raises(InputFileError, match=r"holds Python objects other than tensors and plain data, and a checkpoint is never code"):
+        load_checkpoint(tmp_path / "code.pt")
 
 
 @pytest.mark.slow
