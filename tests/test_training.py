@@ -489,3 +489,20 @@ def test_the_mixed_precision_path_trains_every_term_in_bf16(manifest, tmp_path, 
         out = nets.generator(torch.rand(1, 1, 32, 32))
     assert out["strain"].dtype == torch.bfloat16
     assert load_checkpoint(mixed)["step"] == load_checkpoint(fp32)["step"] == 3
+
+
+def test_a_truncated_data_file_is_named_before_training_starts(tmp_path, capsys):
+    """A truncated PNG that only a full decode finds (its header is intact) is reported with the
+    manifest's line and field, exit 2 — not as a traceback from a DataLoader worker mid-run."""
+    data = make_manifest(tmp_path / "data")
+    case = read_manifest(data).split("train")[0]
+    blob = case.bmode.read_bytes()
+    case.bmode.write_bytes(blob[: len(blob) // 2])
+    args = ["--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(data), "--out", str(tmp_path / "r"),
+            "--no-progress", "--steps", "1"]
+    for override in (*TINY, "data.workers=1"):
+        args += ["--set", override]
+    assert main(["train", *args]) == 2
+    err = capsys.readouterr().err
+    assert case.bmode.name in err and "truncated" in err and "Traceback" not in err
+    assert not (tmp_path / "r" / "checkpoints").exists()

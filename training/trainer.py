@@ -287,7 +287,9 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
-    manifest = read_manifest(data)
+    # Every pixel is read once here: a truncated or corrupt file is then reported against the
+    # manifest, with its line, instead of surfacing mid-run from a DataLoader worker as a traceback.
+    manifest = read_manifest(data, decode=True)
     if not manifest.split("train"):
         raise UserError(f"{data}: no cases in split 'train'; training needs a train split")
     has_val = bool(manifest.split("val"))
