@@ -462,3 +462,99 @@ def test_pairs_with_different_frame_counts_refuse_all_frames(tmp_path, capsys):
     assert run("--input", tmp_path / "in", "--out", tmp_path / "out", "--layout", "pairs", "--frames", "1") == 0
     (case,) = read_cases(tmp_path / "out")
     assert case.source["frame"] == 1
+
+
+def _parts(exports, tmp_path: Path) -> tuple[Path, Path]:
+    """The exports split into two deliveries of one study, both holding patients a and 0012345."""
+    root, _ = exports
+    parts = {"part1": ["patient_a/screen1.png", "US0001"], "part2": ["patient_a/screen2.png", "US0002.dcm", "other/x.png"]}
+    for part, names in parts.items():
+        for name in names:
+            (tmp_path / part / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / name, tmp_path / part / name)
+    return tmp_path / "part1", tmp_path / "part2"
+
+
+def test_a_study_ingested_in_parts_keeps_pseudonyms_and_splits_with_a_key(exports, tmp_path, capsys):
+    from elastogan.data.pseudonyms import read_key
+
+    _, truths = exports
+    part1, part2 = _parts(exports, tmp_path)
+    key_file = tmp_path / "secrets" / "study.key"
+    key_file.parent.mkdir()
+    assert run("--input", part1, "--out", tmp_path / "d1", "--key", key_file, "--seed", 5) == 0
+    assert f"new pseudonym key: {key_file}" in capsys.readouterr().out
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key = read_key(key_file)
+    assert run("--input", part2, "--out", tmp_path / "d2", "--key", key_file, "--seed", 5) == 0
+    assert "new pseudonym key" not in capsys.readouterr().out and read_key(key_file) == key
+
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for d in ("d1", "d2"):
+        for case in read_cases(tmp_path / d):
+            real = truths[match_truth(case, truths)][1]
+            assert case.patient_id == pseudonym(real, key)  # the key in the file is the key used
+            seen.setdefault(real, set()).add((case.patient_id, case.split))
+    assert set(seen) == {"patient_a", "0012345", "other"}
+    assert all(len(v) == 1 for v in seen.values()), seen  # one pseudonym and one split per patient
+    merged = tmp_path / "study.jsonl"
+    assert main(["manifest", "merge", str(tmp_path / "d1" / "manifest.jsonl"), str(tmp_path / "d2" / "manifest.jsonl"),
+                 "--out", str(merged)]) == 0
+    cases, problems = validate_manifest(merged)
+    assert problems == [] and len(cases) == 5 and len({c.patient_id for c in cases}) == 3
+
+
+def test_without_a_key_the_parts_do_not_share_pseudonyms(exports, tmp_path):
+    _, truths = exports
+    part1, part2 = _parts(exports, tmp_path)
+    ids = []
+    for part, d in ((part1, "d1"), (part2, "d2")):
+        assert run("--input", part, "--out", tmp_path / d) == 0
+        ids.append({truths[match_truth(c, truths)][1]: c.patient_id for c in read_cases(tmp_path / d)})
+    assert ids[0]["patient_a"] != ids[1]["patient_a"] and ids[0]["0012345"] != ids[1]["0012345"]
+
+
+def test_key_file_errors_are_named_and_leave_nothing(exports, tmp_path, capsys):
+    root, _ = exports
+    bad_key = tmp_path / "bad.key"
+    bad_key.write_text("not hex\n")
+    out = tmp_path / "o"
+    cases = [
+        (["--key", out / "study.key"], f"--key {out / 'study.key'}: lies inside the output folder {out}"),
+        (["--key", root / "study.key"], f"--key {root / 'study.key'}: lies inside the input folder {root}"),
+        (["--key", bad_key], f"{bad_key}: not a pseudonym key file: expected one line of 64 hex digits"),
+        (["--key", tmp_path], f"--key {tmp_path}: is a folder"),
+        (["--key", tmp_path / "no" / "such" / "k"], "cannot make a new key file there"),
+        (["--key", tmp_path / "k", "--keep-identifiers"], "give one or the other"),
+    ]
+    for extra, message in cases:
+        assert run("--input", root, "--out", out, *extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not out.exists() and not (tmp_path / "k").exists()
+    # a run that fails on a bad file writes no new key: a key never outlives a failed run
+    bad_root = tmp_path / "with_bad"
+    shutil.copytree(root, bad_root)
+    (bad_root / "notes.png").write_bytes(b"not a png")
+    assert run("--input", bad_root, "--out", out, "--key", tmp_path / "k") == 2
+    assert "notes.png" in capsys.readouterr().err
+    assert not (tmp_path / "k").exists() and not out.exists()
+    assert not list(tmp_path.glob(".k.*"))
+
+
+def test_keyed_splits_are_per_patient_in_the_reference_proportions():
+    import doctest
+
+    from elastogan.data import pseudonyms
+    from elastogan.data.ingest import SPLIT_FRACTIONS
+
+    assert doctest.testmod(pseudonyms).failed == 0
+    key = bytes(range(32))
+    ids = [f"P{i:05d}" for i in range(20000)]
+    split = [pseudonyms.keyed_split(i, key, 0, SPLIT_FRACTIONS) for i in ids]
+    share = {s: split.count(s) / len(ids) for s in ("train", "val", "test")}
+    assert abs(share["test"] - 0.15) < 0.01 and abs(share["val"] - 0.15) < 0.01 and abs(share["train"] - 0.70) < 0.01
+    # a patient's split is theirs alone: the same whoever else is ingested, another with another seed or key
+    assert [pseudonyms.keyed_split(i, key, 0, SPLIT_FRACTIONS) for i in ids[:50]] == split[:50]
+    assert [pseudonyms.keyed_split(i, key, 1, SPLIT_FRACTIONS) for i in ids[:200]] != split[:200]
+    assert [pseudonyms.keyed_split(i, bytes(32), 0, SPLIT_FRACTIONS) for i in ids[:200]] != split[:200]

@@ -21,7 +21,9 @@ Only the image panels leave ingestion — the burned-in text around them (names,
 hospital) is cropped away — and patients become pseudonyms: an HMAC-SHA256 of the patient id
 under a random key made for this output and never written anywhere, so the same patient gets
 the same pseudonym within one run and the pseudonyms cannot be reversed (``keep_identifiers``
-keeps the real ids and the source file names). Splits are by patient, seeded.
+keeps the real ids and the source file names). ``key_file`` keeps the key in a file the user
+holds instead, so that a study ingested in parts gets the same pseudonym and split for a
+patient in every part (:mod:`elastogan.data.pseudonyms`). Splits are by patient, seeded.
 
 Everything is written into a temporary folder beside the output, validated with
 ``validate_manifest``, then renamed into place: an error leaves nothing half-written.
@@ -30,10 +32,7 @@ A file with no elastogram is an error naming the file, never a guess.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from elastogan.folders import check_folder_path, make_folder
 from elastogan.data.images import write_png, write_strain
 from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey
 from elastogan.data.manifest import SPLITS, Case, dumps_records, validate_manifest
+from elastogan.data.pseudonyms import key_for_run, keyed_case_id, keyed_split, pseudonym, save_new_key
 from elastogan.errors import InputFileError, UserError
 
 Box = tuple[int, int, int, int]
@@ -91,6 +91,10 @@ class IngestOptions:
         skip_bad: go on past bad files (reported) instead of stopping at the first.
         keep_identifiers: keep real patient ids and source file names in the manifest.
         seed: seed of the patient split.
+        key_file: a file holding the pseudonym key (made on the first run, 0600, never inside
+            the input or output folder): pseudonyms and splits then stay the same for a
+            patient in every run with this key, so a study can be ingested in parts and the
+            parts merged. ``None``: a key of this run only, never written.
         frames: which frames of a multi-frame file (cine loop) become cases: ``"first"``
             (frame 0, with a warning), ``"all"`` (each frame a case), or a frame index
             (0-based; single-frame files give their one frame).
@@ -102,6 +106,7 @@ class IngestOptions:
     keep_identifiers: bool = False
     seed: int = 0
     frames: str | int = "first"
+    key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.colormap != BAR_COLORMAP and self.colormap not in COLORMAPS:
@@ -115,6 +120,8 @@ class IngestOptions:
             raise UserError(f"frames must be 'first', 'all' or a frame index >= 0, got {self.frames!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.key_file is not None and self.keep_identifiers:
+            raise UserError("--key makes pseudonyms, --keep-identifiers keeps the real ids: give one or the other")
 
 
 @dataclass
@@ -127,6 +134,7 @@ class IngestReport:
     splits: dict[str, int]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    new_key: Path | None = None  # the key file this run made (``key_file`` did not exist)
 
 
 @dataclass
@@ -485,11 +493,6 @@ def _fallback_patient(root: Path, path: Path, key: str) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else key
 
 
-def pseudonym(patient_id: str, key: bytes) -> str:
-    """``p`` + 16 hex digits of HMAC-SHA256(key, patient id)."""
-    return "p" + hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-
-
 def assign_splits(patients: list[str], seed: int) -> dict[str, str]:
     """Patient → split, a seeded shuffle of the sorted patients cut by ``SPLIT_FRACTIONS``.
 
@@ -593,6 +596,7 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         raise UserError(f"{out}: output folder exists and is not empty")
     if out.resolve() == root.resolve():
         raise UserError(f"{out}: output folder must differ from the input folder")
+    key, new_key = key_for_run(options.key_file, inside={"the input folder": root, "the output folder": out})
     files = _input_files(root)
     if not files:
         raise UserError(f"{root}: no files to ingest")
@@ -614,7 +618,6 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     except OSError as e:
         raise UserError(f"{out}: cannot write into {out.parent} ({e.strerror or e})") from None
-    key = secrets.token_bytes(32)  # pseudonym key: this run only, never written
     try:
         for sub in ("bmode", "emode", "strain"):
             (tmp / sub).mkdir()
@@ -636,7 +639,7 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
                 except InputFileError as e:
                     bad(Path(e.path), f"frame {index}: {e.problem}" if len(frames) > 1 else e.problem)
                     continue
-                cid = f"case{len(cases) + 1:04d}"
+                cid = f"case{len(cases) + 1:04d}" if options.key_file is None else keyed_case_id(paths, index, key)
                 pid = ex.patient_id or _fallback_patient(root, paths[-1], case_key)
                 source = dict(ex.source)
                 if options.keep_identifiers:
@@ -660,15 +663,20 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
                 ))
         if not cases:
             raise UserError(f"{root}: no case could be ingested ({len(skipped)} file(s) skipped)")
-        # Split on the real ids, so that a seed gives the same split in every run (the
-        # pseudonyms change from run to run).
-        split_of = assign_splits(real_ids, options.seed)
+        if options.key_file is None:
+            # Split on the real ids, so that a seed gives the same split in every run (the
+            # pseudonyms change from run to run).
+            split_of = assign_splits(real_ids, options.seed)
+        else:  # each patient's own split, whoever else is in this part of the study
+            split_of = {pid: keyed_split(pid, key, options.seed, SPLIT_FRACTIONS) for pid in real_ids}
         for c, pid in zip(cases, real_ids):
             c.split = split_of[pid]
         (tmp / "manifest.jsonl").write_text(dumps_records(cases, tmp), encoding="utf-8")
         _, problems = validate_manifest(tmp / "manifest.jsonl")
         if problems:
             raise RuntimeError("ingest wrote an invalid manifest: " + "; ".join(map(str, problems)))
+        if new_key:  # saved before the data set appears: pseudonyms never outlive their key
+            save_new_key(options.key_file, key)
         if out.exists():
             out.rmdir()
         tmp.rename(out)
@@ -676,4 +684,4 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     counts = {s: sum(c.split == s for c in cases) for s in SPLITS}
-    return IngestReport(out, len(cases), len(split_of), counts, skipped, warnings)
+    return IngestReport(out, len(cases), len(split_of), counts, skipped, warnings, options.key_file if new_key else None)

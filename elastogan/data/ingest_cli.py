@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the patient split (default 0)")
     p.add_argument(
+        "--key",
+        type=Path,
+        metavar="FILE",
+        help="keep the pseudonym key in FILE (made on the first run, readable by you only; never "
+        "inside --input or --out): a returning patient then gets the same pseudonym and split in "
+        "every run with this key and --seed, so a study ingested in parts can be merged "
+        "(`elastogan manifest merge`). Splits are then drawn per patient (15/15/70 on average, "
+        "not exactly). Default: a key of this run only, never written",
+    )
+    p.add_argument(
         "--frames",
         default="first",
         metavar="first|all|N",
@@ -63,6 +74,7 @@ def _ingest(args: argparse.Namespace) -> int:
         keep_identifiers=args.keep_identifiers,
         seed=args.seed,
         frames=args.frames,
+        key_file=args.key,
     )
 
     def on_skip(path: object, problem: str) -> None:
@@ -75,4 +87,7 @@ def _ingest(args: argparse.Namespace) -> int:
     skipped = f"; skipped {len(report.skipped)} file(s)" if report.skipped else ""
     print(f"ingested {report.cases} case(s) from {report.patients} patient(s) ({parts}) into {report.out}{skipped}")
     print(f"manifest: {report.out / 'manifest.jsonl'} (validated)")
+    if report.new_key is not None:
+        print(f"new pseudonym key: {report.new_key} (keep it private and apart from the data; "
+              "later parts of this study need it for their pseudonyms to match)")
     return 0
