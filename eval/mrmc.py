@@ -141,6 +141,16 @@ def _jackknife_cov(loo: np.ndarray) -> np.ndarray:
     return (big_n - 1) / big_n * (dev @ dev.T)
 
 
+def check_covariance(covariance: str) -> None:
+    """Raise ``UserError`` unless ``covariance`` names one of ``COVARIANCES``.
+
+    Callers that report an analysis the data cannot support as undefined check the flag first,
+    so that a mistyped ``--covariance`` stays the user's error.
+    """
+    if covariance not in COVARIANCES:
+        raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(COVARIANCES)}")
+
+
 def auc_and_covariance(study: ReaderStudy, covariance: str = "jackknife") -> tuple[np.ndarray, np.ndarray]:
     """θ (t, r) and the covariance (t·r, t·r) of ``θ.ravel()`` (index ``i·r + j``).
 
@@ -148,8 +158,7 @@ def auc_and_covariance(study: ReaderStudy, covariance: str = "jackknife") -> tup
     out a case of modality i leaves the other modalities' AUCs unchanged); DeLong's
     covariance is computed per modality, with zero covariance across modalities.
     """
-    if covariance not in COVARIANCES:
-        raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(COVARIANCES)}")
+    check_covariance(covariance)
     t, r = len(study.modalities), len(study.readers)
     if study.design == "paired":
         scores = np.concatenate(study.ratings, axis=0)

@@ -134,8 +134,7 @@ def write_report(
     answers = read_authenticity(present["answers"]) if "answers" in present else None
     if ratings is not None:
         diagnostic.threshold_index(positive_from, ratings.order)
-    if covariance not in mrmc.COVARIANCES:
-        raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(mrmc.COVARIANCES)}")
+    mrmc.check_covariance(covariance)
     if scores is not None and n_boot < 100:
         raise UserError(f"expected at least 100 bootstrap replicates, got {n_boot}")
     if "per_case" in present:

@@ -146,8 +146,7 @@ def roc_report(r: Ratings, *, covariance: str = "jackknife", level: float = 0.95
                 )
             out["comparisons"].append({"reader": rd, "modalities": [a, b], **res})
     if len(readers) >= 2:
-        if covariance not in mrmc.COVARIANCES:
-            raise UserError(f"unknown covariance {covariance!r}; expected one of {', '.join(mrmc.COVARIANCES)}")
+        mrmc.check_covariance(covariance)
         # An MRMC analysis the data cannot support (an incomplete reader, too few positives for
         # the jackknife, no reader-by-modality variation) is reported, not fatal: the per-reader
         # AUCs above stand on their own.

@@ -287,9 +287,7 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
-    # Every pixel is read once here: a truncated or corrupt file is then reported against the
-    # manifest, with its line, instead of surfacing mid-run from a DataLoader worker as a traceback.
-    manifest = read_manifest(data, decode=True)
+    manifest = read_manifest(data)
     if not manifest.split("train"):
         raise UserError(f"{data}: no cases in split 'train'; training needs a train split")
     has_val = bool(manifest.split("val"))
@@ -302,6 +300,7 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
     nets = build_nets(cfg, dev)
     divisor = nets.generator.divisor
     size = cfg.data.image_size
+    source = data
     if size is None:
         check_frame_sizes(data, divisor)
     else:
@@ -311,6 +310,12 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
             resized_manifest(data, size, out / "cache")
         distributed.barrier()
         data = resized_manifest(data, size, out / "cache")
+    if data == source:
+        # The loaders will read the user's files themselves: every pixel is read once here, so
+        # a truncated or corrupt file is reported against the manifest, with its line, instead
+        # of surfacing mid-run from a DataLoader worker as a traceback. (A resized copy was
+        # decoded in this process while it was made.)
+        read_manifest(data, decode=True)
     train_set = PairedDataset(data, "train", augment=augment_of(cfg.data), seed=cfg.run.seed)
     val_set = PairedDataset(data, "val", augment=None) if has_val else None
     best_ncc = None
