@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from elastogan.app.uploads import UploadError, load_upload
-from elastogan.display import Box, DisplayLayout
+from elastogan.display import Box, DisplayLayout, colorbar_mask
 
 
 @dataclass
@@ -88,18 +88,6 @@ def default_roi(shape: tuple[int, int]) -> Box:
     return (0, 0, DisplayLayout(h, w).max_roi_x1, h)
 
 
-def _without_colorbar(emode: np.ndarray, bmode: np.ndarray, colormap: str) -> np.ndarray:
-    """``emode`` with the colour bar and its SOFT/HARD labels, where the display path draws
-    them, replaced by the B-mode: the box detection must not take them for the elastography
-    box (on small frames the labels reach left of ``DisplayLayout.max_roi_x1``)."""
-    from elastogan.display import draw_colorbar
-
-    h, w = bmode.shape
-    black, white = np.zeros((h, w, 3), np.uint8), np.full((h, w, 3), 255, np.uint8)
-    drawn = (draw_colorbar(black, colormap) != black).any(-1) | (draw_colorbar(white, colormap) != white).any(-1)
-    return np.where(drawn[..., None], bmode[..., None], emode).astype(np.uint8)
-
-
 def _box_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
     m = np.zeros(shape, bool)
     m[box[1] : box[3], box[0] : box[2]] = True
@@ -161,7 +149,7 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
         if real.shape[:2] != shape:
             raise UploadError(f"The real E-mode is {real.shape[1]}×{real.shape[0]} but the B-mode is "
                               f"{shape[1]}×{shape[0]} (width×height); upload the two images of one view.")
-        found = detect_roi(_without_colorbar(real, bmode, predictor.model.colormap), bmode=bmode)
+        found = detect_roi(real, bmode=bmode, ignore=colorbar_mask(*shape))
         if found is not None:
             roi = found
         else:

@@ -58,22 +58,42 @@ def blend(bmode: np.ndarray, color: np.ndarray, alpha: float, roi: Box) -> np.nd
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
+def _draw_labels(img: Image.Image, fill: int | tuple[int, int, int]) -> None:
+    """SOFT above the colour bar and HARD below it, right-aligned at the frame's edge."""
+    w, h = img.size
+    _, by0, _, by1 = DisplayLayout(h, w).colorbar
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=max(6, h // 32))
+    for text, y in (("SOFT", by0 - 2), ("HARD", by1 + 2)):
+        anchor = "rb" if text == "SOFT" else "rt"
+        draw.text((w - 1, y), text, fill=fill, font=font, anchor=anchor)
+
+
 def draw_colorbar(rgb: np.ndarray, colormap: str) -> np.ndarray:
     """Draw the colour bar (soft at the top) and its SOFT/HARD labels on a copy of ``rgb``."""
     h, w = rgb.shape[:2]
-    layout = DisplayLayout(h, w)
-    bx0, by0, bx1, by1 = layout.colorbar
+    bx0, by0, bx1, by1 = DisplayLayout(h, w).colorbar
     out = rgb.copy()
     ramp = np.linspace(1.0, 0.0, by1 - by0, dtype=np.float32)  # top = soft
     bar = get_colormap(colormap).colorize(ramp)
     out[by0:by1, bx0:bx1] = np.rint(bar[:, None, :] * 255).astype(np.uint8)
     img = Image.fromarray(out)
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default(size=max(6, h // 32))
-    for text, y in (("SOFT", by0 - 2), ("HARD", by1 + 2)):
-        anchor = "rb" if text == "SOFT" else "rt"
-        draw.text((w - 1, y), text, fill=(255, 255, 255), font=font, anchor=anchor)
+    _draw_labels(img, (255, 255, 255))
     return np.asarray(img)
+
+
+def colorbar_mask(height: int, width: int) -> np.ndarray:
+    """H×W bool: the pixels ``draw_colorbar`` draws on (the bar and its SOFT/HARD labels).
+
+    On small frames the labels reach left of ``DisplayLayout.max_roi_x1``, so whatever looks for
+    the elastography box in a rendered E-mode must ignore these pixels, not just the bar's box.
+    """
+    img = Image.new("L", (width, height), 0)
+    _draw_labels(img, 255)
+    mask = np.asarray(img) > 0
+    bx0, by0, bx1, by1 = DisplayLayout(height, width).colorbar
+    mask[by0:by1, bx0:bx1] = True
+    return mask
 
 
 def render_emode(

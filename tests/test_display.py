@@ -43,3 +43,15 @@ def test_unknown_map_and_bad_roi():
         get_colormap("jet")
     with pytest.raises(ValueError, match="not inside"):
         render_emode(np.zeros((10, 10), np.uint8), np.zeros((10, 10)), (0, 0, 11, 5))
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (128, 128), (300, 417)])
+def test_colorbar_mask_is_exactly_where_the_bar_and_its_labels_are_drawn(shape):
+    from elastogan.display import colorbar_mask, draw_colorbar
+
+    black, white = np.zeros((*shape, 3), np.uint8), np.full((*shape, 3), 255, np.uint8)
+    drawn = (draw_colorbar(black, "hitachi") != black).any(-1) | (draw_colorbar(white, "hitachi") != white).any(-1)
+    mask = colorbar_mask(*shape)
+    np.testing.assert_array_equal(mask, drawn)
+    if shape[0] == shape[1]:  # square frames: the labels reach into the ROI's range, hence the mask
+        assert mask[:, : DisplayLayout(*shape).max_roi_x1].any()

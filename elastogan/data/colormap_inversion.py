@@ -381,7 +381,7 @@ def detect_roi(
     emode: np.ndarray,
     *,
     bmode: np.ndarray | None = None,
-    exclude: Box | None = None,
+    ignore: np.ndarray | None = None,
     min_saturation: int = 20,
     min_difference: int = 3,
 ) -> Box | None:
@@ -393,7 +393,8 @@ def detect_roi(
     Args:
         emode: H×W×3 uint8.
         bmode: H×W uint8 B-mode under it, if known.
-        exclude: a box to ignore (the colour bar).
+        ignore: H×W bool, pixels that are never the box (the colour bar and its labels:
+            ``elastogan.display.colorbar_mask``).
         min_saturation: ``max - min`` channel value that counts as coloured.
         min_difference: channel difference from the B-mode that counts as coloured.
 
@@ -407,9 +408,8 @@ def detect_roi(
         mask = diff >= min_difference
     else:
         mask = saturation(emode) >= min_saturation
-    if exclude is not None:
-        ex0, ey0, ex1, ey1 = exclude
-        mask[max(0, ey0):ey1, max(0, ex0):ex1] = False
+    if ignore is not None:
+        mask &= ~ignore
     # Close small gaps (pixels where the map colour happens to equal the B-mode).
     mask = ndimage.binary_closing(mask, structure=np.ones((3, 3), bool), border_value=0) | mask
     labels, n = ndimage.label(mask)
