@@ -176,12 +176,6 @@ def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], lis
             y0 = int(item.RegionLocationMinY0)
             x1 = int(item.RegionLocationMaxX1) + 1
             y1 = int(item.RegionLocationMaxY1) + 1
-        except (AttributeError, TypeError, ValueError):
-            continue  # not a region with a box
-        except (NotImplementedError, struct.error, BytesLengthException):
-            notes.append(f"ultrasound region {i + 1} has unreadable values; ignoring it")
-            continue
-        try:
             spacing = None
             ux, uy = item.get("PhysicalUnitsXDirection"), item.get("PhysicalUnitsYDirection")
             dx, dy = item.get("PhysicalDeltaX"), item.get("PhysicalDeltaY")
@@ -191,6 +185,8 @@ def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], lis
                 (x0, y0, x1, y1), int(item.get("RegionSpatialFormat", 0) or 0),
                 int(item.get("RegionDataType", 0) or 0), spacing,
             )
+        except AttributeError:
+            continue  # not a region with a box
         except (TypeError, ValueError, NotImplementedError, struct.error, BytesLengthException):
             notes.append(f"ultrasound region {i + 1} has unreadable values; ignoring it")
             continue
