@@ -19,6 +19,13 @@ frame padded at the bottom and right to a multiple of the generator's divisor (b
 the border of an ultrasound frame), and its outputs are cropped back. Either way the outputs
 have the input's H×W.
 
+**Samples.** A generator with noise inputs (``model.noise``) draws one plausible elastogram per
+call. ``predict(…, seed=S)`` is one draw — what a scanner would have shown, and what the reader
+study and the Preview show; ``sample(…, samples=K, seed=S)`` draws K, the first of which is that
+same draw. Draw ``k`` of seed ``S`` uses the noise seed :func:`noise_seed` ``(S, k)`` whatever the
+batch, so the same seed gives the same images on any batch size. A deterministic generator
+(pix2pix, a model trained without noise) gives K equal draws (``stochastic`` is False).
+
 ``predict`` returns clean images; ``label_synthetic`` burns the word SYNTHETIC into a copy, which
 the ``predict`` command does for every file it writes (the reader study shows images unlabelled,
 blinded, from the app's own store).
@@ -50,6 +57,13 @@ def pad_to_multiple(x: Tensor, divisor: int, value: float = -1.0) -> Tensor:
     h, w = x.shape[-2:]
     ph, pw = -h % divisor, -w % divisor
     return F.pad(x, (0, pw, 0, ph), value=value) if ph or pw else x
+
+
+def noise_seed(seed: int, draw: int) -> int:
+    """The generator's noise seed for draw ``draw`` of ``seed`` (a 63-bit hash of both)."""
+    if seed < 0 or draw < 0:
+        raise ValueError(f"seed and draw must be non-negative, got {seed} and {draw}")
+    return int(np.random.SeedSequence([seed, draw]).generate_state(2, np.uint32).astype(np.uint64) @ [1 << 31, 1])
 
 
 def label_synthetic(rgb: np.ndarray, text: str = SYNTHETIC_LABEL) -> np.ndarray:
@@ -114,6 +128,7 @@ class Predictor:
         self.divisor = divisor
         self.input_size = input_size
         self.step = step
+        self.stochastic = bool(getattr(generator, "stochastic", False))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device | None = None) -> Predictor:
@@ -142,23 +157,25 @@ class Predictor:
         return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)))
 
     @torch.no_grad()
-    def _forward(self, bmodes: np.ndarray) -> np.ndarray:
-        """``(B, H, W)`` uint8 → strain ``(B, H, W)`` float32 (network in, network size out)."""
+    def _forward(self, bmodes: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+        """``(B, H, W)`` uint8 → strain ``(B, H, W)`` float32 (network in, network size out);
+        ``seeds``: the noise seed of each frame."""
         h, w = bmodes.shape[-2:]
         x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
         if self.input_size is not None:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
         else:
             x = pad_to_multiple(x, self.divisor)
-        strain = self.generator(x)["strain"].float()
+        strain = self.generator(x, noise_seeds=list(seeds))["strain"].float()
         if self.input_size is not None:
             strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         else:
             strain = strain[..., :h, :w]
         return strain[:, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
-    def predict(self, bmode: np.ndarray, *, roi: Box | None = None, alpha: float = 0.5, colorbar: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Synthetic E-mode and mapped strain for one B-mode frame.
+    def predict(self, bmode: np.ndarray, *, roi: Box | None = None, alpha: float = 0.5, colorbar: bool = True,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Synthetic E-mode and mapped strain for one B-mode frame: one draw.
 
         Args:
             bmode: H×W uint8 grey B-mode, any size.
@@ -166,16 +183,36 @@ class Predictor:
                 colour is drawn inside it. ``None``: the whole frame.
             alpha: colour opacity of the E-mode.
             colorbar: draw the SOFT/HARD colour bar.
+            seed: which draw (non-negative); ignored by a deterministic generator.
 
         Returns:
             ``(emode, strain)``: H×W×3 uint8 (unlabelled; see ``label_synthetic``) and H×W
             float32.
         """
-        return self.predict_many([bmode], roi=roi, alpha=alpha, colorbar=colorbar)[0]
+        return self.predict_many([bmode], roi=roi, alpha=alpha, colorbar=colorbar, seed=seed)[0]
 
-    def predict_many(self, bmodes: Sequence[np.ndarray], *, batch_size: int = 8, roi: Box | None = None,
-                     alpha: float = 0.5, colorbar: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``predict`` for many frames, batched (frames of one size share a batch)."""
+    def sample(self, bmode: np.ndarray, *, samples: int, seed: int = 0, roi: Box | None = None,
+               batch_size: int = 8) -> np.ndarray:
+        """``samples`` draws of the mapped strain for one frame, ``(K, H, W)`` float32.
+
+        Draw 0 is ``predict(bmode, roi=roi, seed=seed)``'s strain; NaN outside ``roi``.
+        ``elastogan.uncertainty.summarise_samples`` turns them into mean, sd and intervals.
+        """
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        self._check_inputs([bmode], roi, batch_size, seed)
+        seeds = [noise_seed(seed, k) for k in range(samples)]
+        strains = []
+        for k in range(0, samples, batch_size):
+            chunk = seeds[k : k + batch_size]
+            strains.append(self._forward(np.stack([bmode] * len(chunk)), chunk))
+        out = np.concatenate(strains)
+        if roi is not None:
+            out[:, ~_box_mask(bmode.shape, roi)] = np.nan
+        return out
+
+    @staticmethod
+    def _check_inputs(bmodes: Sequence[np.ndarray], roi: Box | None, batch_size: int, seed: int) -> None:
         for i, b in enumerate(bmodes):
             try:
                 check_frame(b)
@@ -185,6 +222,14 @@ class Predictor:
                 raise ValueError(f"frame {i}: {e}") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+    def predict_many(self, bmodes: Sequence[np.ndarray], *, batch_size: int = 8, roi: Box | None = None,
+                     alpha: float = 0.5, colorbar: bool = True, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``predict`` for many frames, batched (frames of one size share a batch); draw ``seed`` of each."""
+        self._check_inputs(bmodes, roi, batch_size, seed)
+        frame_seed = noise_seed(seed, 0)
         strains: list[np.ndarray | None] = [None] * len(bmodes)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, b in enumerate(bmodes):
@@ -192,16 +237,20 @@ class Predictor:
         for idx in by_shape.values():
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k : k + batch_size]
-                for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]))):
+                for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]), [frame_seed] * len(chunk))):
                     strains[i] = s
         out = []
         for b, s in zip(bmodes, strains):
             h, w = b.shape
             box = roi or (0, 0, w, h)
             if roi is not None:
-                inside = np.zeros((h, w), bool)
-                inside[box[1] : box[3], box[0] : box[2]] = True
-                s = np.where(inside, s, np.nan).astype(np.float32)
+                s = np.where(_box_mask((h, w), box), s, np.nan).astype(np.float32)
             emode = render_emode(b, s, box, colormap=self.model.colormap, alpha=alpha, colorbar=colorbar)
             out.append((emode, s))
         return out
+
+
+def _box_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
+    inside = np.zeros(shape, bool)
+    inside[box[1] : box[3], box[0] : box[2]] = True
+    return inside

@@ -2,12 +2,14 @@
 
 One step::
 
-    out   = G(bmode)                                  # both heads, with grad
+    out   = G(bmode repeated K = loss.recon_samples times)   # K draws, both heads, with grad
     D step: for each discriminator k with a weight > 0
-              L_D += d_loss(D_k(real_k), D_k(out_k.detach()))
+              L_D += d_loss(D_k(real_k), D_k(out_k.detach()))    # averaged over its scales
             backward, average over processes, clip, Adam
-    G step: L_G  = Σ weight · term  (L1 E-mode, L1/NCC/SSIM strain, consistency)
-                 + Σ adv_k · g_loss(D_k(out_k))       # D frozen
+    G step: L_G  = Σ weight · term  (L1 E-mode, L1/NCC/SSIM strain: on the mean of the draws;
+                                     consistency, spectral: on each draw)
+                 + Σ adv_k · g_loss(D_k(out_k))       # D frozen, each draw
+                 + feature_matching · FM(D_k features of out_k vs real)
             backward, average over processes, clip, Adam
     EMA:    G_ema ← decay · G_ema + (1 − decay) · G
 
@@ -130,6 +132,20 @@ def discriminator_input(key: str, batch: dict[str, Tensor], out: dict[str, Tenso
     return (x, batch["lesion_box"]) if key == "lesion" else (x,)
 
 
+def repeat_batch(batch: dict[str, Any], k: int) -> dict[str, Any]:
+    """The batch's tensors repeated ``k`` times along the batch axis (sample-major), for K draws."""
+    if k == 1:
+        return batch
+    return {key: v.repeat(k, *([1] * (v.ndim - 1))) if isinstance(v, Tensor) else v for key, v in batch.items()}
+
+
+def sample_mean(out: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+    """The mean over ``k`` draws of outputs stacked sample-major (``(k·B, …)`` → ``(B, …)``)."""
+    if k == 1:
+        return out
+    return {key: v.unflatten(0, (k, -1)).mean(0) for key, v in out.items()}
+
+
 def _optimizer_step(cfg: TrainConfig, nets: Nets, module: nn.Module, opt: torch.optim.Optimizer, loss: Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     nets.scaler.scale(loss).backward()
@@ -141,7 +157,10 @@ def _optimizer_step(cfg: TrainConfig, nets: Nets, module: nn.Module, opt: torch.
 
 
 def discriminator_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], out: dict[str, Tensor], step: int, autocast) -> dict[str, Tensor]:
-    """One Adam step of the discriminators on real vs ``out`` (detached); returns the terms."""
+    """One Adam step of the discriminators on real vs ``out`` (detached); returns the terms.
+
+    ``batch`` and ``out`` hold every draw (``repeat_batch``): each sample is judged on its own.
+    """
     keys = active_discriminators(cfg, nets)
     if not keys:
         return {}
@@ -153,31 +172,52 @@ def discriminator_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], o
     with autocast():
         for k in keys:
             d = nets.discriminators[k]
-            terms[f"d_{k}"] = d_loss(d(*discriminator_input(k, batch, real)), d(*discriminator_input(k, batch, fake)))
+            terms[f"d_{k}"] = losses.over_scales(
+                d_loss, d(*discriminator_input(k, batch, real)), d(*discriminator_input(k, batch, fake)))
     check_finite(step, terms)
     _optimizer_step(cfg, nets, nets.discriminators, nets.opt_d, sum(terms.values()))
     return terms
 
 
 def generator_terms(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], out: dict[str, Tensor], lut: Tensor) -> dict[str, Tensor]:
-    """The unweighted generator loss terms whose weight is non-zero, by their config name."""
+    """The unweighted generator loss terms whose weight is non-zero, by their config name.
+
+    ``batch`` and ``out`` hold ``loss.recon_samples`` draws per B-mode, sample-major
+    (``repeat_batch``). The reconstruction terms (L1, NCC, SSIM) score the mean of the draws;
+    the consistency, spectral and adversarial terms score every draw.
+    """
     w, terms = cfg.loss, {}
-    mask = batch["strain_mask"]
+    k = w.recon_samples
+    n = batch["bmode"].shape[0] // k
+    one = {key: v[:n] if isinstance(v, Tensor) else v for key, v in batch.items()}
+    mean = sample_mean(out, k)
+    mask = one["strain_mask"]
     if w.l1_emode > 0:
-        terms["l1_emode"] = losses.masked_l1(out["emode"], batch["emode"])
+        terms["l1_emode"] = losses.masked_l1(mean["emode"], one["emode"])
     if w.l1_strain > 0:
-        terms["l1_strain"] = losses.masked_l1(out["strain"], batch["strain"], mask)
+        terms["l1_strain"] = losses.masked_l1(mean["strain"], one["strain"], mask)
     if w.ncc_strain > 0:
-        terms["ncc_strain"] = losses.ncc_loss(out["strain"], batch["strain"], mask)
+        terms["ncc_strain"] = losses.ncc_loss(mean["strain"], one["strain"], mask)
     if w.ssim > 0:
-        terms["ssim"] = losses.ssim_loss(out["strain"], batch["strain"], mask)
+        terms["ssim"] = losses.ssim_loss(mean["strain"], one["strain"], mask)
     if w.consistency > 0:
         terms["consistency"] = losses.consistency_loss(
             out["strain"], out["emode"], batch["bmode"], batch["alpha"], batch["roi"], lut
         )
+    if w.spectral > 0:
+        terms["spectral"] = losses.spectral_loss(out["strain"], batch["strain"], batch["strain_mask"])
     _, g_loss = losses.adversarial_losses(w.adv)
-    for k in active_discriminators(cfg, nets):
-        terms[f"adv_{k}"] = g_loss(nets.discriminators[k](*discriminator_input(k, batch, out)))
+    real = {"emode": batch["emode"], "strain": batch["strain"]}
+    fm = []
+    for key in active_discriminators(cfg, nets):
+        d = nets.discriminators[key]
+        terms[f"adv_{key}"] = losses.over_scales(g_loss, d(*discriminator_input(key, batch, out)))
+        if w.feature_matching > 0:
+            with torch.no_grad():
+                real_features = d.features(*discriminator_input(key, batch, real))
+            fm.append(losses.feature_matching_loss(d.features(*discriminator_input(key, batch, out)), real_features))
+    if fm:
+        terms["feature_matching"] = sum(fm) / len(fm)
     return terms
 
 
@@ -197,8 +237,13 @@ def generator_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], out: 
 
 
 def train_step(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], step: int, autocast, lut: Tensor) -> dict[str, Tensor]:
-    """D step, G step, scaler update, EMA: optimiser step number ``step`` (1-based) of the whole GAN."""
+    """D step, G step, scaler update, EMA: optimiser step number ``step`` (1-based) of the whole GAN.
+
+    With ``loss.recon_samples`` K > 1 the generator draws K samples of every B-mode (one
+    forward pass over the batch repeated K times; the draws differ by the generator's noise).
+    """
     nets.generator.train()
+    batch = repeat_batch(batch, cfg.loss.recon_samples)
     with autocast():
         out = nets.generator(batch["bmode"])
     terms = discriminator_step(cfg, nets, batch, out, step, autocast)

@@ -2,7 +2,9 @@
 
 The score that picks ``best.pt`` is the mean over val cases of the zero-mean NCC between the
 generated and the real mapped strain inside the ROI (``elastogan.models.losses.ncc``, the
-reference paper's Fig. 5 metric). The full evaluation (NCC on E-mode luminance, SSIM, lesion
+reference paper's Fig. 5 metric), of one draw per case with fixed noise seeds (the case's
+index) for a generator that samples, so that scores at different steps see the same noise.
+The full evaluation (NCC on E-mode luminance, SSIM, lesion
 metrics…) is ``elastogan evaluate``'s job; this is the cheap signal for model selection.
 """
 
@@ -22,11 +24,14 @@ def validate(generator: nn.Module, loader, device: torch.device, autocast) -> di
     """``val/ncc_strain`` (mean), ``val/ncc_strain_sd`` and ``val/mae_strain`` over ``loader``."""
     generator.eval()
     nccs, maes = [], []
+    seen = 0
     for batch in loader:
         bmode = batch["bmode"].to(device)
         h, w = bmode.shape[-2:]
+        seeds = list(range(seen, seen + bmode.shape[0]))
+        seen += bmode.shape[0]
         with autocast():
-            strain = generator(pad_to_multiple(bmode, generator.divisor))["strain"]
+            strain = generator(pad_to_multiple(bmode, generator.divisor), noise_seeds=seeds)["strain"]
         strain = strain[..., :h, :w].float()
         real, mask = batch["strain"].to(device), batch["strain_mask"].to(device)
         nccs.append(ncc(strain, real, mask).cpu())
@@ -60,7 +65,7 @@ def sample_grid(generator: nn.Module, dataset, count: int, colormap: str, device
         bmode = s["bmode"][None].to(device)
         h, w = bmode.shape[-2:]
         with autocast():
-            out = generator(pad_to_multiple(bmode, generator.divisor))
+            out = generator(pad_to_multiple(bmode, generator.divisor), noise_seeds=[i])
         emode = out["emode"][0, :, :h, :w]
         strain = out["strain"][0, 0, :h, :w].float().cpu().numpy()
         b8 = _to_uint8(s["bmode"])[..., 0]

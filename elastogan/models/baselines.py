@@ -103,6 +103,7 @@ class Pix2PixUNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         super().__init__()
         self.divisor = 2**levels
+        self.stochastic = False
         top = channels * _MAX_MULT
         level = UNetLevel(outer=top, inner=top, inner_level=None)
         for _ in range(levels - _PLAIN_LEVELS - 1):
@@ -114,8 +115,12 @@ class Pix2PixUNet(nn.Module):
             out_channels=_OUT_CHANNELS,
         )
 
-    def forward(self, bmode: Tensor) -> dict[str, Tensor]:
-        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``."""
+    def forward(self, bmode: Tensor, *, noise_seeds=None) -> dict[str, Tensor]:
+        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``.
+
+        ``noise_seeds`` is accepted for the generator contract and ignored: in eval mode this
+        U-Net is deterministic (its dropout, pix2pix's only noise, is off).
+        """
         check_divisible(bmode, self.divisor)
         out = self.net(bmode)
         return heads_output(out[:, :3], out[:, 3:])

@@ -39,6 +39,10 @@ class ModelConfig:
         dropout: dropout in the transformer (attention and MLP). Default 0.0.
         norm_groups: GroupNorm groups in the TransUNet convolutions (batch-size independent,
             so training with one image per GPU behaves as with many). Default 8.
+        noise: TransUNet draws samples: per-pixel noise with a learned per-channel strength
+            at every decoder level (StyleGAN). Train it with ``loss.recon_samples`` > 1, or the
+            reconstruction terms teach it to ignore the noise. Default False.
+        noise_init: initial noise strength. Default 0.1.
         unet_channels: pix2pix/l1unet filters in the outermost layer (``ngf``). Default 64.
         unet_levels: pix2pix/l1unet down-samplings (``num_downs``); 8 is ``unet_256``, whose
             divisor is 256. Default 8.
@@ -49,6 +53,10 @@ class ModelConfig:
             Default 3.
         disc_norm: PatchGAN normalisation, a MONAI ``Norm`` name (``"instance"``,
             ``"batch"``). Default ``"instance"``.
+        disc_scales: image scales each discriminator judges (pix2pixHD's multi-scale
+            discriminator: full, 1/2, 1/4, … resolution, one PatchGAN each). Default 1.
+        disc_spectral_norm: spectral normalisation of every discriminator convolution
+            (Miyato et al. 2018). Default False.
         lesion_discriminator: add the VEUS discriminator on the lesion box (``transunet``
             or ``pix2pix``; ``pix2pix`` with it is the VEUS design). Default False.
         lesion_crop: side in pixels to which each lesion box is resized for that
@@ -75,6 +83,8 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     norm_groups: int = 8
+    noise: bool = False
+    noise_init: float = 0.1
     # pix2pix / l1unet U-Net
     unet_channels: int = 64
     unet_levels: int = 8
@@ -83,6 +93,8 @@ class ModelConfig:
     disc_channels: int = 64
     disc_layers: int = 3
     disc_norm: str = "instance"
+    disc_scales: int = 1
+    disc_spectral_norm: bool = False
     lesion_discriminator: bool = False
     lesion_crop: int = 64
     # display
@@ -93,7 +105,7 @@ class ModelConfig:
             raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}, got {self.name!r}")
         for field in ("base_channels", "max_channels", "num_levels", "patch_size", "embed_dim",
                       "num_heads", "norm_groups", "unet_channels",
-                      "unet_levels", "disc_channels", "disc_layers", "lesion_crop"):
+                      "unet_levels", "disc_channels", "disc_layers", "disc_scales", "lesion_crop"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"model.{field} must be a positive integer, got {value!r}")
@@ -105,6 +117,10 @@ class ModelConfig:
                 raise ValueError(f"model.{field} must be in [0, 1), got {value!r}")
         if self.mlp_ratio <= 0:
             raise ValueError(f"model.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        if not self.noise_init >= 0:
+            raise ValueError(f"model.noise_init must be >= 0, got {self.noise_init!r}")
+        if self.noise and self.name != "transunet":
+            raise ValueError(f"model.noise is a TransUNet option; model.name {self.name!r} has no noise inputs")
         if self.colormap not in COLORMAPS:
             raise ValueError(f"model.colormap must be one of {', '.join(sorted(COLORMAPS))}, got {self.colormap!r}")
         if self.lesion_discriminator and self.name == "l1unet":
@@ -127,6 +143,16 @@ class LossConfig:
         adv_emode: adversarial weight from D_E (B-mode, E-mode). Default 1.0.
         adv_strain: adversarial weight from D_M (B-mode, mapped strain). Default 1.0.
         adv_lesion: adversarial weight from the lesion-box discriminator. Default 0.0.
+        feature_matching: L1 between the discriminators' intermediate features of real and
+            generated images (pix2pixHD). Default 0.0.
+        spectral: L1 between the log amplitude spectra of the generated and the real strain
+            in the ROI — phase-free, so it asks for the scanner's texture energy at each
+            frequency without asking for its exact speckle. Default 0.0.
+        recon_samples: samples ``K`` drawn per B-mode at each step. With ``K`` > 1 the
+            reconstruction terms (L1, NCC, SSIM) score the *mean* of the K samples and the
+            adversarial, spectral and consistency terms score every sample: the mean must be
+            right, each sample must look real (moment reconstruction, Lee et al. 2019,
+            "Harmonizing maximum likelihood with GANs"). Default 1 (every term on the one draw).
 
     Example:
         >>> LossConfig(adv="hinge").adv
@@ -142,12 +168,17 @@ class LossConfig:
     adv_emode: float = 1.0
     adv_strain: float = 1.0
     adv_lesion: float = 0.0
+    feature_matching: float = 0.0
+    spectral: float = 0.0
+    recon_samples: int = 1
 
     def __post_init__(self) -> None:
         if self.adv not in ADV_KINDS:
             raise ValueError(f"loss.adv must be one of {', '.join(ADV_KINDS)}, got {self.adv!r}")
         for field in ("l1_emode", "l1_strain", "ncc_strain", "ssim", "consistency",
-                      "adv_emode", "adv_strain", "adv_lesion"):
+                      "adv_emode", "adv_strain", "adv_lesion", "feature_matching", "spectral"):
             value = getattr(self, field)
             if not value >= 0.0:
                 raise ValueError(f"loss.{field} must be a non-negative weight, got {value!r}")
+        if isinstance(self.recon_samples, bool) or not isinstance(self.recon_samples, int) or self.recon_samples < 1:
+            raise ValueError(f"loss.recon_samples must be a positive integer, got {self.recon_samples!r}")

@@ -17,17 +17,28 @@ from monai.networks.nets import PatchDiscriminator
 from torch import Tensor, nn
 
 
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every convolution in ``module``, in place."""
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Conv2d):
+            setattr(module, name, torch.nn.utils.parametrizations.spectral_norm(child))
+        else:
+            apply_spectral_norm(child)
+    return module
+
+
 class PatchGAN(nn.Module):
     """A conditional PatchGAN (pix2pix's 70×70 discriminator with the defaults).
 
-    MONAI's ``PatchDiscriminator`` returns every intermediate feature map; this wrapper returns
-    only the last one, the patch scores.
+    MONAI's ``PatchDiscriminator`` returns every intermediate feature map; ``forward`` returns
+    only the last one, the patch scores, and ``features`` the others (for feature matching).
 
     Args:
         in_channels: channels of the concatenated (condition, image) input.
         channels: filters of the first layer, doubled per layer. Default 64.
         num_layers: convolution layers after the first. Default 3.
         norm: a MONAI ``Norm`` name, ``"instance"`` or ``"batch"``. Default ``"instance"``.
+        spectral_norm: spectral normalisation of every convolution. Default False.
 
     Example:
         >>> d = PatchGAN(in_channels=4, channels=8, num_layers=2)
@@ -35,7 +46,8 @@ class PatchGAN(nn.Module):
         (2, 1, 6, 10)
     """
 
-    def __init__(self, *, in_channels: int, channels: int = 64, num_layers: int = 3, norm: str = "instance") -> None:
+    def __init__(self, *, in_channels: int, channels: int = 64, num_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = False) -> None:
         if in_channels < 1:
             raise ValueError(f"in_channels must be at least 1, got {in_channels}")
         if channels < 1:
@@ -54,12 +66,72 @@ class PatchGAN(nn.Module):
             num_layers_d=num_layers,
             norm=norm.upper(),
         )
+        if spectral_norm:
+            apply_spectral_norm(self.net)
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` ``(B, in_channels, H, W)`` → patch scores ``(B, 1, h, w)``."""
+        self._check(x)
+        return self.net(x)[-1]
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """The intermediate feature maps of ``x`` (every layer but the scores)."""
+        self._check(x)
+        return list(self.net(x)[:-1])
+
+
+class MultiScalePatchGAN(nn.Module):
+    """PatchGANs on the image at full, 1/2, 1/4, … resolution (pix2pixHD, Wang et al. 2018).
+
+    The coarse scales see large structures with the receptive field of the fine one. With one
+    scale it is a ``PatchGAN`` (same parameter names, so its checkpoints load either way) and
+    returns one score map; with more it returns a list, finest first
+    (``elastogan.models.losses.over_scales`` averages a loss over them).
+
+    Args:
+        in_channels, channels, num_layers, norm, spectral_norm: as ``PatchGAN``.
+        scales: number of scales. Default 1.
+
+    Example:
+        >>> d = MultiScalePatchGAN(in_channels=2, channels=8, num_layers=2, scales=2)
+        >>> [tuple(s.shape) for s in d(torch.zeros(1, 2, 32, 32))]
+        [(1, 1, 6, 6), (1, 1, 2, 2)]
+    """
+
+    def __init__(self, *, in_channels: int, scales: int = 1, **kwargs) -> None:
+        if scales < 1:
+            raise ValueError(f"scales must be at least 1, got {scales}")
+        super().__init__()
+        self.scales = scales
+        self.in_channels = in_channels
+        self.net = PatchGAN(in_channels=in_channels, **kwargs).net
+        self.coarser = nn.ModuleList(PatchGAN(in_channels=in_channels, **kwargs) for _ in range(scales - 1))
+
+    def _pyramid(self, x: Tensor) -> list[Tensor]:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        return self.net(x)[-1]
+        out = [x]
+        for _ in range(self.scales - 1):
+            out.append(F.avg_pool2d(out[-1], 3, stride=2, padding=1, count_include_pad=False))
+        return out
+
+    def forward(self, x: Tensor) -> Tensor | list[Tensor]:
+        """Patch scores of ``x`` at each scale: a tensor for one scale, else a list."""
+        images = self._pyramid(x)
+        scores = [self.net(images[0])[-1]] + [d(im) for d, im in zip(self.coarser, images[1:])]
+        return scores[0] if self.scales == 1 else scores
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """Intermediate feature maps of every scale, finest scale first."""
+        images = self._pyramid(x)
+        feats = list(self.net(images[0])[:-1])
+        for d, im in zip(self.coarser, images[1:]):
+            feats += d.features(im)
+        return feats
 
 
 def crop_boxes(x: Tensor, boxes: Tensor, size: int) -> Tensor:
@@ -102,14 +174,20 @@ class LesionPatchGAN(nn.Module):
     """
 
     def __init__(
-        self, *, in_channels: int = 4, crop: int = 64, channels: int = 64, num_layers: int = 3, norm: str = "instance"
+        self, *, in_channels: int = 4, crop: int = 64, channels: int = 64, num_layers: int = 3, norm: str = "instance",
+        spectral_norm: bool = False,
     ) -> None:
         if crop < 2**num_layers:
             raise ValueError(f"crop must be at least 2**num_layers = {2**num_layers}, got {crop}")
         super().__init__()
         self.crop = crop
-        self.patch = PatchGAN(in_channels=in_channels, channels=channels, num_layers=num_layers, norm=norm)
+        self.patch = PatchGAN(in_channels=in_channels, channels=channels, num_layers=num_layers, norm=norm,
+                              spectral_norm=spectral_norm)
 
     def forward(self, x: Tensor, boxes: Tensor) -> Tensor:
         """``x`` ``(B, C, H, W)``, ``boxes`` ``(B, 4)`` → patch scores on the boxes ``(B, 1, h, w)``."""
         return self.patch(crop_boxes(x, boxes, self.crop))
+
+    def features(self, x: Tensor, boxes: Tensor) -> list[Tensor]:
+        """Intermediate feature maps on the boxes."""
+        return self.patch.features(crop_boxes(x, boxes, self.crop))

@@ -14,11 +14,19 @@ Layout: convolutional encoder with a skip at every level → tokens at 1/``divis
 transformer encoder → UNet decoder fed by the skips (added, LinkNet-style) → two heads (E-mode RGB with tanh, mapped
 strain with sigmoid). The position embedding is a fixed 2-D sine-cosine code computed for the
 token grid at hand, so one set of weights serves any H×W divisible by the divisor.
+
+With ``noise=True`` the generator *samples*: every decoder level adds per-pixel Gaussian noise
+scaled by a learned per-channel strength (StyleGAN's noise inputs), so one call draws one
+plausible elastogram. A scanner's strain image carries speckle decorrelation and tracking
+noise that no B-mode determines; a deterministic generator can only draw their conditional
+mean, which is smooth and easy to tell from a real scan. ``noise_seeds`` (one integer per
+batch element) makes a draw reproducible and independent of how frames are batched.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +114,45 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class NoiseSource:
+    """Per-pixel standard normal noise maps for one forward pass.
+
+    Without seeds the maps come from torch's global generator (training); with one seed per
+    batch element each sample's maps come from its own ``torch.Generator``, drawn in a fixed
+    order, so sample ``i`` depends on ``seeds[i]`` alone — not on the batch it is in.
+    """
+
+    def __init__(self, batch: int, seeds: Sequence[int] | None) -> None:
+        if seeds is not None and len(seeds) != batch:
+            raise ValueError(f"expected one noise seed per batch element ({batch}), got {len(seeds)}")
+        self.batch = batch
+        self.generators = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def draw(self, like: Tensor) -> Tensor:
+        """A ``(B, 1, H, W)`` map of N(0, 1) noise on ``like``'s device and dtype."""
+        h, w = like.shape[-2:]
+        if self.generators is None:
+            return torch.randn(self.batch, 1, h, w, device=like.device, dtype=like.dtype)
+        maps = [torch.randn(1, h, w, generator=g) for g in self.generators]
+        return torch.stack(maps).to(like.device, like.dtype)
+
+
+class NoiseInjection(nn.Module):
+    """``x + s_c · n``: one noise map per sample, scaled per channel (StyleGAN).
+
+    The strengths start at ``init`` rather than StyleGAN's 0: with reconstruction losses the
+    gradient at 0 vanishes in expectation, and a generator that starts deterministic tends to
+    stay so.
+    """
+
+    def __init__(self, channels: int, init: float) -> None:
+        super().__init__()
+        self.strength = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x: Tensor, noise: NoiseSource) -> Tensor:
+        return x + self.strength.view(1, -1, 1, 1) * noise.draw(x)
+
+
 class UpBlock(nn.Module):
     """Decoder level: 1×1 to the skip's width, ×2 bilinear up-sampling, add the skip, 3×3 conv.
 
@@ -140,9 +187,13 @@ class TransUNet(nn.Module):
         mlp_ratio: MLP hidden width over ``embed_dim``. Default 4.0.
         dropout: transformer dropout. Default 0.0.
         norm_groups: GroupNorm groups. Default 8.
+        noise: inject per-pixel noise at every decoder level (and before the heads), so
+            each call draws a sample. Default False (a deterministic map).
+        noise_init: initial per-channel noise strength. Default 0.1.
 
     Attributes:
         divisor: H and W of the input must be multiples of ``2**num_levels * patch_size``.
+        stochastic: whether the output depends on noise (``noise``).
 
     Example:
         >>> g = TransUNet(base_channels=8, num_levels=3, embed_dim=32, transformer_depth=1, num_heads=2)
@@ -164,6 +215,8 @@ class TransUNet(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         norm_groups: int = 8,
+        noise: bool = False,
+        noise_init: float = 0.1,
     ) -> None:
         for name, value in (
             ("base_channels", base_channels),
@@ -184,7 +237,10 @@ class TransUNet(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be positive, got {mlp_ratio}")
+        if noise_init < 0:
+            raise ValueError(f"noise_init must be >= 0, got {noise_init}")
         super().__init__()
+        self.stochastic = bool(noise)
         self.divisor = 2**num_levels * patch_size
         widths = [min(base_channels * 2**i, max_channels) for i in range(num_levels + 1)]
 
@@ -207,12 +263,21 @@ class TransUNet(nn.Module):
             UpBlock(in_channels=widths[i + 1], skip_channels=widths[i], groups=norm_groups)
             for i in reversed(range(num_levels))
         )
+        # one injection after the transformer and after every decoder level (coarse → fine)
+        self.noise = (
+            nn.ModuleList(NoiseInjection(widths[i], noise_init) for i in reversed(range(num_levels + 1)))
+            if noise else None
+        )
         self.emode_head = nn.Conv2d(widths[0], 3, 3, padding=1)
         self.strain_head = nn.Conv2d(widths[0], 1, 3, padding=1)
 
-    def forward(self, bmode: Tensor) -> dict[str, Tensor]:
-        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``."""
+    def forward(self, bmode: Tensor, *, noise_seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``.
+
+        ``noise_seeds``: one seed per sample for a reproducible draw (ignored without ``noise``).
+        """
         check_divisible(bmode, self.divisor)
+        source = NoiseSource(bmode.shape[0], noise_seeds) if self.noise is not None else None
         x = self.stem(bmode)
         skips = [x]
         for down in self.down:
@@ -230,6 +295,10 @@ class TransUNet(nn.Module):
         # The transformer refines the deepest features: a residual keeps the conv path usable early.
         x = deep + self.from_tokens(t)
 
-        for up in self.up:
+        if source is not None:
+            x = self.noise[0](x, source)
+        for i, up in enumerate(self.up, start=1):
             x = up(x, skips.pop())
+            if source is not None:
+                x = self.noise[i](x, source)
         return heads_output(self.emode_head(x), self.strain_head(x))

@@ -180,3 +180,64 @@ def consistency_loss(
     """
     rendered = blend_torch(bmode, colorize_torch(strain_pred, lut), alpha, roi)
     return masked_l1(rendered, emode_pred)
+
+
+def over_scales(loss, *scores: Tensor | list[Tensor]) -> Tensor:
+    """``loss`` averaged over the scales of a multi-scale discriminator.
+
+    Each of ``scores`` is one score map (a single-scale discriminator) or a list with one map
+    per scale (``MultiScalePatchGAN``); ``loss`` takes one map of each.
+
+    Example:
+        >>> real, fake = [torch.ones(1, 1, 2, 2)] * 2, [torch.zeros(1, 1, 2, 2)] * 2
+        >>> over_scales(lsgan_d_loss, real, fake).item()
+        0.0
+    """
+    if not isinstance(scores[0], (list, tuple)):
+        return loss(*scores)
+    per_scale = list(zip(*scores))
+    return sum(loss(*s) for s in per_scale) / len(per_scale)
+
+
+def feature_matching_loss(fake: list[Tensor], real: list[Tensor]) -> Tensor:
+    """pix2pixHD's feature matching: ``L = mean_l mean |F_l(fake) − F_l(real)|``.
+
+    ``fake`` and ``real`` are a discriminator's intermediate feature maps (``features``) of the
+    generated and the real image; the real ones carry no gradient. 0 when they are equal.
+    """
+    if len(fake) != len(real) or not fake:
+        raise ValueError(f"expected two equally long, non-empty lists of feature maps, got {len(fake)} and {len(real)}")
+    return sum((f - r.detach()).abs().mean() for f, r in zip(fake, real)) / len(fake)
+
+
+def log_amplitude_spectrum(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``log(1 + |FFT2(m · (x − x̄))|)`` per sample and channel, with ``x̄`` the mean over the mask.
+
+    Removing the mean inside the mask and zeroing outside it makes the spectrum describe the
+    texture within the ROI only; the ROI's own edges are the same for a generated and a real map
+    of one case, so they cancel in ``spectral_loss``.
+    """
+    if mask is None:
+        mask = torch.ones_like(x[:, :1])
+    mask = mask.expand_as(x)
+    dims = (-2, -1)
+    mean = (x * mask).sum(dims, keepdim=True) / mask.sum(dims, keepdim=True).clamp_min(EPS)
+    return torch.log1p(torch.fft.rfft2(((x - mean) * mask).float(), norm="ortho").abs())
+
+
+def spectral_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``L = mean |log A(p) − log A(t)|`` with ``A`` the amplitude spectrum (``log_amplitude_spectrum``).
+
+    Phase-free: two maps with the same texture energy at every spatial frequency score 0 even
+    where their speckle differs, so a *sample* with the scanner's noise is not pushed towards
+    the smooth conditional mean, as L1 pushes it. 0 for ``pred = target``; unchanged by a
+    constant offset inside the mask.
+
+    Example:
+        >>> x = torch.rand(2, 1, 16, 16)
+        >>> spectral_loss(x, x).item(), round(spectral_loss(x + 0.3, x).item(), 6)
+        (0.0, 0.0)
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"expected pred and target of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    return (log_amplitude_spectrum(pred, mask) - log_amplitude_spectrum(target, mask)).abs().mean()

@@ -21,7 +21,7 @@ from torch import nn
 
 from elastogan.models.baselines import Pix2PixUNet
 from elastogan.models.config import MODEL_NAMES, ModelConfig
-from elastogan.models.discriminators import LesionPatchGAN, PatchGAN
+from elastogan.models.discriminators import LesionPatchGAN, MultiScalePatchGAN
 from elastogan.models.generator import TransUNet
 
 DISCRIMINATOR_CHANNELS: dict[str, int] = {"emode": 1 + 3, "strain": 1 + 1, "lesion": 1 + 3}
@@ -47,6 +47,8 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
             mlp_ratio=cfg.mlp_ratio,
             dropout=cfg.dropout,
             norm_groups=cfg.norm_groups,
+            noise=cfg.noise,
+            noise_init=cfg.noise_init,
         )
     if cfg.name in ("pix2pix", "l1unet"):
         return Pix2PixUNet(channels=cfg.unet_channels, levels=cfg.unet_levels, dropout=cfg.unet_dropout)
@@ -71,11 +73,12 @@ def build_discriminators(cfg: ModelConfig) -> nn.ModuleDict:
     """
     if cfg.name not in MODEL_NAMES:
         raise ValueError(f"model.name must be one of {', '.join(MODEL_NAMES)}, got {cfg.name!r}")
-    common = {"channels": cfg.disc_channels, "num_layers": cfg.disc_layers, "norm": cfg.disc_norm}
+    common = {"channels": cfg.disc_channels, "num_layers": cfg.disc_layers, "norm": cfg.disc_norm,
+              "spectral_norm": cfg.disc_spectral_norm}
     out = nn.ModuleDict()
     for key in discriminator_keys(cfg):
         if key == "lesion":
             out[key] = LesionPatchGAN(in_channels=DISCRIMINATOR_CHANNELS[key], crop=cfg.lesion_crop, **common)
         else:
-            out[key] = PatchGAN(in_channels=DISCRIMINATOR_CHANNELS[key], **common)
+            out[key] = MultiScalePatchGAN(in_channels=DISCRIMINATOR_CHANNELS[key], scales=cfg.disc_scales, **common)
     return out

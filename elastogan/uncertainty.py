@@ -1,0 +1,154 @@
+"""Uncertainty from sampling: K draws of a generator → mean, per-pixel sd, intervals.
+
+A generator that samples (``model.noise``) gives a different plausible elastogram at every
+draw. Over K draws of one B-mode (``Predictor.sample``):
+
+- the **mean** is the best estimate of the strain (it scores the highest NCC against the real
+  map on average; a single draw is what a scanner would have shown, texture included);
+- the per-pixel **sd** says where the draws disagree — where the B-mode leaves the strain
+  undetermined — and ``elastogan evaluate`` checks that it tracks the real error;
+- a central interval per pixel (``lo``, ``hi``), and one for the lesion's strain ratio.
+
+All functions here are pure functions of arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from elastogan.tsukuba import strain_ratio
+
+Box = tuple[int, int, int, int]
+
+
+def _check_samples(strains: np.ndarray) -> np.ndarray:
+    strains = np.asarray(strains, dtype=np.float64)
+    if strains.ndim != 3 or strains.shape[0] < 1:
+        raise ValueError(f"expected K×H×W strain samples, got shape {strains.shape}")
+    return strains
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    """Per-pixel summary of K draws (H×W float32 each; NaN where the draws are NaN).
+
+    Attributes:
+        mean: mean of the draws.
+        sd: standard deviation of the draws (``ddof=1``; 0 for a single draw).
+        lo, hi: the draws' central ``level`` interval (linear-interpolated quantiles
+            ``(1 − level)/2`` and ``(1 + level)/2``).
+        level: the interval's nominal coverage.
+        samples: K.
+    """
+
+    mean: np.ndarray
+    sd: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    level: float
+    samples: int
+
+
+def summarise_samples(strains: np.ndarray, level: float = 0.9) -> SampleSummary:
+    """Mean, sd and central interval per pixel of ``strains`` (``(K, H, W)``).
+
+    Example:
+        >>> s = summarise_samples(np.stack([np.zeros((2, 2)), np.full((2, 2), 2.0)]), level=0.5)
+        >>> float(s.mean[0, 0]), round(float(s.sd[0, 0]), 4), float(s.lo[0, 0]), float(s.hi[0, 0])
+        (1.0, 1.4142, 0.5, 1.5)
+    """
+    strains = _check_samples(strains)
+    _check_level(level)
+    k = strains.shape[0]
+    with np.errstate(invalid="ignore"):
+        mean = strains.mean(axis=0)
+        sd = strains.std(axis=0, ddof=1) if k > 1 else np.zeros_like(mean) + 0.0 * mean
+        lo, hi = np.quantile(strains, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    return SampleSummary(mean=f32(mean), sd=f32(sd), lo=f32(lo), hi=f32(hi), level=level, samples=k)
+
+
+def strain_ratio_interval(strains: np.ndarray, lesion: np.ndarray, roi: Box | None, level: float = 0.9) -> dict:
+    """The strain ratio (reference / lesion, ``elastogan.tsukuba.strain_ratio``) over K draws.
+
+    Returns:
+        ``{"value": ratio of the mean map, "lo", "hi": the central ``level`` interval of the
+        per-draw ratios, "level", "samples": [ratio of each draw]}``.
+
+    Raises:
+        ValueError: the lesion lies outside the ROI or has no reference tissue beside it.
+
+    Example:
+        >>> lesion = np.zeros((40, 40), bool); lesion[15:25, 15:25] = True
+        >>> maps = np.stack([np.where(lesion, 0.5, 1.0), np.where(lesion, 0.25, 1.0)])
+        >>> r = strain_ratio_interval(maps, lesion, None, level=0.5)
+        >>> round(r["value"], 4), r["samples"], r["lo"], r["hi"]
+        (2.6667, [2.0, 4.0], 2.5, 3.5)
+    """
+    strains = _check_samples(strains)
+    _check_level(level)
+    per_draw = [float(strain_ratio(s, lesion, roi)) for s in strains]
+    lo, hi = np.quantile(per_draw, [(1 - level) / 2, (1 + level) / 2])
+    with np.errstate(invalid="ignore"):
+        value = strain_ratio(strains.mean(axis=0), lesion, roi)
+    return {"value": float(value), "lo": float(lo), "hi": float(hi), "level": level, "samples": per_draw}
+
+
+SD_LABEL = "SD (uncertainty)"
+
+
+def sd_png(sd: np.ndarray, roi: Box | None = None, *, vmax: float = 0.25) -> np.ndarray:
+    """An RGB picture (H×W×3 uint8) of a per-pixel sd map that no one can take for an elastogram.
+
+    Black → magenta → white (no hue of any strain colour map), black outside the ROI, its own
+    bar at the right labelled with ``vmax`` and 0, and ``SD (uncertainty)`` written at the top.
+
+    Args:
+        sd: H×W sd of mapped strain (NaN outside the ROI).
+        roi: box the sd is shown in; ``None``: the whole frame.
+        vmax: the sd drawn white (sd of relative strain; the display range is 0–1). Default 0.25.
+    """
+    sd = np.asarray(sd, dtype=np.float64)
+    if sd.ndim != 2 or min(sd.shape) < 2:
+        raise ValueError(f"expected an H×W sd map, got shape {sd.shape}")
+    if not vmax > 0:
+        raise ValueError(f"vmax must be positive, got {vmax}")
+    h, w = sd.shape
+    t = np.clip(np.nan_to_num(sd, nan=0.0) / vmax, 0.0, 1.0)
+    inside = np.zeros((h, w), bool)
+    x0, y0, x1, y1 = roi or (0, 0, w, h)
+    inside[y0:y1, x0:x1] = True
+    inside &= np.isfinite(sd)
+    rgb = _magenta_ramp(t)
+    rgb[~inside] = 0
+    # the bar: a strip at the right margin, top = vmax
+    bw = max(3, w // 40)
+    bx1 = w - max(2, w // 64)
+    by0, by1 = int(0.2 * h), int(0.8 * h)
+    rgb[by0:by1, bx1 - bw:bx1] = _magenta_ramp(np.linspace(1.0, 0.0, by1 - by0))[:, None, :]
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=max(8, min(h // 18, w // 10)))
+    draw.text((max(1, w // 100), max(1, h // 100)), SD_LABEL, fill=(255, 255, 255), font=font)
+    small = ImageFont.load_default(size=max(6, h // 28))
+    for text, y in ((f"{vmax:g}", by0), ("0", by1)):
+        tw = draw.textlength(text, font=small)
+        draw.text((max(0, bx1 - bw - tw - 2), y - 4), text, fill=(255, 255, 255), font=small)
+    return np.asarray(img)
+
+
+def _magenta_ramp(t: np.ndarray) -> np.ndarray:
+    """t in [0, 1] → black (0) → magenta (0.5) → white (1), uint8 RGB."""
+    t = np.asarray(t, dtype=np.float64)
+    r = np.clip(2 * t, 0, 1)
+    g = np.clip(2 * t - 1, 0, 1)
+    b = np.clip(2 * t, 0, 1)
+    return np.rint(np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
