@@ -1,8 +1,18 @@
 """The clinician preview, as a plain function: B-mode upload → synthetic E-mode, numbers, downloads.
 
-``preview(predictor, bmode_file, real_file, lesion_box, out_dir)`` returns a ``PreviewResult``;
-the Gradio page only shows it. The synthetic E-mode is labelled SYNTHETIC wherever it leaves
-the function (on screen and in both downloads), so that it is never taken for an acquisition.
+``preview(predictor, bmode_file, real_file, lesion_box, out_dir, samples=K)`` returns a
+``PreviewResult``; the Gradio page only shows it. The synthetic E-mode is labelled SYNTHETIC
+wherever it leaves the function (on screen and in both downloads), so that it is never taken
+for an acquisition.
+
+The synthetic E-mode is always *one sample* of the generator (seed ``seed``): what a scanner
+would have shown. With ``samples`` K ≥ 2 the preview adds an uncertainty layer: the per-pixel
+standard deviation of K samples, drawn by ``elastogan.uncertainty.sd_png`` on its own grey /
+magenta scale with its own labelled bar, so that it can never be taken for an elastogram, and,
+for a lesion box, the strain ratio's interval over the samples.
+
+The B-mode is read by the library's one loader rule (``elastogan.bmode_input``): a dual-display
+DICOM gives its grey panel here exactly as in ``elastogan predict``.
 """
 
 from __future__ import annotations
@@ -13,8 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from elastogan.app.uploads import UploadError, load_upload
+from elastogan.app.uploads import UploadError, load_bmode_upload, load_upload
 from elastogan.display import Box, DisplayLayout, colorbar_mask
+
+# The uncertainty layer's sample count: the page's default and the most one request may ask for
+# (each sample is one generator pass; the server stays responsive for everyone else).
+DEFAULT_SAMPLES = 8
+MAX_SAMPLES = 32
 
 
 @dataclass
@@ -22,14 +37,20 @@ class PreviewResult:
     """What the preview shows.
 
     Attributes:
-        bmode: H×W×3 uint8 grey B-mode as uploaded (cropped to its DICOM image region).
+        bmode: H×W×3 uint8 grey B-mode as uploaded (a DICOM's B-mode region: ``elastogan.bmode_input``).
         synthetic: H×W×3 uint8 synthetic E-mode, labelled SYNTHETIC.
         real: the real E-mode if one was given.
         roi: the elastography box used.
         strain_ratio: synthetic strain ratio for the lesion box (and ``real_strain_ratio``).
         ncc: NCC of the real and synthetic mapped strain inside the ROI, with the share of real
             pixels that matched the colour map poorly.
-        png, dicom: the two downloads (file names say SYNTHETIC).
+        samples: how many samples the uncertainty layer drew (None: no layer).
+        sd: H×W×3 uint8 picture of the per-pixel SD of the samples (labelled "SYNTHETIC SD
+            (uncertainty)"; never an elastogram: ``elastogan.predict_cli.sd_picture``), or None.
+        sd_mean: mean SD inside the elastography box.
+        ratio_interval: the strain ratio over the samples: ``{"value", "lo", "hi", "samples"}``
+            (``elastogan.uncertainty.strain_ratio_interval``), for a lesion box.
+        png, dicom: the two downloads (file names say SYNTHETIC); ``sd_png`` the SD picture's.
         notes: lines for the page (warnings, how a number was obtained).
     """
 
@@ -41,9 +62,18 @@ class PreviewResult:
     real_strain_ratio: float | None = None
     ncc: float | None = None
     poor_fraction: float | None = None
+    samples: int | None = None
+    sd: np.ndarray | None = None
+    sd_mean: float | None = None
+    ratio_interval: dict | None = None
     png: Path | None = None
     dicom: Path | None = None
+    sd_png: Path | None = None
     notes: list[str] = field(default_factory=list)
+
+    def downloads(self) -> list[str]:
+        """The files the page offers."""
+        return [str(p) for p in (self.png, self.dicom, self.sd_png) if p is not None]
 
     def slider(self) -> tuple[np.ndarray, np.ndarray]:
         """The two images of the slider: the real E-mode (the B-mode when none was given) and
@@ -57,6 +87,13 @@ class PreviewResult:
         if self.strain_ratio is not None:
             real = "" if self.real_strain_ratio is None else f"; real {self.real_strain_ratio:.2f}"
             lines.append(f"Strain ratio (reference / lesion): synthetic **{self.strain_ratio:.2f}**{real}.")
+        if self.samples is not None:
+            line = f"Uncertainty over {self.samples} samples: mean SD in the box **{self.sd_mean:.3f}** (strain units, 0–1)"
+            if self.ratio_interval is not None:
+                i = self.ratio_interval
+                line += (f"; strain ratio of the mean map **{i['value']:.2f}**, "
+                         f"{i['level']:.0%} interval of the samples {i['lo']:.2f}–{i['hi']:.2f}")
+            lines.append(line + ". The SD picture is not an elastogram.")
         if self.ncc is not None:
             lines.append(f"NCC real vs synthetic (mapped strain in the box): **{self.ncc:.3f}** "
                          f"({100 * (self.poor_fraction or 0):.0f} % of real pixels matched the colour map poorly).")
@@ -103,21 +140,33 @@ def _strain_ratio(strain: np.ndarray, lesion: Box, roi: Box) -> float:
         raise UploadError(f"No strain ratio for the lesion box {lesion}: {e}.") from None
 
 
-def _labelled_png(rgb: np.ndarray) -> bytes:
+def _labelled_png(rgb: np.ndarray, description: str = "SYNTHETIC strain elastogram generated by elastogan; not an acquired image") -> bytes:
     """PNG bytes with a ``Description`` text chunk saying SYNTHETIC (besides the burned-in label)."""
     import io
 
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
-    info.add_text("Description", "SYNTHETIC strain elastogram generated by elastogan; not an acquired image")
+    info.add_text("Description", description)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 
+def check_samples(samples: int | float | None) -> int:
+    """The uncertainty layer's sample count: 0 (no layer) or a whole number from 2 to
+    ``MAX_SAMPLES`` (a page's number field may send ``8.0``)."""
+    ok = (isinstance(samples, (int, float, np.integer, np.floating)) and not isinstance(samples, bool)
+          and float(samples).is_integer() and (samples == 0 or 2 <= samples <= MAX_SAMPLES))
+    if not ok:
+        raise UploadError(f"The number of samples for the uncertainty layer must be a whole number from 2 to "
+                          f"{MAX_SAMPLES}; got {samples!r}.")
+    return int(samples)
+
+
 def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | None = None,
-            lesion_box: str | None = None, out_dir: str | Path | None = None) -> PreviewResult:
+            lesion_box: str | None = None, out_dir: str | Path | None = None, *,
+            samples: int = 0, seed: int = 0) -> PreviewResult:
     """Run the generator on an uploaded B-mode and compare with the real E-mode if given.
 
     Args:
@@ -126,19 +175,21 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
         real_file: the real E-mode of the same view, same size (optional).
         lesion_box: ``"x0, y0, x1, y1"`` for the strain ratio (optional).
         out_dir: where the downloads are written (None: no downloads).
+        samples: 0 for no uncertainty layer, or K from 2 to ``MAX_SAMPLES``: the SD of K samples
+            (sample 0 is the synthetic E-mode shown) and the strain ratio's interval.
+        seed: the generator's seed; the same seed gives the same images.
 
     Raises:
         UploadError: a message for the page (bad file, sizes differ, box outside the frame…).
     """
     from elastogan.data.colormap_inversion import detect_roi, invert_emode
-    from elastogan.data.loaders import rgb_to_grey
     from elastogan.eval.metrics import MetricError, ncc
     from elastogan.predict import label_synthetic
 
     from elastogan.app.secondary_capture import synthetic_secondary_capture
 
-    rgb = load_upload(bmode_file, "B-mode")
-    bmode = rgb_to_grey(rgb)
+    samples = check_samples(samples)
+    bmode = load_bmode_upload(bmode_file)
     shape = bmode.shape
     lesion = parse_box(lesion_box, shape)
     notes: list[str] = []
@@ -154,7 +205,7 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
             roi = found
         else:
             notes.append("No coloured elastography box found in the real E-mode: the whole frame is used.")
-    emode, strain = predictor.predict(bmode, roi=roi)
+    emode, strain = predictor.predict(bmode, roi=roi, seed=seed)
     result = PreviewResult(bmode=np.repeat(bmode[..., None], 3, axis=-1), synthetic=label_synthetic(emode),
                            real=real, roi=roi, notes=notes)
     real_strain = None
@@ -169,6 +220,8 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
         result.strain_ratio = _strain_ratio(strain, lesion, roi)
         if real_strain is not None:
             result.real_strain_ratio = _strain_ratio(real_strain, lesion, roi)
+    if samples:
+        _uncertainty(result, predictor, bmode, lesion, samples, seed)
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,4 +230,29 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
         result.png.write_bytes(_labelled_png(result.synthetic))
         result.dicom = out_dir / f"{stem}_SYNTHETIC_emode.dcm"
         result.dicom.write_bytes(synthetic_secondary_capture(result.synthetic, model=f"elastogan {predictor.model.name}"))
+        if result.sd is not None:
+            result.sd_png = out_dir / f"{stem}_SYNTHETIC_strain_sd.png"
+            result.sd_png.write_bytes(_labelled_png(result.sd, "SYNTHETIC per-pixel standard deviation of elastogan "
+                                                               "samples (uncertainty); not an elastogram"))
     return result
+
+
+def _uncertainty(result: PreviewResult, predictor, bmode: np.ndarray, lesion: Box | None, samples: int, seed: int) -> None:
+    """Fill the uncertainty layer of ``result`` from ``samples`` draws of the generator."""
+    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import strain_ratio_interval, summarise_samples
+
+    roi = result.roi
+    strains = predictor.sample(bmode, samples=samples, seed=seed, roi=roi)  # (K, H, W)
+    summary = summarise_samples(strains)
+    result.samples = samples
+    result.sd = sd_picture(summary.sd, roi)
+    result.sd_mean = float(np.nanmean(summary.sd[_box_mask(bmode.shape, roi)]))
+    if not predictor.stochastic:
+        result.notes.append("This model draws no noise: its samples are all equal, so the SD is 0 everywhere. "
+                            "It gives no uncertainty estimate.")
+    if lesion is not None:
+        try:
+            result.ratio_interval = strain_ratio_interval(strains, _box_mask(bmode.shape, lesion), roi, level=summary.level)
+        except ValueError as e:
+            raise UploadError(f"No strain ratio for the lesion box {lesion}: {e}.") from None

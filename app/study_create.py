@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from elastogan.atomic import atomic_write_bytes
-from elastogan.data.images import encode_png, read_gray, read_strain
+from elastogan.bmode_input import load_bmode
+from elastogan.data.images import encode_png, read_strain
 from elastogan.data.manifest import Case, read_manifest
 from elastogan.display import Box, render_emode
 from elastogan.errors import UserError
@@ -139,7 +140,7 @@ def create_study(
             with study_db.transaction(con):
                 for k, i in enumerate(order):
                     case = cases[i]
-                    bmode = read_gray(case.bmode)
+                    bmode = load_bmode(case.bmode)  # the one B-mode rule of predict, the Preview and evaluate
                     real = read_strain(case.strain)
                     if real.shape != bmode.shape:
                         raise UserError(f"case {case.id}: strain {real.shape} and B-mode {bmode.shape} differ in size")

@@ -23,7 +23,7 @@ from elastogan.errors import UserError
 
 from elastogan.app import study_db
 from elastogan.app.accounts import role_of
-from elastogan.app.preview import preview
+from elastogan.app.preview import DEFAULT_SAMPLES, MAX_SAMPLES, preview
 from elastogan.app.reader_png import reader_png
 from elastogan.app.reading import ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
 
@@ -70,19 +70,19 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
         return role_of(study, _user(request))
 
     # ---------------------------------------------------------------- preview
-    def run_preview(bmode_file, real_file, lesion_box, request: gr.Request):
+    def run_preview(bmode_file, real_file, lesion_box, uncertainty, n_samples, request: gr.Request):
         if role(request) not in ("local", "lead"):
             raise gr.Error("The preview is not available to study readers.")
-        empty = (None, None, None, None, None)
+        empty = (None, None, None, None, None, None)
         try:
             out = Path(tempfile.mkdtemp(dir=downloads))
-            r = preview(predictor, bmode_file, real_file, lesion_box, out)
+            r = preview(predictor, bmode_file, real_file, lesion_box, out, samples=n_samples if uncertainty else 0)
         except UserError as e:
             return (*empty, f"⚠️ {e}")
         except Exception:  # a bug must not take the app down; the log keeps the traceback
             log.exception("preview failed")
             return (*empty, "⚠️ The image could not be processed. Please check the file and try again.")
-        return r.bmode, r.synthetic, r.real, r.slider(), [str(r.png), str(r.dicom)], r.summary()
+        return r.bmode, r.synthetic, r.real, r.slider(), r.downloads(), r.sd, r.summary()
 
     # ---------------------------------------------------------------- reader
     def show(v: ReaderView, keep_choices: bool = False):
@@ -144,6 +144,12 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                     real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath", elem_id="real-upload")
                 lesion_box = gr.Textbox(elem_id="lesion-box", label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
                                         placeholder="e.g. 90, 100, 150, 150")
+                with gr.Row():
+                    uncertainty = gr.Checkbox(label="Uncertainty layer: per-pixel SD of K samples of the generator "
+                                              "(a grey/magenta map, not an elastogram), and the strain ratio's interval",
+                                              value=False, elem_id="uncertainty")
+                    n_samples = gr.Number(label=f"Samples K (2–{MAX_SAMPLES})", value=DEFAULT_SAMPLES, minimum=2,
+                                          maximum=MAX_SAMPLES, precision=0, step=1, elem_id="n-samples")
                 run = gr.Button("Make synthetic elastogram", variant="primary")
                 message = gr.Markdown(elem_id="preview-message")
                 # Captions above the images, not Gradio's label badge: the badge would cover the
@@ -151,15 +157,17 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                 with gr.Row():
                     out_bmode = _frame("B-mode", height=300)
                     out_synth = _frame("Synthetic E-mode (SYNTHETIC)", height=300)
+                    out_sd = _frame("SD (uncertainty) — not an elastogram", height=300)
                     out_real = _frame("Real E-mode", height=300)
                 gr.Markdown("**Slider**: real E-mode (or the B-mode when none was given) on the left, "
                             "synthetic on the right.")
                 slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", show_label=False, format="png",
                                         interactive=False)
-                downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture",
+                downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture "
+                                        "(and the SD picture with the uncertainty layer)",
                                         file_count="multiple", interactive=False)
-                run.click(run_preview, [bmode_file, real_file, lesion_box],
-                          [out_bmode, out_synth, out_real, slider, downloads_out, message],
+                run.click(run_preview, [bmode_file, real_file, lesion_box, uncertainty, n_samples],
+                          [out_bmode, out_synth, out_real, slider, downloads_out, out_sd, message],
                           api_name="preview", concurrency_limit=1)
             if study is not None:
                 with gr.Tab("Reader study", id="reader", visible=False) as tab_reader:

@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "elastogan.data.manifest_cli",
     "elastogan.data.ingest_cli",
     "elastogan.training.cli",
+    "elastogan.predict_cli",
     "elastogan.eval.evaluate_cli",
     "elastogan.eval.stats_cli",
     "elastogan.app.cli",

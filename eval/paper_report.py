@@ -8,6 +8,7 @@ The export folder holds (each optional, at least one needed):
 | ``scores.csv`` | app, Tsukuba scores | ``case,reader,score,condition`` (condition real/synthetic) |
 | ``ratings.csv`` | app, BI-RADS | ``case,truth,reader,modality,rating`` (modality real/synthetic) |
 | ``per_case.csv`` | ``elastogan evaluate`` | ``ncc`` (and optionally ``ssim``, ``psnr``, ``mae``) |
+| ``metrics.json`` | ``elastogan evaluate`` | its summary: the observers without readers (``c2st_*``, ``fd_texture``, ``memorisation_ratio``), the ceilings (``ncc_oracle_mean``, ``ncc_retest_mean``) and the calibration (``coverage_90``…), one checkpoint or several |
 
 It writes ``report.md``, ``report.json``, ``roc.png`` and ``ncc_histogram.png``, with the values of the reference paper
 (Li et al. 2024, Chinese J Med Ultrasound 21(6):563; DESIGN §1) beside this study's.
@@ -15,6 +16,7 @@ It writes ``report.md``, ``report.json``, ``roc.png`` and ``ncc_histogram.png``,
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
@@ -23,7 +25,8 @@ import numpy as np
 
 from elastogan.atomic import atomic_write_bytes, atomic_write_text
 from elastogan.errors import InputFileError, UserError
-from elastogan.eval import authenticity, diagnostic, metrics, mrmc, roc
+from elastogan.eval import diagnostic, metrics, mrmc, roc
+from elastogan.eval.authenticity import readers
 from elastogan.eval.reader_study import agreement_report, diagnostic_report, roc_report
 from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.roc_figure import roc_png
@@ -31,6 +34,15 @@ from elastogan.eval.stats_format import interval, num, pval, to_json
 from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_rows, read_scores
 
 FILES = {"answers": "answers.csv", "scores": "scores.csv", "ratings": "ratings.csv", "per_case": "per_case.csv"}
+EVALUATE_FILE = "metrics.json"  # read when present, beside per_case.csv; never listed as missing
+# What the report takes from an evaluate run's metrics.json (issue 11): each NCC beside its
+# ceiling, the observers that tell synthetic from real without readers, the calibration.
+EVALUATE_KEYS = (
+    "n_cases", "samples", "ncc_mean", "ncc_retest_mean", "ncc_over_retest", "ncc_mean_of_samples_mean",
+    "ncc_oracle_mean", "ncc_mean_of_samples_over_oracle", "ncc_over_oracle",
+    *(f"c2st_{o}{e}_{k}" for o in ("texture", "cnn") for e in ("", "_emode") for k in ("accuracy", "ci", "p", "auc")),
+    "fd_texture", "memorisation_ratio", "coverage_90", "sd_error_spearman", "sd_ncc_spearman",
+)
 
 # Li et al. 2024 as summarised in DESIGN §1; "authenticity score" read as the fraction of
 # synthetic images judged real.
@@ -79,6 +91,19 @@ def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
     return out, ncc
 
 
+def _evaluate_summary(path: Path) -> dict:
+    """{checkpoint: {key of EVALUATE_KEYS: value}} from an evaluate run's metrics.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputFileError(path, f"not a readable metrics.json of elastogan evaluate ({e})") from None
+    if isinstance(data, dict) and "n_cases" in data:  # one checkpoint: the flat summary
+        data = {str(data.get("model") or Path(str(data.get("checkpoint", "model"))).stem): data}
+    if not (isinstance(data, dict) and data and all(isinstance(v, dict) and "n_cases" in v for v in data.values())):
+        raise InputFileError(path, "not a metrics.json of elastogan evaluate (expected its summary, with n_cases)")
+    return {name: {k: v.get(k) for k in EVALUATE_KEYS} for name, v in data.items()}
+
+
 def _section(analysis: Callable[[], dict]) -> dict:
     """The analysis' result, or ``{"undefined": why}`` when the data cannot support it."""
     try:
@@ -114,9 +139,12 @@ def write_report(
         raise InputFileError(folder, "not a folder")
     found = {k: folder / v for k, v in FILES.items() if (folder / v).is_file()}
     present = {k: p for k, p in found.items() if _has_data_rows(p)}
+    evaluated = folder / EVALUATE_FILE
+    if evaluated.is_file():
+        present["evaluate"] = evaluated
     if not present:
         what = "only header lines in " + ", ".join(p.name for p in found.values()) if found else \
-            f"no study export found: expected any of {', '.join(FILES.values())}"
+            f"no study export found: expected any of {', '.join([*FILES.values(), EVALUATE_FILE])}"
         raise InputFileError(folder, what)
     out_dir = Path(out) if out is not None else folder / "report"
     result: dict = {
@@ -144,8 +172,10 @@ def write_report(
                                                title="NCC real vs synthetic, per case", xlabel="NCC",
                                                marker=REFERENCE_PAPER["ncc"]["mean"], marker_label="paper mean 0.70"))
         written.append(hist)
+    if "evaluate" in present:
+        result["observers"] = _evaluate_summary(present["evaluate"])
     if answers is not None:
-        result["authenticity"] = _section(lambda: authenticity.analyse(answers))
+        result["authenticity"] = _section(lambda: readers.analyse(answers))
     if scores is not None:
         result["agreement"] = _section(lambda: agreement_report(scores, n_boot=n_boot, seed=seed))
     if ratings is not None:
@@ -176,6 +206,46 @@ def _defined(res: dict, key: str) -> bool:
     return key in res and "undefined" not in res[key]
 
 
+def _observers_markdown(observers: dict, readers_overall: dict | None) -> list[str]:
+    """Readers and observers side by side: each one's accuracy telling synthetic from real."""
+    lines = ["## Authenticity without readers (elastogan evaluate)", "",
+             "Classifier two-sample tests: an observer learns to tell the synthetic mapped strain (or E-mode) "
+             "from the real one and labels held-out patients; accuracy 0.5 means it cannot tell them apart, as "
+             "for a reader. Fréchet distance on texture features (0: the same distribution); memorisation ratio: "
+             "distance of a synthetic map to its nearest training map over the same for the real map (≪ 1: "
+             "copies).", "",
+             "| who | accuracy (95% CI) | p vs 0.5 | AUC |", "|---|---|---|---|"]
+    if readers_overall is not None:
+        v = readers_overall
+        lines.append(f"| readers (app), overall | {num(v['accuracy'])} {interval(v['ci'])} | {pval(v['p'])} | |")
+    for name, m in observers.items():
+        for o, label in (("texture", "texture observer"), ("cnn", "CNN observer")):
+            for e, what in (("", "mapped strain"), ("_emode", "E-mode")):
+                k = f"c2st_{o}{e}"
+                if m.get(f"{k}_accuracy") is None:
+                    continue
+                lines.append(f"| {name}: {label}, {what} | {num(m[f'{k}_accuracy'])} {interval(m[f'{k}_ci'])} | "
+                             f"{pval(m[f'{k}_p'])} | {num(m[f'{k}_auc'])} |")
+    lines += ["", "| checkpoint | Fréchet distance (texture) | memorisation ratio |", "|---|---|---|"]
+    lines += [f"| {name} | {num(m['fd_texture'])} | {num(m['memorisation_ratio'])} |" for name, m in observers.items()]
+    return [*lines, ""]
+
+
+def _ceilings_markdown(observers: dict) -> list[str]:
+    """Each NCC beside its ceiling (phantoms), and the calibration of the draws' spread."""
+    lines = ["## NCC against its ceiling, and uncertainty (elastogan evaluate)", "",
+             "One draw (what a reader is shown) against the scanner's own test–retest NCC; the mean of K draws "
+             "(the best estimate) against the oracle, the true FEM strain vs the scanner's elastogram.", "",
+             "| checkpoint | cases | NCC one draw | test–retest | ratio | NCC mean of K draws | oracle | ratio | "
+             "90% interval coverage | sd–error Spearman |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, m in observers.items():
+        lines.append(f"| {name} | {m['n_cases']} | {num(m['ncc_mean'])} | {num(m['ncc_retest_mean'])} | "
+                     f"{num(m['ncc_over_retest'])} | {num(m['ncc_mean_of_samples_mean'])} | {num(m['ncc_oracle_mean'])} | "
+                     f"{num(m['ncc_mean_of_samples_over_oracle'])} | {num(m['coverage_90'])} | "
+                     f"{num(m['sd_error_spearman'])} |")
+    return [*lines, ""]
+
+
 def markdown(res: dict, figures: set[str] = frozenset()) -> str:
     """The report as Markdown: one section per analysis, the paper's values beside ours."""
     ref = res["reference_paper"]
@@ -203,6 +273,8 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
         lines.append("")
         if "ncc_histogram.png" in figures:
             lines += ["![NCC per case](ncc_histogram.png)", ""]
+    if "observers" in res:
+        lines += _ceilings_markdown(res["observers"])
     if _defined(res, "authenticity"):
         a = res["authenticity"]
         lines += ["## Authenticity", "",
@@ -217,6 +289,9 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
                          f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} {interval(v['ci'])} | "
                          f"{pval(v['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
         lines.append("")
+    if "observers" in res:
+        readers_overall = res["authenticity"]["overall"] if _defined(res, "authenticity") else None
+        lines += _observers_markdown(res["observers"], readers_overall)
     if _defined(res, "agreement"):
         g = res["agreement"]
         lines += ["## Agreement of Tsukuba scores", "",

@@ -2,7 +2,7 @@
 
 One function per ``elastogan stats`` command; each takes what :mod:`elastogan.eval.stats_io`
 read and returns plain dicts (the JSON contract of issue 5 §3). The statistics themselves
-live in :mod:`~elastogan.eval.authenticity`, :mod:`~elastogan.eval.agreement`,
+live in :mod:`~elastogan.eval.authenticity.readers`, :mod:`~elastogan.eval.agreement`,
 :mod:`~elastogan.eval.roc`, :mod:`~elastogan.eval.mrmc` and :mod:`~elastogan.eval.diagnostic`.
 
 The JSON written with ``--out`` (``…`` = further keys; an undefined value is null, never NaN)::
@@ -28,7 +28,7 @@ The JSON written with ``--out`` (``…`` = further keys; an undefined value is n
                  "per_modality": {MOD: {READER: {"sensitivity"|"specificity"|"ppv"|"npv": {"value", "ci", "k", "n"}, "counts"}}},
                  "comparisons": [{"reader", "modalities", "design", "sensitivity", "specificity", "ppv", "npv"}]}
 
-Authenticity's shape is in :mod:`~elastogan.eval.authenticity`; ``stats report`` nests these
+Authenticity's shape is in :mod:`~elastogan.eval.authenticity.readers`; ``stats report`` nests these
 under "authenticity", "agreement", "roc", "diagnostic" (each ``{"undefined": "<why>"}`` when the
 data cannot support it) beside "image_metrics" (:mod:`~elastogan.eval.paper_report`).
 """

@@ -122,12 +122,12 @@ def _check_level(level: float) -> None:
 
 
 def _authenticity(args: argparse.Namespace) -> int:
-    from elastogan.eval import authenticity
+    from elastogan.eval.authenticity import readers
     from elastogan.eval.stats_format import authenticity_table
     from elastogan.eval.stats_io import read_authenticity
 
     _check_level(args.level)
-    result = authenticity.analyse(read_authenticity(args.file), args.level)
+    result = readers.analyse(read_authenticity(args.file), args.level)
     print(authenticity_table(result))
     _write_json(args.out, result)
     return 0

@@ -358,7 +358,7 @@ def test_preview_of_a_known_strain_map_gives_ratio_two_and_ncc_one(built, predic
     bmode_file = root / case["bmode"]
     roi = tuple(case["roi"])
     strain = _constructed_strain()
-    monkeypatch.setattr(predictor, "_forward", lambda b: np.repeat(strain[None], len(b), axis=0))
+    monkeypatch.setattr(predictor, "_forward", lambda b, seeds: np.repeat(strain[None], len(b), axis=0))
     bmode = rgb_to_grey(load_upload(bmode_file, "B-mode"))
     emode, _ = predictor.predict(bmode, roi=roi)  # unlabelled: a stand-in for a scanner's image
     real_file = tmp_path / "real_emode.png"
@@ -370,17 +370,72 @@ def test_preview_of_a_known_strain_map_gives_ratio_two_and_ncc_one(built, predic
     assert r.real_strain_ratio == pytest.approx(2.0, rel=0.03)  # through the colour-map inversion
     assert r.ncc > 0.99
     # The page's handler: B-mode | synthetic | real, and the slider real | synthetic.
-    out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, None)
-    shown_bmode, shown_synth, shown_real, slider, files, summary = out
+    out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, False, 8, None)
+    shown_bmode, shown_synth, shown_real, slider, files, shown_sd, summary = out
+    assert shown_sd is None  # no uncertainty layer unless asked
     assert np.array_equal(shown_real, emode) and np.array_equal(shown_synth, r.synthetic)
     assert len(slider) == 2 and np.array_equal(slider[0], emode) and np.array_equal(slider[1], r.synthetic)
     assert not np.array_equal(slider[0], slider[1])  # the label at least tells them apart
     assert [Path(f).suffix for f in files] == [".png", ".dcm"]
     assert "synthetic **2.00**; real 2.0" in summary and "NCC real vs synthetic" in summary
     # Without a real E-mode the slider shows the B-mode against the synthetic image.
-    _, synth, real, slider, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", None)
+    _, synth, real, slider, _, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", False, 8, None)
     assert real is None and np.array_equal(slider[0], shown_bmode) and np.array_equal(slider[1], synth)
     assert "NCC" not in summary and "Strain ratio" not in summary
+
+
+def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_interval(built, predictor, tmp_path, monkeypatch):
+    """A stand-in generator whose draws differ by a known amount: the layer's SD picture is
+    ``sd_png`` of their SD (labelled SYNTHETIC, downloadable), the synthetic E-mode stays draw 0,
+    the strain ratio gets the draws' interval; a deterministic generator says it has no SD."""
+    from elastogan.predict import label_synthetic, noise_seed
+    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import summarise_samples
+
+    case = json.loads(built.manifest.read_text().splitlines()[-1])
+    bmode_file = built.manifest.parent / case["bmode"]
+    box = ", ".join(map(str, LESION))
+    strain = _constructed_strain()
+
+    def draws(b, seeds):  # the lesion's strain moves with the seed: 0.2 … 0.3
+        out = np.repeat(strain[None], len(b), axis=0)
+        for i, s in enumerate(seeds):
+            out[i][strain < 0.5] = 0.2 + 0.1 * (s % 1000) / 999
+        return out
+
+    # A deterministic generator: SD 0 everywhere, and the page says why.
+    flat = preview(predictor, bmode_file, None, box, samples=4)
+    assert flat.samples == 4 and flat.sd_mean == 0 and "draws no noise" in flat.summary()
+    assert flat.ratio_interval["lo"] == flat.ratio_interval["hi"]
+
+    monkeypatch.setattr(predictor, "_forward", draws)
+    monkeypatch.setattr(predictor, "stochastic", True)
+    r = preview(predictor, bmode_file, None, box, tmp_path, samples=5, seed=3)
+    bmode = r.bmode[..., 0]
+    strains = predictor.sample(bmode, samples=5, seed=3, roi=r.roi)
+    assert np.array_equal(r.synthetic, label_synthetic(predictor.predict(bmode, roi=r.roi, seed=3)[0]))  # draw 0
+    sd = summarise_samples(strains).sd
+    assert np.array_equal(r.sd, sd_picture(sd, r.roi))  # the picture `elastogan predict` writes
+    assert r.sd_mean == pytest.approx(float(np.nanmean(sd[r.roi[1]:r.roi[3], r.roi[0]:r.roi[2]])))
+    lesion_values = [0.2 + 0.1 * (noise_seed(3, k) % 1000) / 999 for k in range(5)]
+    assert r.strain_ratio == pytest.approx(0.5 / lesion_values[0], rel=1e-5)
+    i = r.ratio_interval
+    assert sorted(i["samples"]) == pytest.approx(sorted(0.5 / v for v in lesion_values), rel=1e-5)
+    assert i["lo"] < i["value"] < i["hi"] and "draws no noise" not in r.summary()
+    assert f"{i['lo']:.2f}–{i['hi']:.2f}" in r.summary() and "not an elastogram" in r.summary()
+    assert r.sd_png.name == f"{bmode_file.stem}_SYNTHETIC_strain_sd.png"
+    assert np.array_equal(np.asarray(Image.open(r.sd_png)), r.sd)
+    assert "not an elastogram" in Image.open(r.sd_png).info["Description"]
+    again = preview(predictor, bmode_file, None, box, samples=5, seed=3)
+    assert np.array_equal(again.sd, r.sd) and again.ratio_interval == r.ratio_interval  # same seed, same layer
+    # The page: the SD picture beside the synthetic E-mode, its download, the interval in the text.
+    out = _preview_handler(predictor)(str(bmode_file), None, box, True, 5.0, None)  # the page's seed: 0
+    assert np.array_equal(out[5], preview(predictor, bmode_file, None, box, samples=5).sd) and Path(out[4][-1]).name.endswith("_SYNTHETIC_strain_sd.png")
+    assert "Uncertainty over 5 samples" in out[-1]
+    for bad in (1, 33, 2.5, None):
+        with pytest.raises(UploadError, match="whole number from 2 to 32"):
+            preview(predictor, bmode_file, samples=bad)
+        assert "whole number from 2 to 32" in _preview_handler(predictor)(str(bmode_file), None, "", True, bad, None)[-1]
 
 
 def test_preview_reads_extensionless_dicom(predictor, tmp_path):

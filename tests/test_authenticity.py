@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from elastogan.errors import UserError
-from elastogan.eval import authenticity
+from elastogan.eval.authenticity import readers
 from published import assert_printed
 
 
@@ -15,7 +15,7 @@ def test_hand_computed_reader():
     # 10 synthetic (4 judged synthetic), 10 real (3 judged synthetic)
     is_syn = np.array([1] * 10 + [0] * 10)
     judged = np.array([1] * 4 + [0] * 6 + [1] * 3 + [0] * 7)
-    res = authenticity.summarise(is_syn, judged, "r1")
+    res = readers.summarise(is_syn, judged, "r1")
     assert res["accuracy"] == 11 / 20
     # exact two-sided binomial, symmetric at 0.5: p = 2 P(X >= 11), X ~ Bin(20, 1/2)
     p = 2 * sum(stats.binom.pmf(k, 20, 0.5) for k in range(11, 21))
@@ -28,19 +28,19 @@ def test_hand_computed_reader():
 
 def test_chance_reader_has_zero_d_prime_and_p_one():
     is_syn = np.array([1, 1, 0, 0])
-    res = authenticity.summarise(is_syn, np.array([1, 0, 1, 0]), "r")
+    res = readers.summarise(is_syn, np.array([1, 0, 1, 0]), "r")
     assert res["d_prime"] == pytest.approx(0.0, abs=1e-15)
     assert res["p"] == 1.0
 
 
 def test_perfect_reader_has_finite_d_prime():
-    res = authenticity.summarise(np.array([1] * 5 + [0] * 5), np.array([1] * 5 + [0] * 5), "r")
+    res = readers.summarise(np.array([1] * 5 + [0] * 5), np.array([1] * 5 + [0] * 5), "r")
     assert np.isfinite(res["d_prime"]) and res["d_prime"] > 2
 
 
 def test_reader_without_real_images_is_refused():
     with pytest.raises(UserError, match="reader 'x': saw 3 synthetic and 0 real"):
-        authenticity.summarise(np.array([1, 1, 1]), np.array([1, 0, 1]), "reader 'x'")
+        readers.summarise(np.array([1, 1, 1]), np.array([1, 0, 1]), "reader 'x'")
 
 
 # R, the example of ?binom.test (stats package; Conover 1971, p. 97f.): 682 "giant" plants
@@ -56,7 +56,7 @@ def test_accuracy_ci_reproduces_r_binom_test():
     # 500 synthetic and 425 real images; 682 named correctly (400 synthetic, 282 real).
     is_syn = np.array([1] * 500 + [0] * 425)
     judged = np.array([1] * 400 + [0] * 100 + [0] * 282 + [1] * 143)
-    res = authenticity.summarise(is_syn, judged, "r")
+    res = readers.summarise(is_syn, judged, "r")
     assert (res["n"], res["n_correct"]) == (n, x)
     assert_printed(res["accuracy"], BINOM_TEST["estimate"])
     for got, printed in zip(res["ci"], BINOM_TEST["ci"]):
@@ -67,7 +67,7 @@ def test_fraction_judged_real_ci_reproduces_r_binom_test():
     # 925 synthetic images of which 682 judged real; 10 real images besides.
     is_syn = np.array([1] * 925 + [0] * 10)
     judged = np.array([0] * 682 + [1] * 243 + [0] * 10)
-    res = authenticity.summarise(is_syn, judged, "r")
+    res = readers.summarise(is_syn, judged, "r")
     assert_printed(res["fraction_synthetic_judged_real"], BINOM_TEST["estimate"])
     for got, printed in zip(res["fraction_synthetic_judged_real_ci"], BINOM_TEST["ci"]):
         assert_printed(got, printed)

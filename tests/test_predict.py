@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -198,3 +199,111 @@ def test_exported_checkpoint_predicts_the_same(ckpt_dir, tmp_path, capsys):
     full, small = (Predictor.from_checkpoint(p, device="cpu").predict(b) for p in (ckpt_dir / "native.pt", out))
     assert np.array_equal(full[0], small[0]) and np.array_equal(full[1], small[1])
     assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.pt")]) == 2
+
+
+# ---------------------------------------------------------------------------------- sampling
+
+
+@pytest.fixture(scope="module")
+def noisy_ckpt(tmp_path_factory) -> Path:
+    """A TransUNet that draws samples (noise inputs, strength large enough to show at init)."""
+    path = tmp_path_factory.mktemp("noisy") / "noisy.pt"
+    cfg = load_config(CONFIG_DIR / "tiny.yaml", [*TINY, "data.image_size=null", "model.dropout=0.0",
+                                                 "model.noise=true", "model.noise_init=1.0"])
+    seed_all(0)
+    write_training_checkpoint(path, cfg=cfg, step=3, nets=build_nets(cfg, torch.device("cpu")), best_ncc=None)
+    return path
+
+
+SAMPLE_FILES = ("emode.png", "strain.npy", "strain.png", "strain_mean.npy", "strain_sd.npy", "strain_sd.png")
+
+
+def _run_samples(ckpt: Path, inp: Path, out: Path, *extra: str) -> int:
+    return main(["predict", "--checkpoint", str(ckpt), "--input", str(inp), "--out", str(out), "--device", "cpu",
+                 "--roi", "4", "4", "56", "36", "--lesion", "22", "14", "38", "26", *extra])
+
+
+def test_predict_samples_write_mean_sd_and_a_strain_ratio_interval_byte_identical_per_seed(noisy_ckpt, tmp_path, capsys):
+    from elastogan.predict import SYNTHETIC_LABEL
+    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import SD_LABEL, sd_png, strain_ratio_interval, summarise_samples
+
+    write_png(tmp_path / "f.png", frame(40, 60))
+    runs = [tmp_path / name for name in ("a", "b", "c")]
+    for out, seed in zip(runs, ("5", "5", "6")):
+        assert _run_samples(noisy_ckpt, tmp_path / "f.png", out, "--samples", "4", "--seed", seed) == 0, capsys.readouterr().err
+    a, b, c = runs
+    names = sorted([f"f_SYNTHETIC_{k}" for k in SAMPLE_FILES] + ["f_SYNTHETIC.json"])
+    assert sorted(p.name for p in a.iterdir()) == names
+    for name in names:  # same seed, same bytes
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    p = Predictor.from_checkpoint(noisy_ckpt, device="cpu")
+    assert p.stochastic
+    assert not np.array_equal(np.load(a / "f_SYNTHETIC_strain.npy"), np.load(c / "f_SYNTHETIC_strain.npy"), equal_nan=True)
+
+    # The numbers are the library's: sample 0 is the one-sample output, mean and sd summarise K draws.
+    roi, lesion = (4, 4, 56, 36), (22, 14, 38, 26)
+    strains = p.sample(frame(40, 60), samples=4, seed=5, roi=roi)
+    clean, first = p.predict(frame(40, 60), roi=roi, seed=5)
+    assert np.array_equal(np.load(a / "f_SYNTHETIC_strain.npy"), first, equal_nan=True)
+    assert np.allclose(strains[0], first, atol=1e-6, equal_nan=True)
+    assert (read_rgb(a / "f_SYNTHETIC_emode.png") == label_synthetic(clean)).all()
+    s = summarise_samples(strains, level=0.9)
+    assert np.allclose(np.load(a / "f_SYNTHETIC_strain_mean.npy"), s.mean, atol=1e-6, equal_nan=True)
+    sd = np.load(a / "f_SYNTHETIC_strain_sd.npy")
+    assert np.allclose(sd, s.sd, atol=1e-6, equal_nan=True)
+    assert np.isnan(sd[:4]).all() and np.nanmin(sd[4:36, 4:56]) >= 0 and np.nanmax(sd) > 0
+    picture = read_rgb(a / "f_SYNTHETIC_strain_sd.png")
+    assert (picture == sd_picture(s.sd, roi)).all()
+    assert (picture == label_synthetic(sd_png(s.sd, roi), text=f"{SYNTHETIC_LABEL} {SD_LABEL}")).all()
+    meta = json.loads((a / "f_SYNTHETIC.json").read_text())
+    mask = np.zeros((40, 60), bool)
+    mask[14:26, 22:38] = True
+    interval = strain_ratio_interval(strains, mask, roi, level=0.9)
+    assert meta["seed"] == 5 and meta["samples"] == 4 and meta["checkpoint"] == str(noisy_ckpt) and meta["stochastic"]
+    assert meta["roi"] == list(roi) and meta["level"] == 0.9
+    ratio = meta["strain_ratio"]
+    assert ratio["lesion"] == list(lesion) and len(ratio["samples"]) == 4
+    assert ratio["value"] == pytest.approx(interval["value"], rel=1e-5)
+    assert (ratio["lo"], ratio["hi"]) == pytest.approx((interval["lo"], interval["hi"]), rel=1e-5)
+    assert ratio["lo"] <= ratio["hi"] and ratio["lo"] < ratio["hi"]
+
+
+def test_predict_default_is_one_sample_and_equals_sample_zero(noisy_ckpt, tmp_path):
+    write_png(tmp_path / "f.png", frame(40, 60))
+    assert main(["predict", "--checkpoint", str(noisy_ckpt), "--input", str(tmp_path / "f.png"), "--out", str(tmp_path / "one"),
+                 "--device", "cpu", "--seed", "5", "--roi", "4", "4", "56", "36"]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == [f"f_SYNTHETIC_{k}" for k in ("emode.png", "strain.npy", "strain.png")]
+    assert _run_samples(noisy_ckpt, tmp_path / "f.png", tmp_path / "many", "--samples", "3", "--seed", "5") == 0
+    for name in ("f_SYNTHETIC_emode.png", "f_SYNTHETIC_strain.npy", "f_SYNTHETIC_strain.png"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes()
+
+
+def test_predict_checks_every_input_before_writing_anything(ckpt_dir, tmp_path, capsys):
+    """Flags and every input are checked before --out exists: a bad file among good ones, or a
+    lesion box that cannot give a strain ratio, leaves nothing behind."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_png(inputs / "a.png", frame(20, 30))
+    write_png(inputs / "c.png", frame(20, 30))
+    (inputs / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG signature, then nothing
+    out = tmp_path / "deep" / "out"
+    base = ["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--out", str(out), "--device", "cpu"]
+    cases = [
+        (["--input", str(inputs)], f"{inputs / 'b.png'}: not a readable image"),
+        (["--input", str(inputs / "a.png"), "--samples", "0"], "--samples must be at least 1, got 0"),
+        (["--input", str(inputs / "a.png"), "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--input", str(inputs / "a.png"), "--lesion", "5", "5", "10", "10"], "--lesion needs --samples K with K >= 2"),
+        (["--input", str(inputs / "a.png"), "--samples", "2", "--lesion", "5", "5", "40", "10"],
+         f"--lesion: {inputs / 'a.png'}: box (5, 5, 40, 10) is not inside the 20×30 frame"),
+        (["--input", str(inputs / "a.png"), "--samples", "2", "--roi", "0", "0", "12", "20", "--lesion", "14", "5", "20", "10"],
+         f"--lesion: {inputs / 'a.png'}: no strain ratio for the lesion box (14, 5, 20, 10): lesion lies outside"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "deep").exists()
+    (inputs / "b.png").unlink()
+    assert main([*base, "--input", str(inputs)]) == 0
+    assert len(list(out.iterdir())) == 6 and not [p for p in out.iterdir() if p.name.startswith(".")]
