@@ -46,7 +46,7 @@ class PreviewResult:
             pixels that matched the colour map poorly.
         samples: how many samples the uncertainty layer drew (None: no layer).
         sd: H×W×3 uint8 picture of the per-pixel SD of the samples (labelled "SYNTHETIC SD
-            (uncertainty)"; never an elastogram: ``elastogan.predict_cli.sd_picture``), or None.
+            (uncertainty)"; never an elastogram: ``elastogan.uncertainty.labelled_sd_png``), or None.
         sd_mean: mean SD inside the elastography box.
         ratio_interval: the strain ratio over the samples: ``{"value", "lo", "hi", "samples"}``
             (``elastogan.uncertainty.strain_ratio_interval``), for a lesion box.
@@ -239,14 +239,14 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
 
 def _uncertainty(result: PreviewResult, predictor, bmode: np.ndarray, lesion: Box | None, samples: int, seed: int) -> None:
     """Fill the uncertainty layer of ``result`` from ``samples`` draws of the generator."""
-    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import labelled_sd_png
     from elastogan.uncertainty import strain_ratio_interval, summarise_samples
 
     roi = result.roi
     strains = predictor.sample(bmode, samples=samples, seed=seed, roi=roi)  # (K, H, W)
     summary = summarise_samples(strains)
     result.samples = samples
-    result.sd = sd_picture(summary.sd, roi)
+    result.sd = labelled_sd_png(summary.sd, roi)
     result.sd_mean = float(np.nanmean(summary.sd[_box_mask(bmode.shape, roi)]))
     if not predictor.stochastic:
         result.notes.append("This model draws no noise: its samples are all equal, so the SD is 0 everywhere. "

@@ -43,3 +43,11 @@ def make_folder(path: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise UserError(f"{path}: cannot write into the folder (permission denied)")
     return path
+
+
+def check_out_option(path: str | os.PathLike) -> Path:
+    """``check_folder_path`` for a command's ``--out``, the message naming the option."""
+    try:
+        return check_folder_path(path)
+    except UserError as e:
+        raise UserError(f"--out {e}; choose another --out") from None

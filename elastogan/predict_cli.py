@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     """One-line errors for flags that no input could make right."""
     from elastogan.errors import UserError
-    from elastogan.folders import check_folder_path
+    from elastogan.folders import check_out_option
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
@@ -78,10 +78,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.lesion is not None and args.samples < 2:
         raise UserError("--lesion needs --samples K with K >= 2 (the strain ratio's interval comes from the samples)")
-    try:
-        check_folder_path(args.out)
-    except UserError as e:
-        raise UserError(f"--out {e}; choose another --out") from None
+    check_out_option(args.out)
 
 
 def read_inputs(files: list[Path], roi: tuple[int, int, int, int] | None,
@@ -181,19 +178,6 @@ def write_outputs(base: Path, emode, strain) -> list[Path]:
     return paths
 
 
-def sd_picture(sd, roi: tuple[int, int, int, int]):
-    """The SD map as it leaves elastogan: ``elastogan.uncertainty.sd_png`` (grey / magenta, its own
-    bar) with "SYNTHETIC SD (uncertainty)" burned into the top-left corner.
-
-    One label says both: burning SYNTHETIC alone there would cover the picture's own
-    "SD (uncertainty)".
-    """
-    from elastogan.predict import SYNTHETIC_LABEL, label_synthetic
-    from elastogan.uncertainty import SD_LABEL, sd_png
-
-    return label_synthetic(sd_png(sd, roi), text=f"{SYNTHETIC_LABEL} {SD_LABEL}")
-
-
 def write_sample_outputs(base: Path, strains, roi: tuple[int, int, int, int],
                          lesion: tuple[int, int, int, int] | None, meta: dict) -> list[Path]:
     """K samples' files: mean and SD (``.npy``), the labelled SD picture and the JSON sidecar (atomic).
@@ -207,13 +191,13 @@ def write_sample_outputs(base: Path, strains, roi: tuple[int, int, int, int],
     """
     from elastogan.atomic import atomic_write_text
     from elastogan.data.images import write_png, write_strain
-    from elastogan.uncertainty import strain_ratio_interval, summarise_samples
+    from elastogan.uncertainty import labelled_sd_png, strain_ratio_interval, summarise_samples
 
     summary = summarise_samples(strains)
     paths = [Path(f"{base}_strain_mean.npy"), Path(f"{base}_strain_sd.npy"), Path(f"{base}_strain_sd.png"), Path(f"{base}.json")]
     write_strain(paths[0], summary.mean)
     write_strain(paths[1], summary.sd)
-    write_png(paths[2], sd_picture(summary.sd, roi))
+    write_png(paths[2], labelled_sd_png(summary.sd, roi))
     record = {**meta, "level": summary.level}
     if lesion is not None:  # its geometry was checked with the inputs (read_inputs)
         interval = strain_ratio_interval(strains, _box_map(strains.shape[1:], lesion, False, True), roi, level=summary.level)

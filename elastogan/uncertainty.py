@@ -145,6 +145,16 @@ def sd_png(sd: np.ndarray, roi: Box | None = None, *, vmax: float = 0.25) -> np.
     return np.asarray(img)
 
 
+def labelled_sd_png(sd: np.ndarray, roi: Box | None = None) -> np.ndarray:
+    """``sd_png`` as it leaves elastogan: "SYNTHETIC SD (uncertainty)" burned into the top-left.
+
+    One label says both: SYNTHETIC alone there would cover the picture's own "SD (uncertainty)".
+    """
+    from elastogan.predict import SYNTHETIC_LABEL, label_synthetic
+
+    return label_synthetic(sd_png(sd, roi), text=f"{SYNTHETIC_LABEL} {SD_LABEL}")
+
+
 def _magenta_ramp(t: np.ndarray) -> np.ndarray:
     """t in [0, 1] → black (0) → magenta (0.5) → white (1), uint8 RGB."""
     t = np.asarray(t, dtype=np.float64)

@@ -389,7 +389,7 @@ def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_inter
     ``sd_png`` of their SD (labelled SYNTHETIC, downloadable), the synthetic E-mode stays draw 0,
     the strain ratio gets the draws' interval; a deterministic generator says it has no SD."""
     from elastogan.predict import label_synthetic, noise_seed
-    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import labelled_sd_png
     from elastogan.uncertainty import summarise_samples
 
     case = json.loads(built.manifest.read_text().splitlines()[-1])
@@ -415,7 +415,7 @@ def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_inter
     strains = predictor.sample(bmode, samples=5, seed=3, roi=r.roi)
     assert np.array_equal(r.synthetic, label_synthetic(predictor.predict(bmode, roi=r.roi, seed=3)[0]))  # draw 0
     sd = summarise_samples(strains).sd
-    assert np.array_equal(r.sd, sd_picture(sd, r.roi))  # the picture `elastogan predict` writes
+    assert np.array_equal(r.sd, labelled_sd_png(sd, r.roi))  # the picture `elastogan predict` writes
     assert r.sd_mean == pytest.approx(float(np.nanmean(sd[r.roi[1]:r.roi[3], r.roi[0]:r.roi[2]])))
     lesion_values = [0.2 + 0.1 * (noise_seed(3, k) % 1000) / 999 for k in range(5)]
     assert r.strain_ratio == pytest.approx(0.5 / lesion_values[0], rel=1e-5)

@@ -225,7 +225,7 @@ def _run_samples(ckpt: Path, inp: Path, out: Path, *extra: str) -> int:
 
 def test_predict_samples_write_mean_sd_and_a_strain_ratio_interval_byte_identical_per_seed(noisy_ckpt, tmp_path, capsys):
     from elastogan.predict import SYNTHETIC_LABEL
-    from elastogan.predict_cli import sd_picture
+    from elastogan.uncertainty import labelled_sd_png
     from elastogan.uncertainty import SD_LABEL, sd_png, strain_ratio_interval, summarise_samples
 
     write_png(tmp_path / "f.png", frame(40, 60))
@@ -254,7 +254,7 @@ def test_predict_samples_write_mean_sd_and_a_strain_ratio_interval_byte_identica
     assert np.allclose(sd, s.sd, atol=1e-6, equal_nan=True)
     assert np.isnan(sd[:4]).all() and np.nanmin(sd[4:36, 4:56]) >= 0 and np.nanmax(sd) > 0
     picture = read_rgb(a / "f_SYNTHETIC_strain_sd.png")
-    assert (picture == sd_picture(s.sd, roi)).all()
+    assert (picture == labelled_sd_png(s.sd, roi)).all()
     assert (picture == label_synthetic(sd_png(s.sd, roi), text=f"{SYNTHETIC_LABEL} {SD_LABEL}")).all()
     meta = json.loads((a / "f_SYNTHETIC.json").read_text())
     mask = np.zeros((40, 60), bool)

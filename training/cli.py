@@ -63,21 +63,12 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError("--config is required for a new run (e.g. --config training/configs/tiny.yaml)")
     if args.config is None and args.overrides:
         raise UserError("--set needs --config (on --resume the run's own config is used as it is)")
-    check_out_folder(args.out)
+    from elastogan.folders import check_out_option
+
+    check_out_option(args.out)
     cfg = load_config(args.config, args.overrides) if args.config is not None else None
     last = train(cfg, data=args.data, out=args.out, max_steps=args.steps, resume=args.resume,
                  device=args.device, progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # torchrun: one line, from process 0
         print(f"elastogan: checkpoint {last}")
     return 0
-
-
-def check_out_folder(path: Path) -> None:
-    """Refuse an ``--out`` that is a file, or lies under one, before any work is done."""
-    from elastogan.errors import UserError
-    from elastogan.folders import check_folder_path
-
-    try:
-        check_folder_path(path)
-    except UserError as e:
-        raise UserError(f"--out {e}; choose another --out") from None
