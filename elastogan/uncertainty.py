@@ -7,7 +7,10 @@ draw. Over K draws of one B-mode (``Predictor.sample``):
   map on average; a single draw is what a scanner would have shown, texture included);
 - the per-pixel **sd** says where the draws disagree — where the B-mode leaves the strain
   undetermined — and ``elastogan evaluate`` checks that it tracks the real error;
-- a central interval per pixel (``lo``, ``hi``), and one for the lesion's strain ratio.
+- a 90 % interval per pixel (``lo``, ``hi``), and one for the lesion's strain ratio: the
+  predictive interval of one more draw, ``mean ± t · sd · √(1 + 1/K)`` (Student's t, K − 1 df).
+  It covers a real map that behaves like one more draw 90 % of the time at any K; the
+  draws' own 5–95 % quantiles would cover only ≈ 72 % at K = 8 (and 85 % at K = 32).
 
 All functions here are pure functions of arrays.
 """
@@ -16,8 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy import stats
 
 from elastogan.tsukuba import strain_ratio
 
@@ -43,8 +49,8 @@ class SampleSummary:
     Attributes:
         mean: mean of the draws.
         sd: standard deviation of the draws (``ddof=1``; 0 for a single draw).
-        lo, hi: the draws' central ``level`` interval (linear-interpolated quantiles
-            ``(1 − level)/2`` and ``(1 + level)/2``).
+        lo, hi: the ``level`` predictive interval of one more draw (``predictive_interval``);
+            equal to ``mean`` for a single draw.
         level: the interval's nominal coverage.
         samples: K.
     """
@@ -57,13 +63,36 @@ class SampleSummary:
     samples: int
 
 
+def predictive_interval(mean: np.ndarray, sd: np.ndarray, samples: int, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """The Gaussian predictive interval of one more draw: ``mean ± t · sd · √(1 + 1/K)``.
+
+    ``t`` is the ``(1 + level)/2`` quantile of Student's t with ``K − 1`` degrees of freedom.
+
+    Args:
+        mean, sd: per-pixel mean and sd (``ddof = 1``) of ``samples`` draws.
+        samples: K, at least 2.
+        level: nominal coverage in (0, 1).
+
+    Example:
+        >>> lo, hi = predictive_interval(np.array([0.5]), np.array([0.1]), samples=2, level=0.9)
+        >>> round(float(lo[0]), 4), round(float(hi[0]), 4)   # t(1, 0.95) = 6.3138, √1.5
+        (-0.2733, 1.2733)
+    """
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ValueError(f"a predictive interval needs at least 2 draws, got {samples!r}")
+    _check_level(level)
+    half = stats.t.ppf((1.0 + level) / 2.0, samples - 1) * np.asarray(sd, dtype=np.float64) * math.sqrt(1.0 + 1.0 / samples)
+    mean = np.asarray(mean, dtype=np.float64)
+    return mean - half, mean + half
+
+
 def summarise_samples(strains: np.ndarray, level: float = 0.9) -> SampleSummary:
-    """Mean, sd and central interval per pixel of ``strains`` (``(K, H, W)``).
+    """Mean, sd and the ``level`` predictive interval per pixel of ``strains`` (``(K, H, W)``).
 
     Example:
         >>> s = summarise_samples(np.stack([np.zeros((2, 2)), np.full((2, 2), 2.0)]), level=0.5)
-        >>> float(s.mean[0, 0]), round(float(s.sd[0, 0]), 4), float(s.lo[0, 0]), float(s.hi[0, 0])
-        (1.0, 1.4142, 0.5, 1.5)
+        >>> float(s.mean[0, 0]), round(float(s.sd[0, 0]), 4), round(float(s.lo[0, 0]), 4)
+        (1.0, 1.4142, -0.7321)
     """
     strains = _check_samples(strains)
     _check_level(level)
@@ -71,7 +100,7 @@ def summarise_samples(strains: np.ndarray, level: float = 0.9) -> SampleSummary:
     with np.errstate(invalid="ignore"):
         mean = strains.mean(axis=0)
         sd = strains.std(axis=0, ddof=1) if k > 1 else np.zeros_like(mean) + 0.0 * mean
-        lo, hi = np.quantile(strains, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        lo, hi = predictive_interval(mean, sd, k, level) if k > 1 else (mean, mean)
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return SampleSummary(mean=f32(mean), sd=f32(sd), lo=f32(lo), hi=f32(hi), level=level, samples=k)
 
@@ -80,8 +109,9 @@ def strain_ratio_interval(strains: np.ndarray, lesion: np.ndarray, roi: Box | No
     """The strain ratio (reference / lesion, ``elastogan.tsukuba.strain_ratio``) over K draws.
 
     Returns:
-        ``{"value": ratio of the mean map, "lo", "hi": the central ``level`` interval of the
-        per-draw ratios, "level", "samples": [ratio of each draw]}``.
+        ``{"value": ratio of the mean map, "lo", "hi": the ``level`` predictive interval of
+        one more draw's ratio, taken on the log scale (a ratio is positive and skewed),
+        "level", "samples": [ratio of each draw]}``; ``lo = hi = value`` for a single draw.
 
     Raises:
         ValueError: the lesion lies outside the ROI or has no reference tissue beside it.
@@ -90,15 +120,19 @@ def strain_ratio_interval(strains: np.ndarray, lesion: np.ndarray, roi: Box | No
         >>> lesion = np.zeros((40, 40), bool); lesion[15:25, 15:25] = True
         >>> maps = np.stack([np.where(lesion, 0.5, 1.0), np.where(lesion, 0.25, 1.0)])
         >>> r = strain_ratio_interval(maps, lesion, None, level=0.5)
-        >>> round(r["value"], 4), r["samples"], r["lo"], r["hi"]
-        (2.6667, [2.0, 4.0], 2.5, 3.5)
+        >>> round(r["value"], 4), r["samples"], round(r["lo"], 4), round(r["hi"], 4)
+        (2.6667, [2.0, 4.0], 1.5518, 5.1552)
     """
     strains = _check_samples(strains)
     _check_level(level)
     per_draw = [float(strain_ratio(s, lesion, roi)) for s in strains]
-    lo, hi = np.quantile(per_draw, [(1 - level) / 2, (1 + level) / 2])
     with np.errstate(invalid="ignore"):
         value = strain_ratio(strains.mean(axis=0), lesion, roi)
+    if len(per_draw) > 1:
+        logs = np.log(per_draw)
+        lo, hi = np.exp(predictive_interval(logs.mean(), logs.std(ddof=1), len(logs), level))
+    else:
+        lo = hi = value
     return {"value": float(value), "lo": float(lo), "hi": float(hi), "level": level, "samples": per_draw}
 
 

@@ -14,6 +14,18 @@ One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
   ``strain_ratio_error_rel`` (:func:`elastogan.eval.metrics.strain_ratio_error`);
 * ``tsukuba_label`` (the manifest's), ``tsukuba_real`` and ``tsukuba_synthetic`` (the rule
   scorer, :func:`elastogan.tsukuba.score_tsukuba`, on each strain map);
+* the ceilings, properties of the data, not of the model (phantoms only): ``ncc_oracle``, the
+  NCC of the true FEM strain (through the same display normalisation) against the scanner's
+  elastogram — what an estimate that recovered the true strain exactly would score — and
+  ``ncc_retest``, the NCC of a re-scan of the same phantom (other compression, independent
+  noise) against the scan — the agreement of two realistic draws;
+* the K-sample columns (issue 11, perception–distortion): ``ncc``… above judge *one* draw,
+  what a reader is shown; ``ncc_mean_of_samples`` and ``ncc_lesion_mean_of_samples`` judge the
+  mean of K draws, the best estimate; ``sd_mean`` (mean per-pixel sd in the ROI),
+  ``sd_error_spearman`` (per pixel, sd against ``|mean − real|``) and ``coverage_90`` (the
+  fraction of ROI pixels whose real value lies in the draws' 90 % predictive interval) say
+  whether the spread means something (:mod:`elastogan.eval.uncertainty.calibration`). A model
+  that draws one output (``samples`` ``None``) has the mean of its one draw and no spread;
 * ``note``: why a value is missing.
 
 A value that is undefined for a case (no lesion mask, no real E-mode, a map constant inside
@@ -34,7 +46,9 @@ import numpy as np
 from elastogan.display import Box, draw_colorbar
 from elastogan.eval import metrics
 from elastogan.eval.tsukuba_report import tsukuba_agreement
+from elastogan.eval.uncertainty import calibration
 from elastogan.tsukuba import score_tsukuba, strain_ratio
+from elastogan.uncertainty import summarise_samples
 
 _MAP_METRICS: dict[str, Callable[..., float]] = {
     "ncc": metrics.ncc, "ssim": metrics.ssim, "psnr": metrics.psnr, "mae": metrics.mae,
@@ -43,13 +57,18 @@ COLUMNS: tuple[str, ...] = (
     "case", "ncc", "ncc_emode", "ssim", "psnr", "mae",
     "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
     "strain_ratio_real", "strain_ratio_synthetic", "strain_ratio_error_abs", "strain_ratio_error_rel",
-    "tsukuba_label", "tsukuba_real", "tsukuba_synthetic", "note",
+    "tsukuba_label", "tsukuba_real", "tsukuba_synthetic",
+    "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
+    "sd_mean", "sd_error_spearman", "coverage_90", "note",
 )
 # Per-case numbers that get a mean/sd/median/range in the summary.
 SUMMARISED: tuple[str, ...] = (
     "ncc", "ncc_emode", "ssim", "psnr", "mae", "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
     "strain_ratio_error_abs", "strain_ratio_error_rel",
+    "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
+    "sd_mean", "sd_error_spearman", "coverage_90",
 )
+INTERVAL_LEVEL = 0.9  # the predictive interval whose coverage is ``coverage_90``
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,9 @@ class RealCase:
         tsukuba: the manifest's Tsukuba label, or ``None``.
         alpha: colour opacity the scanner drew the real E-mode with (the synthetic one is
             drawn with the same, so the luminance NCC compares content, not opacity).
+        true_strain: H×W float32 true FEM strain through the display normalisation (phantoms;
+            the oracle), or ``None``.
+        retest_strain: H×W float32 mapped strain of a re-scan of the same phantom, or ``None``.
     """
 
     id: str
@@ -76,13 +98,16 @@ class RealCase:
     lesion: np.ndarray | None = None
     tsukuba: int | str | None = None
     alpha: float = 0.5
+    true_strain: np.ndarray | None = None
+    retest_strain: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = self.bmode.shape[:2]
         if self.bmode.ndim != 2 or self.strain.shape != (h, w):
             raise ValueError(f"case {self.id}: expected H×W B-mode and strain of one shape, "
                              f"got {self.bmode.shape} and {self.strain.shape}")
-        for name, arr, shape in (("emode", self.emode, (h, w, 3)), ("lesion", self.lesion, (h, w))):
+        for name, arr, shape in (("emode", self.emode, (h, w, 3)), ("lesion", self.lesion, (h, w)),
+                                 ("true_strain", self.true_strain, (h, w)), ("retest_strain", self.retest_strain, (h, w))):
             if arr is not None and arr.shape != shape:
                 raise ValueError(f"case {self.id}: expected {name} of shape {shape}, got {arr.shape}")
         x0, y0, x1, y1 = self.roi
@@ -113,20 +138,29 @@ def overlay_mask(height: int, width: int) -> np.ndarray:
     return mask
 
 
-def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: np.ndarray) -> dict[str, Any]:
+def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: np.ndarray,
+                 samples: np.ndarray | None = None) -> dict[str, Any]:
     """One ``per_case.csv`` row: every metric of :data:`COLUMNS` for one case.
 
     Args:
         real: the real case.
-        synthetic_emode: H×W×3 uint8 synthetic E-mode.
-        synthetic_strain: H×W float mapped strain (NaN outside the ROI).
+        synthetic_emode: H×W×3 uint8 synthetic E-mode (of the single draw).
+        synthetic_strain: H×W float mapped strain (NaN outside the ROI) of the single draw.
+        samples: K×H×W draws of the mapped strain (draw 0 the single one), or ``None`` for a
+            model that draws one output: then the "mean of samples" is that output and the
+            spread columns are ``None``.
 
     Returns:
         A dict keyed by :data:`COLUMNS`; undefined values are ``None``, explained in ``note``.
+        A case without true or re-scan strain (clinical data) has ``ncc_oracle`` /
+        ``ncc_retest`` ``None`` without a note: the summary says it once.
     """
     if synthetic_strain.shape != real.strain.shape or synthetic_emode.shape != (*real.strain.shape, 3):
         raise ValueError(f"case {real.id}: synthetic E-mode {synthetic_emode.shape} and strain "
                          f"{synthetic_strain.shape} do not match the real {real.strain.shape} frame")
+    if samples is not None and (samples.ndim != 3 or samples.shape[1:] != real.strain.shape or len(samples) < 1):
+        raise ValueError(f"case {real.id}: expected K×{real.strain.shape[0]}×{real.strain.shape[1]} samples, "
+                         f"got {samples.shape}")
     row: dict[str, Any] = dict.fromkeys(COLUMNS)
     row["case"] = real.id
     notes: list[str] = []
@@ -161,8 +195,30 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
         attempt("tsukuba_synthetic",
                 lambda: score_tsukuba(synthetic_strain, real.lesion, roi=real.roi, bmode=real.bmode))
     row["tsukuba_label"] = real.tsukuba
+    for column, reference in (("ncc_oracle", real.true_strain), ("ncc_retest", real.retest_strain)):
+        if reference is not None:
+            attempt(column, lambda reference=reference: metrics.ncc(real.strain, reference, roi))
+    if samples is None or len(samples) == 1:
+        row["ncc_mean_of_samples"], row["ncc_lesion_mean_of_samples"] = row["ncc"], row["ncc_lesion"]
+    else:
+        _sample_columns(row, attempt, real, samples)
     row["note"] = "; ".join(notes) or None
     return row
+
+
+def _sample_columns(row: dict[str, Any], attempt: Callable[[str, Callable[[], Any]], None], real: RealCase,
+                    samples: np.ndarray) -> None:
+    """The K-sample columns of one row: the mean's NCC, and the calibration of the spread."""
+    summary = summarise_samples(samples, level=INTERVAL_LEVEL)
+    roi = real.roi_mask
+    attempt("ncc_mean_of_samples", lambda: metrics.ncc(real.strain, summary.mean, roi))
+    if real.lesion is not None:
+        attempt("ncc_lesion_mean_of_samples", lambda: metrics.ncc(real.strain, summary.mean, real.lesion & roi))
+    inside = roi & np.isfinite(summary.sd)
+    row["sd_mean"] = float(summary.sd[inside].mean()) if inside.any() else None
+    attempt("sd_error_spearman", lambda: calibration.sd_error_spearman(real.strain, summary.mean, summary.sd, roi))
+    # summary.lo/hi: the predictive interval of one more draw, the one predict and the Preview show
+    attempt("coverage_90", lambda: calibration.interval_coverage(real.strain, summary.lo, summary.hi, roi))
 
 
 def _summary(values: list[float | None]) -> dict[str, Any]:
@@ -189,6 +245,13 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ``tsukuba_agreement``, ``tsukuba_kappa_unweighted`` and ``tsukuba_kappa_linear``; and
     ``tsukuba_vs_label`` {``real``, ``synthetic``}: each side's rule scores against the
     manifest's labels (phantoms have design labels), ``None`` without labels.
+
+    Against the ceilings: ``ncc_over_oracle`` (``ncc_mean / ncc_oracle_mean``),
+    ``ncc_mean_of_samples_over_oracle`` (the mean's ceiling) and ``ncc_over_retest`` (a single
+    draw's ceiling); each ``None`` where its ceiling is missing. Calibration: ``coverage_90``
+    (= ``coverage_90_mean``, over cases), ``sd_error_spearman`` (= its ``_mean``) and
+    ``sd_ncc_spearman`` (across cases, mean sd against ``1 − ncc_mean_of_samples``).
+    ``notes``: why a headline number is ``None``.
     """
     if not rows:
         raise metrics.MetricError("no case to summarise")
@@ -196,6 +259,31 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for col in SUMMARISED:
         for k, v in _summary([r[col] for r in rows]).items():
             out[f"{col}_{k}"] = v
+    notes: list[str] = []
+
+    def ratio(key: str, num: str, den: str, missing: str) -> None:
+        a, b = out[f"{num}_mean"], out[f"{den}_mean"]
+        out[key] = a / b if a is not None and b else None
+        if b is None:
+            notes.append(f"{key}: {missing}")
+
+    ratio("ncc_over_oracle", "ncc", "ncc_oracle", "no case has the true strain (source.true_strain; phantoms only)")
+    ratio("ncc_mean_of_samples_over_oracle", "ncc_mean_of_samples", "ncc_oracle", "no case has the true strain")
+    ratio("ncc_over_retest", "ncc", "ncc_retest",
+          "no case has a re-scan (source.retest_strain: elastogan simulate --retest)")
+    out["coverage_90"] = out["coverage_90_mean"]
+    out["sd_error_spearman"] = out["sd_error_spearman_mean"]
+    out["sd_ncc_spearman"] = None
+    if out["sd_mean_n"] == 0:
+        notes.append("coverage_90, sd_error_spearman, sd_ncc_spearman: no case has two or more draws (a model that "
+                     "draws one output, or --samples 1)")
+    else:
+        try:
+            out["sd_ncc_spearman"] = calibration.sd_ncc_spearman([r["sd_mean"] for r in rows],
+                                                                 [r["ncc_mean_of_samples"] for r in rows])
+        except metrics.MetricError as e:
+            notes.append(f"sd_ncc_spearman: {e}")
+    out["notes"] = notes
     rel = [abs(r["strain_ratio_error_rel"]) for r in rows if r["strain_ratio_error_rel"] is not None]
     out["strain_ratio_mare"] = float(np.mean(rel)) if rel else None
     pairs = [(r["tsukuba_real"], r["tsukuba_synthetic"]) for r in rows

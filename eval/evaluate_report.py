@@ -3,27 +3,39 @@
 For each case of the split every model predicts from the B-mode (inside the case's ROI), and
 :func:`elastogan.eval.evaluate.compare_case` compares. Output folder::
 
-    metrics.json      one checkpoint: the flat summary (ncc_mean, ncc_sd, …, n_cases);
-                      several: {checkpoint name: that summary}, where each checkpoint after
-                      the first also has ``paired``: its case-by-case comparison with the
-                      first (``elastogan.eval.paired``) on NCC, E-mode NCC, SSIM, MAE and lesion NCC
-    report.md         the summaries side by side, with the reference paper's NCC
+    metrics.json      one checkpoint: the flat summary (ncc_mean, ncc_sd, …, n_cases; the
+                      ceilings ncc_oracle_mean and ncc_retest_mean; the K-sample mean's
+                      ncc_mean_of_samples_mean; calibration coverage_90, sd_error_spearman,
+                      sd_ncc_spearman; authenticity without readers c2st_*, fd_texture,
+                      memorisation_ratio); several: {checkpoint name: that summary}, where each
+                      checkpoint after the first also has ``paired``: its case-by-case
+                      comparison with the first (``elastogan.eval.paired``) on NCC, E-mode NCC,
+                      SSIM, MAE, lesion NCC and the NCC of the K-sample mean (ROI and lesion)
+    report.md         the summaries side by side, with the reference paper's NCC, each NCC
+                      beside its ceiling, the observers' accuracies and the issue's goals
     per_case.csv      one row per case (columns of elastogan.eval.evaluate.COLUMNS;
                       `elastogan stats report` reads its ncc, ssim, psnr, mae)
-    ncc_histogram.png, gallery.png (real | synthetic | difference), strain_ratio.png
+    ncc_histogram.png, gallery.png (real | synthetic | difference), strain_ratio.png,
+    spectrum.png (radially averaged power spectrum, real vs synthetic), memorisation.png
 
 With several checkpoints the per-checkpoint files go into one sub-folder each (named after
 the checkpoint), and ``metrics.json`` and ``report.md`` stay at the top. Every file is
 written atomically.
 
-A model is anything that maps a :class:`~elastogan.eval.evaluate.RealCase` to a synthetic
-``(emode, strain)`` pair: a trained checkpoint's ``Predictor``, or (in tests) the real images
-of another manifest.
+A model is a :class:`Model`: one draw (``RealCase`` → synthetic ``(emode, strain)``, what a
+reader is shown) and, for a generator that samples, K draws of the strain — a trained
+checkpoint's ``Predictor`` (:func:`predictor_model`), or (in tests) the real images of a
+manifest. A plain callable is a model that draws one output.
+
+The ceilings come from the manifest: a phantom case's ``source.true_strain`` (the simulator's
+FEM strain: the oracle) and ``source.retest_strain`` (a re-scan, ``elastogan simulate
+--retest``), paths relative to the manifest like its images.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import re
@@ -33,8 +45,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from elastogan.atomic import atomic_write_bytes, atomic_write_text
-from elastogan.data.images import read_gray, read_mask, read_rgb, read_strain
+from elastogan.bmode_input import load_bmode
+from elastogan.data.images import read_mask, read_rgb, read_strain
 from elastogan.data.manifest import SPLITS, Case, read_manifest
+from elastogan.display import Box
 from elastogan.errors import UserError
 from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, summarise
 from elastogan.eval.gallery_figure import GalleryRow, gallery_png
@@ -42,10 +56,14 @@ from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.paired import paired_comparison
 from elastogan.eval.paper_report import REFERENCE_PAPER
 from elastogan.eval.scatter_figure import scatter_png
-from elastogan.eval.stats_format import num, pval, to_json
+from elastogan.eval.stats_format import interval, num, pval, to_json
 from elastogan.eval.tsukuba_report import confusion_markdown
 
 PredictFn = Callable[[RealCase], tuple[np.ndarray, np.ndarray]]
+SampleFn = Callable[[RealCase, int], np.ndarray]
+# Source fields of a phantom case: the simulator's reference maps, relative to the manifest.
+REFERENCE_MAPS = ("true_strain", "retest_strain")
+TRAIN_CAP = 500  # training maps read for the memorisation check (evenly spread over the split)
 _NUMERIC = tuple(c for c in COLUMNS if c not in ("case", "tsukuba_label", "tsukuba_real", "tsukuba_synthetic", "note"))
 # report.md rows: (label, metrics.json prefix)
 _TABLE_ROWS = (
@@ -60,6 +78,13 @@ _TABLE_ROWS = (
     ("MAE, strain in the lesion", "mae_lesion"),
     ("strain ratio error, synthetic − real", "strain_ratio_error_abs"),
     ("strain ratio relative error", "strain_ratio_error_rel"),
+    ("NCC of the mean of K draws, strain in the ROI", "ncc_mean_of_samples"),
+    ("NCC of the mean of K draws, strain in the lesion", "ncc_lesion_mean_of_samples"),
+    ("ceiling of the mean: NCC true FEM strain vs scanner (oracle)", "ncc_oracle"),
+    ("ceiling of a draw: NCC scanner re-scan vs scan (test–retest)", "ncc_retest"),
+    ("mean per-pixel sd of the K draws in the ROI", "sd_mean"),
+    ("Spearman of per-pixel sd with the mean's error", "sd_error_spearman"),
+    ("coverage of the 90 % predictive interval", "coverage_90"),
 )
 # compared case by case between checkpoints: (label, per-case column, higher is better)
 PAIRED_METRICS = (
@@ -68,7 +93,41 @@ PAIRED_METRICS = (
     ("SSIM, strain in the ROI", "ssim", True),
     ("MAE, strain in the ROI", "mae", False),
     ("NCC, strain in the lesion", "ncc_lesion", True),
+    ("NCC of the mean of K draws, strain in the ROI", "ncc_mean_of_samples", True),
+    ("NCC of the mean of K draws, strain in the lesion", "ncc_lesion_mean_of_samples", True),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model as ``evaluate`` sees it.
+
+    Attributes:
+        one: ``RealCase`` → ``(emode, strain)``: one draw, what a reader is shown (H×W×3 uint8
+            and H×W float32, NaN outside the ROI).
+        samples: ``(RealCase, K)`` → K×H×W strain draws whose draw 0 is ``one``'s strain, or
+            ``None`` for a model that draws one output only (deterministic): its "mean of K
+            draws" is that output and it has no spread to calibrate.
+    """
+
+    one: PredictFn
+    samples: SampleFn | None = None
+
+
+def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
+    """A trained ``elastogan.predict.Predictor`` as a :class:`Model`: draw ``seed`` of each case
+    (drawn with the scanner's opacity), and K draws when the generator samples."""
+    def one(real: RealCase) -> tuple[np.ndarray, np.ndarray]:
+        return predictor.predict(real.bmode, roi=real.roi, alpha=real.alpha, seed=seed)
+
+    def draws(real: RealCase, k: int) -> np.ndarray:
+        return predictor.sample(real.bmode, samples=k, seed=seed, roi=real.roi)
+
+    return Model(one=one, samples=draws if predictor.stochastic else None)
+
+
+def _as_model(m: Model | PredictFn) -> Model:
+    return m if isinstance(m, Model) else Model(one=m)
 
 
 def split_cases(manifest: str | Path, split: str) -> list[Case]:
@@ -86,24 +145,60 @@ def split_cases(manifest: str | Path, split: str) -> list[Case]:
         raise UserError(f"{m.path}: no case in split {split!r} (splits present: {present})")
     bare = [c.id for c in cases if c.strain is None or c.roi is None]
     if bare:
-        listed = ", ".join(bare[:5]) + (f" and {len(bare) - 5} more" if len(bare) > 5 else "")
         raise UserError(f"{m.path}: {len(bare)} case(s) of split {split!r} have no real strain map (and ROI) to "
-                        f"compare with: {listed}")
+                        f"compare with: {_listed(bare)}")
+    cases = [_resolve_reference_maps(c, m.root) for c in cases]
+    lost = [f"{c.id} ({k})" for c in cases for k in REFERENCE_MAPS if k in c.source and not Path(c.source[k]).is_file()]
+    if lost:
+        raise UserError(f"{m.path}: {len(lost)} reference map(s) named in source are missing: {_listed(lost)}")
     return cases
 
 
+def train_cases(manifest: str | Path, cap: int = TRAIN_CAP) -> list[Case]:
+    """Up to ``cap`` cases of the manifest's train split with a strain map, evenly spread over
+    it (for the memorisation check); ``[]`` when it has none."""
+    cases = [c for c in read_manifest(manifest).split("train") if c.strain is not None and c.roi is not None]
+    if len(cases) <= cap:
+        return cases
+    return [cases[int(i)] for i in np.linspace(0, len(cases) - 1, cap).round()]
+
+
+def _listed(items: Sequence[str]) -> str:
+    return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+
+def _resolve_reference_maps(case: Case, root: Path) -> Case:
+    """The case with its source's reference map paths resolved against the manifest folder."""
+    found = {k: str(root / case.source[k]) for k in REFERENCE_MAPS if isinstance(case.source.get(k), str)}
+    return dataclasses.replace(case, source={**case.source, **found}) if found else case
+
+
 def load_real_case(case: Case) -> RealCase:
-    """The real images of a manifest case."""
+    """The real images of a manifest case (from :func:`split_cases`: the reference maps in its
+    source, the phantoms' true and re-scan strain, are resolved there)."""
     return RealCase(
         id=case.id,
-        bmode=read_gray(case.bmode),
+        bmode=load_bmode(case.bmode),
         strain=read_strain(case.strain),
         roi=case.roi,
         emode=read_rgb(case.emode) if case.emode is not None else None,
         lesion=read_mask(case.lesion) if case.lesion is not None else None,
         tsukuba=case.tsukuba,
         alpha=float(case.source.get("display_alpha", 0.5)),
+        true_strain=_reference_map(case, "true_strain"),
+        retest_strain=_reference_map(case, "retest_strain"),
     )
+
+
+def _reference_map(case: Case, key: str) -> np.ndarray | None:
+    """``source[key]``'s map, or ``None`` when the case has none."""
+    if key not in case.source:
+        return None
+    path = Path(case.source[key])
+    if not path.is_absolute():
+        raise ValueError(f"case {case.id}: source.{key} {path} is relative to its manifest; read the cases with "
+                         "split_cases, which resolves it")
+    return read_strain(path)
 
 
 def checkpoint_names(paths: Sequence[str | Path]) -> list[str]:
@@ -150,7 +245,7 @@ def per_case_csv(rows: Iterable[dict[str, Any]]) -> str:
 
 
 def evaluate(
-    models: Mapping[str, PredictFn],
+    models: Mapping[str, Model | PredictFn],
     cases: Sequence[Case],
     out: str | Path,
     *,
@@ -158,17 +253,27 @@ def evaluate(
     source: Mapping[str, Any] | None = None,
     gallery: int = 4,
     progress: bool = False,
+    samples: int = 8,
+    train: Sequence[Case] = (),
+    authenticity: bool = True,
+    cnn: bool = True,
 ) -> list[Path]:
     """Compare every model with the real cases; write metrics.json, report.md, CSV and figures.
 
     Args:
-        models: name → predict function (ordered; the report's columns follow it).
+        models: name → :class:`Model` (or a plain one-draw callable), ordered; the report's
+            columns follow it.
         cases: the manifest cases (with strain and ROI, see :func:`split_cases`).
         out: output folder.
         info: name → provenance shown in metrics.json and report.md (checkpoint path, step, …).
         source: what was evaluated (manifest, split), for metrics.json and report.md.
         gallery: cases in the gallery figure.
         progress: a progress bar over the cases.
+        samples: K, draws per case of a model that samples (1: the single draw only).
+        train: training cases (:func:`train_cases`) for the memorisation check.
+        authenticity: run the observers without readers (``elastogan.eval.authenticity``):
+            classifier two-sample tests, Fréchet distance, memorisation, power spectrum.
+        cnn: with ``authenticity``, also the CNN observer (the slow part).
 
     Returns:
         The files written.
@@ -177,10 +282,15 @@ def evaluate(
         raise ValueError("no model to evaluate")
     if not cases:
         raise ValueError("no case to evaluate")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    models = {name: _as_model(m) for name, m in models.items()}
     info = info or {}
     source = dict(source or {})
     out = Path(out)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
+    real_maps = _Maps()
+    synthetic_maps = {name: _Maps() for name in models}
     iterator: Iterable[Case] = cases
     if progress:
         from tqdm import tqdm
@@ -188,27 +298,92 @@ def evaluate(
         iterator = tqdm(cases, desc="evaluate", unit="case")
     for case in iterator:  # cases outside, models inside: each real case is read once
         real = load_real_case(case)
-        for name, predict in models.items():
-            rows[name].append(compare_case(real, *predict(real)))
+        real_maps.add(real.strain, real.emode, real.roi)
+        for name, model in models.items():
+            emode, strain = model.one(real)
+            draws = model.samples(real, samples) if model.samples is not None and samples > 1 else None
+            rows[name].append(compare_case(real, emode, strain, draws))
+            synthetic_maps[name].add(strain, emode, real.roi)
 
+    groups = [c.patient_id for c in cases]
+    train_maps = [_crop(read_strain(c.strain), c.roi) for c in train] if authenticity else []
     single = len(models) == 1
     written: list[Path] = []
     summaries: dict[str, dict[str, Any]] = {}
     folders: dict[str, str] = {}
-    for name, predict in models.items():
+    extras: dict[str, dict[str, Any]] = {}
+    for name, model in models.items():
         folder = "" if single else _slug(name)
         folders[name] = folder
         d = out / folder if folder else out
-        summaries[name] = {**source, **info.get(name, {}), **summarise(rows[name])}
-        written += _write_checkpoint_files(d, rows[name], predict, cases, gallery)
+        summary = summarise(rows[name])
+        summary["samples"] = samples if model.samples is not None else 1
+        if model.samples is None and samples > 1:
+            summary["notes"].append("samples: the model draws one output; its mean of K draws is that output")
+        if authenticity:
+            found, extras[name] = _authenticity(real_maps, synthetic_maps[name], groups, train_maps, cnn)
+            summary["notes"] += [f"authenticity: {n}" for n in found.pop("notes", [])]
+            summary.update(found)
+        summaries[name] = {**source, **info.get(name, {}), **summary}
+        written += _write_checkpoint_files(d, rows[name], model.one, cases, gallery, extras.get(name))
     names = list(models)
     for name in names[1:]:  # each later checkpoint against the first, on the same cases
         summaries[name]["paired"] = paired_against(rows[name], rows[names[0]], names[0])
     metrics = next(iter(summaries.values())) if single else summaries
     js, md = out / "metrics.json", out / "report.md"
     atomic_write_text(js, to_json(metrics))
-    atomic_write_text(md, markdown(summaries, rows, folders, {p.relative_to(out).as_posix() for p in written}, source))
+    atomic_write_text(md, markdown(summaries, rows, folders, {p.relative_to(out).as_posix() for p in written}, source,
+                                   extras))
     return [js, md, *written]
+
+
+def _crop(a: np.ndarray, roi: Box) -> np.ndarray:
+    x0, y0, x1, y1 = roi
+    return a[y0:y1, x0:x1]
+
+
+@dataclasses.dataclass
+class _Maps:
+    """ROI crops of one side's maps, case by case (the observers' input)."""
+
+    strain: list[np.ndarray] = dataclasses.field(default_factory=list)
+    emode: list[np.ndarray | None] = dataclasses.field(default_factory=list)
+
+    def add(self, strain: np.ndarray, emode: np.ndarray | None, roi: Box) -> None:
+        self.strain.append(_crop(strain, roi))
+        self.emode.append(None if emode is None else _crop(emode, roi))
+
+
+# Keys of authenticity_metrics' result that are figure or table data, not metrics.json numbers
+# (its n_cases is the summary's own).
+_AUTHENTICITY_DATA = ("texture_table", "spectrum", "memorisation", "n_cases")
+
+
+def _authenticity(real: _Maps, synthetic: _Maps, groups: list[str], train: list[np.ndarray],
+                  cnn: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The observers' numbers for metrics.json and the full result (figures, texture table).
+
+    The E-mode observers run when every case has a real E-mode. Data the observers cannot
+    use (fewer than 4 cases, a ROI under 8×8 pixels) leave every observer key ``None`` with a
+    note instead of failing the whole evaluation.
+    """
+    from elastogan.eval.authenticity.maps import MapError
+    from elastogan.eval.authenticity.report import C2ST_FIELDS, authenticity_metrics
+
+    with_emode = all(e is not None for e in real.emode)
+    try:
+        result = authenticity_metrics(
+            real=real.strain, synthetic=synthetic.strain, groups=groups,
+            real_emode=real.emode if with_emode else None, synthetic_emode=synthetic.emode if with_emode else None,
+            train=train, folds=5, seed=0, cnn=cnn)
+    except MapError as e:
+        keys = [f"c2st_{o}{m}_{f}" for o in ("texture", "cnn") for m in ("", "_emode") for f in C2ST_FIELDS]
+        return {**dict.fromkeys([*keys, "fd_texture", "memorisation_ratio", "c2st_folds"]), "notes": [str(e)]}, {}
+    scalars = {k: v for k, v in result.items() if k not in _AUTHENTICITY_DATA}
+    if not with_emode:
+        scalars["notes"] = [*scalars.get("notes", []), "E-mode observers: not every case has a real E-mode"]
+    scalars["c2st_folds"] = scalars.pop("folds", None)
+    return scalars, result
 
 
 def paired_against(rows: Sequence[dict[str, Any]], reference_rows: Sequence[dict[str, Any]],
@@ -219,6 +394,78 @@ def paired_against(rows: Sequence[dict[str, Any]], reference_rows: Sequence[dict
     for _, col, _ in PAIRED_METRICS:
         out[col] = paired_comparison([r[col] for r in rows], [r[col] for r in reference_rows])
     return out
+
+
+def _ratio_cell(s: Mapping[str, Any], key: str, value: str, ceiling: str) -> str:
+    """The ratio ``s[key]`` with the two means it divides, e.g. ``0.833 (0.700 / 0.840)``."""
+    ratio = s.get(key)
+    if ratio is None:
+        return "—"
+    return f"{num(ratio)} ({num(s[value + '_mean'])} / {num(s[ceiling + '_mean'])})"
+
+
+def _c2st_cell(s: Mapping[str, Any], observer: str, emode: bool) -> str:
+    k = _c2st_key(observer, emode)
+    acc = s.get(f"{k}_accuracy")
+    if acc is None:
+        return "—"
+    text = f"{num(acc)} {interval(s.get(f'{k}_ci'))}; p {pval(s.get(f'{k}_p'))}"
+    return text + (f"; AUC {num(s[f'{k}_auc'])}" if s.get(f"{k}_auc") is not None else "")
+
+
+def _c2st_key(observer: str, emode: bool) -> str:
+    """metrics.json prefix of an observer's C2ST: ``c2st_texture``, ``c2st_cnn_emode``…"""
+    return f"c2st_{observer}" + ("_emode" if emode else "")
+
+
+# The perception–distortion table of issue 11: (label, cell, goal).
+_CEILING_ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str], str], ...] = (
+    ("one draw (what a reader is shown): NCC in the ROI", lambda s: num(s.get("ncc_mean")), ""),
+    ("its ceiling: the scanner's test–retest NCC", lambda s: num(s.get("ncc_retest_mean")), ""),
+    ("one draw / test–retest", lambda s: _ratio_cell(s, "ncc_over_retest", "ncc", "ncc_retest"), "≥ 0.85"),
+    ("mean of K draws (the best estimate): NCC in the ROI", lambda s: num(s.get("ncc_mean_of_samples_mean")), ""),
+    ("its ceiling: the oracle, true FEM strain vs scanner", lambda s: num(s.get("ncc_oracle_mean")), ""),
+    ("mean of K draws / oracle",
+     lambda s: _ratio_cell(s, "ncc_mean_of_samples_over_oracle", "ncc_mean_of_samples", "ncc_oracle"), "≥ 0.95"),
+    ("one draw / oracle", lambda s: _ratio_cell(s, "ncc_over_oracle", "ncc", "ncc_oracle"), ""),
+    ("mean of K draws: NCC in the lesion", lambda s: num(s.get("ncc_lesion_mean_of_samples_mean")), "≥ 0.55"),
+    ("texture observer C2ST accuracy [95 % CI], mapped strain", lambda s: _c2st_cell(s, "texture", False), "≤ 0.60"),
+    ("texture observer C2ST accuracy, E-mode", lambda s: _c2st_cell(s, "texture", True), "≤ 0.60"),
+    ("CNN observer C2ST accuracy, mapped strain", lambda s: _c2st_cell(s, "cnn", False), "≤ 0.75"),
+    ("CNN observer C2ST accuracy, E-mode", lambda s: _c2st_cell(s, "cnn", True), "≤ 0.75"),
+    ("Fréchet distance, texture features", lambda s: num(s.get("fd_texture")), "lower is better"),
+    ("memorisation ratio (nearest training map: synthetic / real)", lambda s: num(s.get("memorisation_ratio")),
+     "≈ 1; ≪ 1 copies"),
+    ("K draws per case", lambda s: str(s.get("samples", "")), ""),
+    ("coverage of the 90 % predictive interval", lambda s: num(s.get("coverage_90")), "0.85–0.95"),
+    ("Spearman of per-pixel sd with the mean's absolute error (mean over cases)",
+     lambda s: num(s.get("sd_error_spearman")), "> 0.3"),
+    ("Spearman mean sd vs 1 − NCC, across cases", lambda s: num(s.get("sd_ncc_spearman")), ""),
+)
+
+
+def _ceiling_markdown(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    names = list(summaries)
+    lines = ["## Each NCC against its ceiling; realism without readers; uncertainty", "",
+             "A realistic *draw* cannot also be the best average guess (Blau & Michaeli 2018), so each is "
+             "judged against its own ceiling. One draw is what a reader is shown: its NCC is set beside the "
+             "scanner's own agreement between two scans of the same phantom (other compression, independent "
+             "noise; `elastogan simulate --retest`), and observers try to tell it from real scans "
+             "(classifier two-sample tests cross-fitted by patient: accuracy 0.5 = indistinguishable). The "
+             "mean of K draws is the best estimate: its NCC is set beside the oracle, the true FEM strain "
+             "against the scanner's elastogram. Coverage: the fraction of ROI pixels whose real value lies "
+             "in the draws' 90 % predictive interval (mean ± t·sd·√(1 + 1/K)). Goals: issue 11.", "",
+             "| | " + " | ".join(names) + " | goal |", "|---|" + "---|" * (len(names) + 1)]
+    lines += [f"| {label} | " + " | ".join(cell(summaries[n]) for n in names) + f" | {goal} |"
+              for label, cell, goal in _CEILING_ROWS]
+    return [*lines, ""]
+
+
+def _texture_markdown(table: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """``authenticity_metrics``' texture table: {feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}}."""
+    lines = ["| feature | real, mean ± sd | synthetic, mean ± sd |", "|---|---|---|"]
+    return lines + [f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
+                    f"{v['synthetic_sd']:.3g} |" for name, v in table.items()]
 
 
 def _paired_cell(c: Mapping[str, Any], higher_is_better: bool) -> str:
@@ -252,7 +499,7 @@ def _paired_markdown(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: PredictFn, cases: Sequence[Case],
-                            gallery: int) -> list[Path]:
+                            gallery: int, authenticity: Mapping[str, Any] | None) -> list[Path]:
     written = [d / "per_case.csv"]
     atomic_write_text(written[0], per_case_csv(rows))
     ncc = [r["ncc"] for r in rows if r["ncc"] is not None]
@@ -286,6 +533,14 @@ def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: Predic
             [a for a, _ in pairs], [b for _, b in pairs], title="Strain ratio (reference / lesion), per case",
             xlabel="real strain ratio", ylabel="synthetic strain ratio"))
         written.append(path)
+    if authenticity is not None:
+        from elastogan.eval.authenticity.figures import memorisation_png, spectrum_png
+
+        for name, draw, key in (("spectrum.png", spectrum_png, "spectrum"), ("memorisation.png", memorisation_png,
+                                                                              "memorisation")):
+            if authenticity.get(key) is not None:
+                atomic_write_bytes(d / name, draw(authenticity))
+                written.append(d / name)
     return written
 
 
@@ -320,8 +575,11 @@ def _kappa_cell(s: Mapping[str, Any], which: str) -> str:
 
 
 def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequence[dict[str, Any]]],
-             folders: Mapping[str, str], figures: set[str], source: Mapping[str, Any]) -> str:
-    """report.md: one column per checkpoint, the reference paper's NCC beside them."""
+             folders: Mapping[str, str], figures: set[str], source: Mapping[str, Any],
+             authenticity: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """report.md: one column per checkpoint, the reference paper's NCC beside them; each NCC
+    beside its ceiling, the observers and the calibration against the goals of issue 11;
+    ``authenticity``: name → the full ``authenticity_metrics`` result (texture table)."""
     names = list(summaries)
     first = next(iter(summaries.values()))
     what = ", ".join(f"{k} {v}" for k, v in source.items())
@@ -334,7 +592,7 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
              "lesion looks harder). Tsukuba: the rule scorer on the real and on the synthetic strain; κ "
              "unweighted over all cases (cyst a category of its own), linear-weighted over the cases "
              "scored 1–5 on both sides.", ""]
-    info_keys = [k for k in ("checkpoint", "model", "step") if any(k in s for s in summaries.values())]
+    info_keys = [k for k in ("checkpoint", "model", "step", "stochastic") if any(k in s for s in summaries.values())]
     if info_keys:
         lines += ["| name | " + " | ".join(info_keys) + " |", "|---|" + "---|" * len(info_keys)]
         lines += [f"| {n} | " + " | ".join(str(summaries[n].get(k, "")) for k in info_keys) + " |" for n in names]
@@ -358,18 +616,27 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
                        for t in (summaries[n]["tsukuba_vs_label"][side] for side in ("real", "synthetic")))
             for n in names) + " | |")
     lines += ["", f"Paper: {REFERENCE_PAPER['source']}.", ""]
+    lines += _ceiling_markdown(summaries)
     lines += _paired_markdown(summaries)
     for n in names:
         folder = folders[n]
         prefix = f"{folder}/" if folder else ""
         lines += [f"## {n}", ""]
+        if summaries[n].get("notes"):
+            lines += [f"- {note}" for note in summaries[n]["notes"]] + [""]
+        table = (authenticity or {}).get(n, {}).get("texture_table")
+        if table:
+            lines += ["Texture statistics of the mapped strain in the ROI, real vs synthetic "
+                      "(the texture observer's features):", "", *_texture_markdown(table), ""]
         t = summaries[n]["tsukuba"]
         if t is not None:
             lines += ["Tsukuba rule scores, real (rows) vs synthetic (columns):", ""]
             lines += confusion_markdown(t["confusion"], "real", "synthetic")
             lines.append("")
         for fig, alt in (("ncc_histogram.png", "NCC per case"), ("gallery.png", "real | synthetic | difference"),
-                         ("strain_ratio.png", "strain ratio, real vs synthetic")):
+                         ("strain_ratio.png", "strain ratio, real vs synthetic"),
+                         ("spectrum.png", "radially averaged power spectrum, real vs synthetic"),
+                         ("memorisation.png", "distance to the nearest training map, synthetic vs real")):
             if prefix + fig in figures:
                 lines += [f"![{alt}]({prefix}{fig})", ""]
         noted = [r for r in rows[n] if r["note"]]

@@ -17,12 +17,14 @@ from PIL import Image
 
 from elastogan.checkpoint import FORMAT_VERSION, save_checkpoint
 from elastogan.cli import main
+from elastogan.data.images import read_strain
 from elastogan.data.manifest import read_manifest
 from elastogan.eval import evaluate as ev
 from elastogan.eval import metrics
 from elastogan.display import render_emode
+from elastogan.errors import UserError
 from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, overlay_mask, summarise
-from elastogan.eval.evaluate_report import checkpoint_names, evaluate, load_real_case, split_cases
+from elastogan.eval.evaluate_report import Model, checkpoint_names, evaluate, load_real_case, split_cases, train_cases
 from elastogan.predict import Predictor
 from elastogan.training.config import CONFIG_DIR
 
@@ -36,7 +38,7 @@ REQUIRED = ("ncc_mean", "ncc_sd", "ncc_median", "ncc_min", "ncc_max", "ssim_mean
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("sim")
-    assert main(["simulate", "--out", str(d), "--n", "6", "--size", "64", "--no-progress"]) == 0
+    assert main(["simulate", "--out", str(d), "--n", "6", "--size", "64", "--retest", "test", "--no-progress"]) == 0
     return d / "manifest.jsonl"
 
 
@@ -45,8 +47,15 @@ def ckpt(data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
     smaller = [arg for kv in TINY for arg in ("--set", kv)]  # the training tests' few-steps-a-second model
     assert main(["train", "--config", str(CONFIG_DIR / "tiny.yaml"), "--data", str(data), "--out", str(run),
-                 "--steps", "2", *smaller, "--device", "cpu", "--no-progress"]) == 0
+                 "--steps", "2", *smaller, "--set", "model.noise=true", "--device", "cpu", "--no-progress"]) == 0
     return run / "checkpoints" / "last.pt"
+
+
+def _roi(case) -> np.ndarray:
+    x0, y0, x1, y1 = case.roi
+    mask = np.zeros(read_strain(case.strain).shape, bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -154,7 +163,8 @@ def test_real_data_against_itself(data, tmp_path):
     per_case.csv is what `elastogan stats report` reads."""
     cases = split_cases(data, "test")
     out = tmp_path / "self"
-    evaluate({"self": lambda real: (real.emode, real.strain)}, cases, out, source={"split": "test"}, gallery=2)
+    evaluate({"self": lambda real: (real.emode, real.strain)}, cases, out, source={"split": "test"}, gallery=2,
+             authenticity=False)
     m = json.loads((out / "metrics.json").read_text())
     assert set(REQUIRED) <= set(m) and m["n_cases"] == len(cases) == 2
     for k in ("ncc_mean", "ncc_min", "ncc_max", "ncc_emode_mean", "ssim_mean", "ncc_lesion_mean"):
@@ -162,7 +172,23 @@ def test_real_data_against_itself(data, tmp_path):
     assert m["ncc_sd"] == pytest.approx(0.0, abs=1e-9) and m["mae_mean"] == 0.0
     assert m["psnr_mean"] is None and m["psnr_n_infinite"] == 2
     assert m["strain_ratio_mare"] == 0.0 and m["tsukuba_agreement"] == 1.0
+    # The ceilings: the scanner's map against the simulator's true strain and against a re-scan.
+    oracle = [metrics.ncc(read_strain(Path(c.source["true_strain"])), read_strain(c.strain), _roi(c)) for c in cases]
+    retest = [metrics.ncc(read_strain(Path(c.source["retest_strain"])), read_strain(c.strain), _roi(c)) for c in cases]
+    assert m["ncc_oracle_mean"] == pytest.approx(np.mean(oracle)) and m["ncc_retest_mean"] == pytest.approx(np.mean(retest))
+    assert all(0.3 < v < 1 for v in oracle + retest), (oracle, retest)
+    assert m["ncc_over_oracle"] == pytest.approx(1 / np.mean(oracle)) and m["ncc_over_oracle"] > 1  # a scan is no estimate
+    assert m["ncc_over_retest"] == pytest.approx(1 / np.mean(retest))
+    # A model that draws one output: its mean of K draws is that output, and it has no spread.
+    assert m["samples"] == 1 and m["ncc_mean_of_samples_mean"] == 1.0 and m["ncc_lesion_mean_of_samples_mean"] == 1.0
+    assert m["ncc_mean_of_samples_over_oracle"] == pytest.approx(m["ncc_over_oracle"])
+    assert m["coverage_90"] is None and m["sd_error_spearman"] is None and m["sd_ncc_spearman"] is None
+    assert any(n.startswith("samples: the model draws one output") for n in m["notes"])
+    md = (out / "report.md").read_text()
+    assert f"| one draw / test–retest | {1 / np.mean(retest):.3f} (1.000 / {np.mean(retest):.3f}) | ≥ 0.85 |" in md
+    assert f"| its ceiling: the oracle, true FEM strain vs scanner | {np.mean(oracle):.3f} |" in md
     rows = _read_csv(out / "per_case.csv")
+    assert [float(r["ncc_oracle"]) for r in rows] == pytest.approx(oracle)
     assert [r["case"] for r in rows] == [c.id for c in cases] and all(float(r["ncc"]) == 1.0 for r in rows)
     assert [r["tsukuba_label"] for r in rows] == [str(c.tsukuba) for c in cases]
     same = np.mean([r["tsukuba_real"] == r["tsukuba_label"] for r in rows])
@@ -174,6 +200,20 @@ def test_real_data_against_itself(data, tmp_path):
     assert main(["stats", "report", str(export)]) == 0
     rep = json.loads((export / "report" / "report.json").read_text())
     assert rep["image_metrics"]["ncc"]["mean"] == 1.0 and rep["image_metrics"]["ncc"]["n"] == 2
+    assert "observers" not in rep
+    # with the run's metrics.json and the readers' answers: the ceilings, readers beside observers
+    shutil.copy(out / "metrics.json", export / "metrics.json")
+    (export / "answers.csv").write_text("reader,case,is_synthetic,judged_synthetic\n"
+                                        + "".join(f"r1,c{i},{i % 2},{(i // 2) % 2}\n" for i in range(8)))
+    assert main(["stats", "report", str(export)]) == 0
+    rep = json.loads((export / "report" / "report.json").read_text())
+    seen = rep["observers"]["model"]
+    assert seen["ncc_oracle_mean"] == m["ncc_oracle_mean"] and seen["ncc_retest_mean"] == m["ncc_retest_mean"]
+    assert seen["ncc_over_oracle"] == m["ncc_over_oracle"] and seen["coverage_90"] is None
+    md = (export / "report" / "report.md").read_text()
+    assert "## NCC against its ceiling, and uncertainty (elastogan evaluate)" in md
+    assert f"| model | 2 | 1.000 | {m['ncc_retest_mean']:.3f} |" in md
+    assert "| readers (app), overall | 0.500 [" in md and "## Authenticity without readers" in md
 
 
 def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):
@@ -184,12 +224,21 @@ def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):
         assert (out / name).is_file(), name
     m = json.loads((out / "metrics.json").read_text())
     assert set(REQUIRED) <= set(m) and m["n_cases"] == 2 and m["step"] == 2 and m["model"] == "transunet"
+    # a generator with noise inputs: 8 draws by default, their mean and spread
+    assert m["stochastic"] is True and m["samples"] == 8 and m["coverage_90_n"] == 2 and m["sd_mean_mean"] > 0
+    # the observers need 4 cases: with 2 every key is there, None, and the note says why
+    assert m["c2st_texture_accuracy"] is None and m["fd_texture"] is None and "c2st_cnn_emode_auc" in m
+    assert "authenticity: authenticity metrics need at least 4 cases, got 2" in m["notes"]
     # The per-case NCC is the paper's NCC of the Predictor's strain against the real one, in the ROI.
-    case = read_manifest(data).split("test")[0]
-    real = load_real_case(case)
-    _, strain = Predictor.from_checkpoint(ckpt, device="cpu").predict(real.bmode, roi=real.roi)
+    real = load_real_case(split_cases(data, "test")[0])
+    with pytest.raises(ValueError, match="source.true_strain .* is relative to its manifest; read the cases with split_cases"):
+        load_real_case(read_manifest(data).split("test")[0])
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    _, strain = predictor.predict(real.bmode, roi=real.roi)
     rows = _read_csv(out / "per_case.csv")
     assert float(rows[0]["ncc"]) == pytest.approx(metrics.ncc(real.strain, strain, real.roi_mask), abs=1e-5)
+    mean = predictor.sample(real.bmode, samples=8, roi=real.roi).mean(axis=0)
+    assert float(rows[0]["ncc_mean_of_samples"]) == pytest.approx(metrics.ncc(real.strain, mean, real.roi_mask), abs=1e-5)
     assert m["ncc_mean"] == pytest.approx(np.mean([float(r["ncc"]) for r in rows]), abs=1e-5)
     assert m["psnr_mean"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), abs=1e-4)
     md = (out / "report.md").read_text()
@@ -205,7 +254,7 @@ def test_two_checkpoints_side_by_side(data, ckpt, tmp_path):
         shutil.copy(ckpt, p)
     out = tmp_path / "eval"
     assert main(["evaluate", "--checkpoint", str(a), str(b), "--data", str(data), "--out", str(out),
-                 "--device", "cpu", "--no-progress", "--gallery", "1"]) == 0
+                 "--device", "cpu", "--no-progress", "--gallery", "1", "--samples", "3", "--no-authenticity"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert list(m) == ["a/last", "b/last"]
     assert all(set(REQUIRED) <= set(v) for v in m.values())
@@ -215,6 +264,8 @@ def test_two_checkpoints_side_by_side(data, ckpt, tmp_path):
     # the later checkpoint is compared case by case with the first: the same weights, no difference
     assert "paired" not in m["a/last"] and m["b/last"]["paired"]["reference"] == "a/last"
     assert m["b/last"]["paired"]["ncc"]["diff"] == pytest.approx(0.0, abs=1e-6)
+    assert m["b/last"]["paired"]["ncc_mean_of_samples"]["diff"] == pytest.approx(0.0, abs=1e-6)
+    assert m["a/last"]["samples"] == 3 and m["a/last"]["coverage_90"] is not None
     assert "## Case by case against a/last" in (out / "report.md").read_text()
 
 
@@ -228,7 +279,7 @@ def test_paired_comparison_of_a_worse_model(data, tmp_path):
         return real.emode, np.clip(real.strain + rng.normal(0, 0.2, real.strain.shape), 0, 1).astype(np.float32)
 
     out = tmp_path / "pair"
-    evaluate({"real": lambda real: (real.emode, real.strain), "noisy": noisy}, cases, out, gallery=0)
+    evaluate({"real": lambda real: (real.emode, real.strain), "noisy": noisy}, cases, out, gallery=0, authenticity=False)
     m = json.loads((out / "metrics.json").read_text())
     pair = m["noisy"]["paired"]
     per_case = {name: _read_csv(out / name / "per_case.csv") for name in ("real", "noisy")}
@@ -244,6 +295,12 @@ def test_paired_comparison_of_a_worse_model(data, tmp_path):
     from elastogan.demo import results_table
 
     table = results_table(out / "metrics.json")
+    header, real_line = table.splitlines()[:2]
+    assert header.split()[-9:] == ["retest", "K-mean", "oracle", "C2ST", "tex", "C2ST", "CNN", "SSIM", "MAE"]
+    # the ceilings beside NCC; no observers ran here, so the C2ST columns say so
+    r = m["real"]
+    assert f"{r['ncc_retest_mean']:7.3f} {r['ncc_mean_of_samples_mean']:7.3f} {r['ncc_oracle_mean']:7.3f}" in real_line
+    assert real_line.split()[-4:-2] == ["—", "—"]
     c = pair["ncc"]
     assert f"case by case, NCC noisy − real: {c['diff']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]" in table
 
@@ -282,3 +339,136 @@ def test_bad_input_is_one_line_and_exit_2(data, ckpt, tmp_path, capsys):
     _fails(capsys, run([ckpt], src), "1 case(s) of split 'test' have no real strain map (and ROI) to compare with: c001")
     _fails(capsys, run([ckpt], data, "--split", "tset"), "unknown split 'tset'")
     assert not (tmp_path / "o").exists()
+
+
+# --- K draws: the mean's NCC and the calibration of the spread (issue 11 §3) ---------------
+
+
+def _sampler(error_sd, spread: float = 1.0) -> Model:
+    """A toy generator that knows its error: each case's draws are ``real + δ + spread · e_k``
+    with the model's own error δ ~ N(0, σ²) fixed per case and draw noise e_k ~ N(0, σ²); with
+    ``spread`` 1 the real value is one more draw of N(centre, σ²): a calibrated sampler.
+    ``error_sd(shape)``: σ per pixel. The same case gives the same draws at every call."""
+    def draws(real: RealCase, k: int) -> np.ndarray:
+        rng = np.random.default_rng(int(np.nansum(real.strain) * 1000) % 2**31)
+        sd = error_sd(real.strain.shape)
+        centre = real.strain + sd * rng.standard_normal(real.strain.shape)
+        return (centre + spread * sd * rng.standard_normal((k, *real.strain.shape))).astype(np.float32)
+
+    def one(real: RealCase):
+        strain = draws(real, 1)[0]
+        return render_emode(real.bmode, strain, real.roi, alpha=real.alpha), strain
+
+    return Model(one=one, samples=draws)
+
+
+def test_a_calibrated_sampler_covers_90_percent_and_its_mean_beats_one_draw(data, tmp_path):
+    cases = split_cases(data, "test")
+    uniform = _sampler(lambda shape: np.full(shape, 0.05))
+    # the error's scale grows from left to right: an sd that follows it is informative
+    growing = _sampler(lambda shape: np.repeat(np.linspace(0.01, 0.15, shape[1])[None], shape[0], axis=0))
+    out = tmp_path / "cal"
+    evaluate({"uniform": uniform, "growing": growing}, cases, out, samples=8, gallery=0, authenticity=False)
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("uniform", "growing"):
+        s = m[name]
+        assert s["samples"] == 8 and s["coverage_90_n"] == 2
+        assert s["coverage_90"] == pytest.approx(0.90, abs=0.03), name  # ≈ 4 000 ROI pixels
+        # one draw carries the draw noise and the model's error, the mean of 8 nearly only the error
+        assert s["ncc_mean_of_samples_mean"] > s["ncc_mean"]
+    assert abs(m["uniform"]["sd_error_spearman"]) < 0.1  # sd estimates of one σ: noise
+    assert m["growing"]["sd_error_spearman"] > 0.3
+    assert m["uniform"]["sd_mean_mean"] == pytest.approx(0.05, rel=0.05)
+    rows = _read_csv(out / "growing" / "per_case.csv")
+    assert np.mean([float(r["coverage_90"]) for r in rows]) == pytest.approx(m["growing"]["coverage_90"])
+    md = (out / "report.md").read_text()
+    assert "| coverage of the 90 % predictive interval | 0.9" in md and "| 0.85–0.95 |" in md
+    assert "## Case by case against uniform" in md and "NCC of the mean of K draws, strain in the ROI (higher" in md
+
+
+def test_an_overconfident_sampler_undercovers(data, tmp_path):
+    cases = split_cases(data, "test")
+    narrow = _sampler(lambda shape: np.full(shape, 0.05), spread=0.3)
+    evaluate({"narrow": narrow}, cases, tmp_path, samples=8, gallery=0, authenticity=False)
+    assert json.loads((tmp_path / "metrics.json").read_text())["coverage_90"] < 0.6
+
+
+def test_samples_1_draws_nothing_more_and_the_mean_is_the_single_draw(data, tmp_path):
+    cases = split_cases(data, "test")
+    calls = {"samples": 0}
+    base = _sampler(lambda shape: np.full(shape, 0.05))
+
+    def counted(real, k):
+        calls["samples"] += 1
+        return base.samples(real, k)
+
+    evaluate({"m": Model(one=base.one, samples=counted)}, cases, tmp_path / "k1", samples=1, gallery=0, authenticity=False)
+    m = json.loads((tmp_path / "k1" / "metrics.json").read_text())
+    assert calls["samples"] == 0 and m["samples"] == 1
+    assert m["ncc_mean_of_samples_mean"] == m["ncc_mean"] and m["coverage_90"] is None
+    with pytest.raises(ValueError, match="samples must be a positive integer"):
+        evaluate({"m": base}, cases, tmp_path / "k0", samples=0, authenticity=False)
+
+
+def test_reference_maps_resolve_against_the_manifest_and_missing_ones_are_named(data, tmp_path):
+    cases = split_cases(data, "test")
+    assert all(Path(c.source["true_strain"]).is_absolute() and Path(c.source["retest_strain"]).is_file() for c in cases)
+    real = load_real_case(cases[0])
+    assert real.true_strain.shape == real.retest_strain.shape == real.strain.shape
+    copy = tmp_path / "copy"
+    shutil.copytree(data.parent, copy)
+    gone = copy / read_manifest(copy / "manifest.jsonl").split("test")[0].source["retest_strain"]
+    gone.unlink()
+    with pytest.raises(UserError, match=r"1 reference map\(s\) named in source are missing: .* \(retest_strain\)"):
+        split_cases(copy / "manifest.jsonl", "test")
+
+
+def test_clinical_data_has_no_ceiling_and_says_why(tmp_path):
+    manifest = make_manifest(tmp_path / "clinic", size=(48, 48), splits={"test": 3})
+    out = tmp_path / "out"
+    evaluate({"self": lambda real: (real.emode, real.strain)}, split_cases(manifest, "test"), out, gallery=0,
+             authenticity=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["ncc_oracle_mean"] is None and m["ncc_oracle_n"] == 0 and m["ncc_over_oracle"] is None
+    assert m["ncc_retest_mean"] is None and m["ncc_over_retest"] is None
+    assert any("no case has the true strain" in n for n in m["notes"])
+    assert any("elastogan simulate --retest" in n for n in m["notes"])
+    assert all(r["note"] is None or "oracle" not in r["note"] for r in _read_csv(out / "per_case.csv"))
+
+
+# --- authenticity without readers, wired into evaluate ---------------------------------------
+
+
+def test_observers_run_per_checkpoint_and_the_real_images_are_their_own_twin(tmp_path):
+    """The real maps as the 'synthetic' ones: the same texture (Fréchet distance 0) and as novel
+    as themselves (memorisation ratio exactly 1); a blurred copy is told apart."""
+    from scipy import ndimage
+
+    manifest = make_manifest(tmp_path / "set", size=(48, 48), splits={"train": 6, "test": 8})
+
+    def blurred(real):
+        s = real.strain.copy()
+        inside = np.isfinite(s)
+        s[inside] = ndimage.gaussian_filter(np.nan_to_num(s, nan=0.5), 2.0)[inside]
+        return render_emode(real.bmode, s, real.roi, colorbar=False), s
+
+    out = tmp_path / "eval"
+    evaluate({"self": lambda real: (real.emode, real.strain), "blurred": blurred}, split_cases(manifest, "test"), out,
+             gallery=0, train=train_cases(manifest), cnn=False)  # the CNN observer is tested in test_authenticity
+    m = json.loads((out / "metrics.json").read_text())
+    same, blur = m["self"], m["blurred"]
+    assert same["fd_texture"] == pytest.approx(0.0, abs=1e-9) and same["memorisation_ratio"] == 1.0
+    assert blur["fd_texture"] > 1.0
+    for key in ("c2st_texture", "c2st_texture_emode"):
+        for s in (same, blur):
+            assert 0 <= s[f"{key}_accuracy"] <= 1 and len(s[f"{key}_ci"]) == 2 and 0 <= s[f"{key}_p"] <= 1, key
+    assert same["c2st_cnn_accuracy"] is None and any("CNN observer not run" in n for n in same["notes"])
+    assert blur["c2st_texture_accuracy"] > 0.8 and blur["c2st_folds"] == 5
+    assert "texture_table" not in same and "spectrum" not in same and "memorisation" not in same
+    for name in ("self", "blurred"):
+        for fig in ("spectrum.png", "memorisation.png"):
+            with Image.open(out / name / fig) as im:
+                assert im.format == "PNG"
+    md = (out / "report.md").read_text()
+    assert "| feature | real, mean ± sd | synthetic, mean ± sd |" in md and "![radially averaged power spectrum" in md
+    assert f"| texture observer C2ST accuracy [95 % CI], mapped strain | {same['c2st_texture_accuracy']:.3f} [" in md

@@ -259,3 +259,12 @@ def test_strain_ratio_interval_and_sd_picture():
     inside = pic[30, 30].astype(int)
     assert inside[0] == inside[2] and inside[1] < inside[0]  # magenta: no hue of a strain colour map
     assert pic[60, 2].tolist() == [0, 0, 0]  # outside the ROI
+
+
+@pytest.mark.parametrize("module", ["elastogan.uncertainty", "elastogan.models.losses", "elastogan.models.discriminators"])
+def test_docstring_examples_of_the_sampling_modules(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0

@@ -173,6 +173,7 @@ def test_out_that_is_a_file_or_lies_under_one(tmp_path, capsys):
         ({"n": 2, "seed": 0, "config": {"ncc_window_mm": 0.5, "ncc_step_mm": 0.1}}, "shorter than 3 wavelengths (0.77 mm)"),
         ({"n": 2, "seed": 0, "config": {"fem_elements": 256, "property_factor": 16}}, "at most 2048, got 256 × 16"),
         ({"n": 2, "seed": 0, "config": {"colour": 1}}, "unknown simulator settings: ['colour']"),
+        ({"n": 2, "seed": 0, "retest": "test"}, "'retest' must be a list of splits (train, val, test), got 'test'"),
         ([1, 2], "a recipe is a JSON object, got list"),
     ],
 )
@@ -315,3 +316,101 @@ def test_stiff_halo_lowers_the_strain_around_a_carcinoma(monkeypatch, seed):
     plain = _simulate("carcinoma", seed, monkeypatch, _no_halo)
     with_halo, without = _ring_over_background(halo, px), _ring_over_background(plain, px)
     assert with_halo < 0.8 and with_halo < without - 0.2, (with_halo, without)
+
+
+# --- the re-scan (test–retest) ------------------------------------------------------------
+#
+# A re-scan images the same phantom (tissue, scatterers, probe, ROI, display) with another
+# compression and independent noise; without it the simulator must stay byte for byte what
+# it was, because every data set and the shipped model depend on it.
+
+RETEST_SMALL = dict(size=64, fem_elements=32)
+
+
+def _case_digest(c) -> str:
+    h = hashlib.sha256()
+    for a in (c.bmode, c.emode, c.strain, c.true_strain, c.lesion):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps([c.roi, c.lesion_type, c.tsukuba, c.strain_ratio, c.source], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def test_without_retest_a_case_is_the_one_recorded_before_the_rescan_existed():
+    from elastogan.sim.case import simulate_case
+    from elastogan.sim.config import SimConfig
+
+    # Recorded with the simulator of commit 7bf2a7a (before re-scans), numpy 2.4.6, scipy 1.17.1.
+    c = simulate_case(np.random.SeedSequence((7, 1)), np.random.SeedSequence((7, 1, 1)), SimConfig(size=48, fem_elements=16))
+    assert c.retest_strain is None
+    assert _case_digest(c) == "4c50f17c832684ca75e61884d1e11cd094d878d8e72bf43e96530b7cff7c6d24"
+
+
+def _retest_pair(seed: int, **settings):
+    from elastogan.eval.metrics import ncc
+    from elastogan.sim.case import simulate_case
+    from elastogan.sim.config import SimConfig
+
+    cfg = SimConfig(**RETEST_SMALL, **settings)
+    c = simulate_case(np.random.SeedSequence((5, seed)), np.random.SeedSequence((5, seed, 1)), cfg,
+                      retest=np.random.SeedSequence((5, seed, 1, 9)))
+    roi = np.isfinite(c.strain)
+    return c, ncc(c.strain, c.true_strain, roi), ncc(c.strain, c.retest_strain, roi)
+
+
+def test_a_rescan_leaves_the_first_scan_as_it_was_and_images_the_same_phantom():
+    from elastogan.sim.case import simulate_case
+    from elastogan.sim.config import SimConfig
+
+    c, oracle, retest = _retest_pair(0)
+    plain = simulate_case(np.random.SeedSequence((5, 0)), np.random.SeedSequence((5, 0, 1)), SimConfig(**RETEST_SMALL))
+    for name in ("bmode", "emode", "strain", "true_strain", "lesion"):
+        assert np.array_equal(getattr(c, name), getattr(plain, name), equal_nan=True), name
+    assert c.roi == plain.roi and {k: v for k, v in c.source.items() if not k.startswith("retest_")} == plain.source
+    r = c.retest_strain
+    assert r.dtype == np.float32 and np.array_equal(np.isnan(r), np.isnan(c.strain))  # the same ROI
+    assert np.nanmin(r) >= 0 and np.nanmax(r) <= 1
+    assert 0.005 <= c.source["retest_applied_strain"] <= 0.015 != c.source["applied_strain"]
+    assert 0.5 < retest < 1.0 and 0.5 < oracle < 1.0, (retest, oracle)
+
+
+def test_a_rescan_differs_from_the_scan_by_its_noise_and_compression_only():
+    """Nearly noise-free (80 dB) at the same compression the re-scan repeats the scan; where the
+    electronic noise dominates (10 dB) it agrees with the scan less than the truth does."""
+    _, _, same = _retest_pair(0, snr_db=(80.0, 80.0), applied_strain=(0.01, 0.01))
+    assert same > 0.999
+    _, oracle, noisy = _retest_pair(0, snr_db=(10.0, 10.0))
+    assert noisy < oracle - 0.05, (noisy, oracle)
+
+
+def test_simulate_retest_rescans_only_the_named_splits(one_worker, tmp_path):
+    assert main(["simulate", "--out", str(tmp_path), "--n", "6", "--seed", "3", "--retest", "test", *SMALL]) == 0
+    plain, rescanned = _digest(one_worker), _digest(tmp_path)
+    extra = {k for k in rescanned if k not in plain}
+    assert all(rescanned[k] == v for k, v in plain.items() if k != "manifest.jsonl")
+    m = read_manifest(tmp_path / "manifest.jsonl")
+    before = [json.loads(line) for line in (one_worker / "manifest.jsonl").read_text().splitlines()]
+    after = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    tested = {c.id for c in m.cases if c.split == "test"}
+    assert tested and extra == {f"cases/{i}_retest_strain.npy" for i in tested}
+    for b, a in zip(before, after):
+        retest = {k: a["source"].pop(k) for k in list(a["source"]) if k.startswith("retest_")}
+        assert a == b  # every other field as without --retest
+        if a["id"] in tested:
+            assert retest["retest_strain"] == f"cases/{a['id']}_retest_strain.npy"
+            assert retest["retest_seed"] == [3, int(a["patient_id"][1:]), a["source"]["view"] + 1, 0x52455445]
+            s = read_strain(tmp_path / retest["retest_strain"])
+            assert np.array_equal(np.isnan(s), np.isnan(read_strain(tmp_path / a["strain"])))
+        else:
+            assert not retest
+    from elastogan.sim.cli import load_recipe
+
+    assert load_recipe(tmp_path / "recipe.json")["retest"] == ["test"]
+    assert "retest" not in load_recipe(one_worker / "recipe.json")
+
+
+def test_simulate_retest_refuses_an_unknown_split(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["simulate", "--out", str(out), "--n", "1", "--retest", "tset", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "--retest: retest splits must be among train, val, test; got 'tset'" in err and "Traceback" not in err
+    assert not out.exists()

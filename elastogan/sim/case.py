@@ -1,7 +1,8 @@
 """One simulated case: phantom → FEM → pre/post RF → B-mode, estimated strain, E-mode, labels.
 
 Everything a case holds is a function of its seeds (one for the patient's tissue, one for the
-acquisition), so any case can be regenerated exactly, on any machine, in any order.
+acquisition, and optionally one for a re-scan of the same phantom), so any case can be
+regenerated exactly, on any machine, in any order.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from scipy import ndimage
 from elastogan.display import DisplayLayout, render_emode
 from elastogan.sim.config import SimConfig
 from elastogan.sim.fem import Displacement, solve_compression
-from elastogan.sim.strain import estimate_strain, relative_strain, to_display_grid
+from elastogan.sim.strain import StrainEstimate, estimate_strain, relative_strain, to_display_grid
 from elastogan.sim.tissue import PATHOLOGY, Phantom, make_phantom
-from elastogan.sim.ultrasound import Grid, Transducer, baseband_frame, bmode_image, draw_scatterers, rf_from_baseband
+from elastogan.sim.ultrasound import (Grid, Transducer, add_noise, baseband_frame, bmode_image, draw_scatterers, echo_frame,
+                                      rf_from_baseband)
 from elastogan.tsukuba import score_tsukuba, strain_ratio
 
 
@@ -35,6 +37,7 @@ class SimulatedCase:
     tsukuba: object
     strain_ratio: float
     source: dict = field(default_factory=dict)
+    retest_strain: np.ndarray | None = None  # (S, S) float32 relative strain of a re-scan, NaN outside the ROI
 
 
 def draw_lesion_type(rng: np.random.Generator, cfg: SimConfig) -> str:
@@ -91,21 +94,66 @@ def draw_roi(rng: np.random.Generator, lesion: np.ndarray, cfg: SimConfig) -> tu
     return x0, y0, x1, y1
 
 
-def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.random.SeedSequence, cfg: SimConfig) -> SimulatedCase:
-    """Simulate one case from its two seeds (DESIGN §3)."""
+def _compressed(x: np.ndarray, z: np.ndarray, disp: Displacement, applied: float, field_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scatterer positions after the compression ``disp`` (transducer frame: the probe stays at z = 0)."""
+    h = disp.hx
+    return x + node_values(disp.ux, x, z, h), z + node_values(disp.uy, x, z, h) - applied * field_mm
+
+
+def _acquire(pre_echo: np.ndarray, x_post: np.ndarray, z_post: np.ndarray, amp: np.ndarray, tx: Transducer,
+             grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One scan: the pre-compression frame (``pre_echo`` plus noise) and the post-compression
+    frame at the same noise level, both frames' noise drawn from ``rng``."""
+    pre = add_noise(pre_echo, tx, grid, rng)
+    clean_power = float(np.mean(np.abs(pre) ** 2)) / (1 + 10 ** (-tx.snr_db / 10))
+    post = baseband_frame(x_post, z_post, amp, tx, grid, rng, noise_power=clean_power / 10 ** (tx.snr_db / 10))
+    return pre, post
+
+
+def _estimate(pre: np.ndarray, post: np.ndarray, tx: Transducer, grid: Grid, cfg: SimConfig) -> tuple[StrainEstimate, np.ndarray]:
+    """The scanner's strain estimate of one scan and that estimate on the display grid."""
+    window = int(round(cfg.ncc_window_mm / tx.dz_mm))
+    step = int(round(cfg.ncc_step_mm / tx.dz_mm))
+    est = estimate_strain(rf_from_baseband(pre, tx, grid), rf_from_baseband(post, tx, grid),
+                          window=window, step=step, lsq_points=cfg.lsq_points)
+    return est, to_display_grid(est.strain, est.centers, tx.dz_mm, cfg.size, cfg.field_mm)
+
+
+def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.random.SeedSequence, cfg: SimConfig,
+                  *, retest: np.random.SeedSequence | None = None) -> SimulatedCase:
+    """Simulate one case from its two seeds (DESIGN §3).
+
+    Args:
+        tissue_seed: the patient's tissue (phantom, lesion).
+        acquisition_seed: the scan (compression, boundary, transducer, scatterers, noise,
+            dynamic range, ROI, opacity).
+        cfg: simulator settings.
+        retest: also re-scan the same phantom: the same tissue, scatterers, transducer,
+            boundary, ROI and display, another compression drawn from ``cfg.applied_strain`` and
+            independent electronic noise in both frames, all drawn from this seed. The scanner's
+            test–retest agreement is the ceiling of a realistic synthetic sample (issue 11).
+            The first scan is computed exactly as without ``retest`` (no draw of the acquisition
+            stream moves); the re-scan costs a second FEM solve, one RF frame and one strain
+            estimate.
+
+    Returns:
+        The case; ``retest_strain`` is the re-scan's relative strain (``None`` without ``retest``).
+    """
     t_rng = np.random.default_rng(tissue_seed)
     a_rng = np.random.default_rng(acquisition_seed)
     lesion_type = draw_lesion_type(t_rng, cfg)
     n_prop = cfg.fem_elements * cfg.property_factor
     phantom = make_phantom(t_rng, n_prop, cfg.field_mm, lesion_type)
+    modulus = fem_modulus(phantom, cfg.property_factor)
 
     # Mechanics: quasi-static compression from the transducer.
     applied = a_rng.uniform(*cfg.applied_strain)
     top = "slip" if a_rng.random() < 0.5 else "bonded"
-    disp: Displacement = solve_compression(
-        fem_modulus(phantom, cfg.property_factor), width=cfg.field_mm, depth=cfg.field_mm,
-        applied_strain=applied, nu=cfg.nu, top=top,
-    )
+
+    def compress(strain: float) -> Displacement:
+        return solve_compression(modulus, width=cfg.field_mm, depth=cfg.field_mm, applied_strain=strain, nu=cfg.nu, top=top)
+
+    disp = compress(applied)
 
     # Scatterers, moved by the FEM displacement (transducer frame: the probe is at z = 0).
     tx = draw_transducer(a_rng, cfg)
@@ -120,24 +168,14 @@ def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.rand
     # the background's): shadows behind carcinoma, enhancement behind cysts.
     gain = np.exp(-2.0 * np.cumsum(phantom.attenuation, axis=0) * px)
     amp = sign * phantom.echo[iz, ix] * gain[iz, ix]
-    h = disp.hx
-    ux = node_values(disp.ux, x, z, h)
-    uy = node_values(disp.uy, x, z, h)
-    x_post = x + ux
-    z_post = z + uy - applied * cfg.field_mm
 
-    pre = baseband_frame(x, z, amp, tx, grid, a_rng)
-    clean_power = float(np.mean(np.abs(pre) ** 2)) / (1 + 10 ** (-tx.snr_db / 10))
-    post = baseband_frame(x_post, z_post, amp, tx, grid, a_rng, noise_power=clean_power / 10 ** (tx.snr_db / 10))
+    pre_echo = echo_frame(x, z, amp, tx, grid)
+    pre, post = _acquire(pre_echo, *_compressed(x, z, disp, applied, cfg.field_mm), amp, tx, grid, a_rng)
     dr = a_rng.uniform(*cfg.dynamic_range_db)
     bmode = bmode_image(pre, cfg.size, dr)
 
     # Strain as the scanner estimates it, and the truth from the FEM.
-    window = int(round(cfg.ncc_window_mm / tx.dz_mm))
-    step = int(round(cfg.ncc_step_mm / tx.dz_mm))
-    est = estimate_strain(rf_from_baseband(pre, tx, grid), rf_from_baseband(post, tx, grid),
-                          window=window, step=step, lsq_points=cfg.lsq_points)
-    est_px = to_display_grid(est.strain, est.centers, tx.dz_mm, cfg.size, cfg.field_mm)
+    est, est_px = _estimate(pre, post, tx, grid, cfg)
     true_px = to_pixels(-disp.axial_strain(), cfg.field_mm, cfg.size)
     lesion_px = to_pixels(phantom.lesion.astype(np.float64), cfg.field_mm, cfg.size) > 0.5
 
@@ -169,8 +207,18 @@ def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.rand
         "strain_ratio_true": round(ratio_true, 4),
         "tsukuba_rule_true_strain": rule_true,
     }
+    retest_strain = None
+    if retest is not None:
+        r_rng = np.random.default_rng(retest)
+        applied_r = r_rng.uniform(*cfg.applied_strain)
+        disp_r = compress(applied_r)
+        pre_r, post_r = _acquire(pre_echo, *_compressed(x, z, disp_r, applied_r, cfg.field_mm), amp, tx, grid, r_rng)
+        est_r, est_r_px = _estimate(pre_r, post_r, tx, grid, cfg)
+        retest_strain = relative_strain(est_r_px, roi_mask)
+        source["retest_applied_strain"] = round(applied_r, 5)
+        source["retest_mean_peak_ncc"] = round(float(np.mean(est_r.correlation)), 4)
     return SimulatedCase(
         bmode=bmode, emode=emode, strain=strain, true_strain=true_strain, lesion=lesion_px, roi=roi,
         lesion_type=lesion_type, pathology=PATHOLOGY[lesion_type], tsukuba=phantom.tsukuba,
-        strain_ratio=round(ratio_est, 4), source=source,
+        strain_ratio=round(ratio_est, 4), source=source, retest_strain=retest_strain,
     )

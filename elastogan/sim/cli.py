@@ -12,9 +12,9 @@ from typing import Any
 from elastogan.errors import InputFileError, UserError
 
 # What a recipe may hold: the data set's name and description (free text), its size and seed,
-# optionally the shard it makes (a recipe written by a sharded run records it), and the
-# simulator settings (``SimConfig`` fields).
-RECIPE_KEYS = ("name", "description", "n", "seed", "shard", "config")
+# optionally the shard it makes (a recipe written by a sharded run records it), the splits
+# whose cases are also re-scanned, and the simulator settings (``SimConfig`` fields).
+RECIPE_KEYS = ("name", "description", "n", "seed", "shard", "retest", "config")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="data set seed, a non-negative integer (default 0, or the recipe's)")
     p.add_argument("--recipe", type=Path, help="a data set recipe, e.g. data_manifests/phantom-v1.json")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    p.add_argument("--retest", nargs="*", metavar="SPLIT",
+                   help="also re-scan each case of these splits (train, val, test; all when none is named): the same phantom, "
+                   "scatterers, probe, ROI and display, another compression and independent noise; writes "
+                   "ID_retest_strain.npy, the scanner's test-retest ceiling for evaluate (ncc_retest). Doubles the "
+                   "RF and strain work of those cases (default: none, or the recipe's)")
     p.add_argument("--shard", help="I/K: make only cases with index ≡ I (mod K) (default 0/1, or the recipe's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
@@ -42,15 +47,17 @@ def _is_int(v: Any) -> bool:
 
 
 def load_recipe(path: Path) -> dict:
-    """A checked data set recipe: ``{"name", "description", "n", "seed", "shard", "config"}``.
+    """A checked data set recipe: ``{"name", "description", "n", "seed", "shard", "retest", "config"}``.
 
-    ``n`` and ``seed`` are required; ``config`` holds ``SimConfig`` fields. Every key is
+    ``n`` and ``seed`` are required; ``retest`` lists the splits whose cases are also
+    re-scanned; ``config`` holds ``SimConfig`` fields. Every key is
     checked here — type and range of each setting included — so that a bad recipe fails
     before anything is written.
 
     Raises:
         InputFileError: naming the recipe and the first key that is wrong.
     """
+    from elastogan.data.manifest import SPLITS
     from elastogan.sim.config import SimConfig
 
     try:
@@ -81,6 +88,9 @@ def load_recipe(path: Path) -> dict:
         isinstance(shard, list) and len(shard) == 2 and all(map(_is_int, shard)) and 0 <= shard[0] < shard[1]
     ):
         raise InputFileError(path, f"'shard' must be [I, K] with 0 <= I < K, got {shard!r}")
+    retest = recipe.get("retest")
+    if retest is not None and not (isinstance(retest, list) and all(s in SPLITS for s in retest)):
+        raise InputFileError(path, f"'retest' must be a list of splits ({', '.join(SPLITS)}), got {retest!r}")
     try:
         SimConfig.from_dict(recipe.get("config", {}))
     except ValueError as e:
@@ -92,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from tqdm import tqdm
 
+    from elastogan.data.manifest import SPLITS
     from elastogan.sim.config import SimConfig
     from elastogan.sim.plan import parse_shard
     from elastogan.sim.writer import SimJob, run_job
@@ -113,7 +124,14 @@ def _run(args: argparse.Namespace) -> int:
         shard = parse_shard(args.shard) if args.shard is not None else tuple(recipe.get("shard", (0, 1)))
     except ValueError as e:
         raise UserError(str(e)) from None
-    job = SimJob(out=args.out, n=n, seed=seed, config=cfg, shard=shard)
+    if args.retest is not None:
+        retest = args.retest or SPLITS  # --retest alone: every split
+    else:
+        retest = recipe.get("retest", [])
+    try:
+        job = SimJob(out=args.out, n=n, seed=seed, config=cfg, shard=shard, retest=tuple(retest))
+    except ValueError as e:
+        raise UserError(f"--retest: {e}") from None
     total = len(job.cases())
     with tqdm(total=total, unit="case", desc="simulate", disable=args.no_progress, file=sys.stderr) as bar:
         manifest = run_job(job, workers=args.workers, progress=bar.update)

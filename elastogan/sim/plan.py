@@ -15,6 +15,7 @@ import numpy as np
 
 REFERENCE_SPLIT = {"train": 882, "val": 354, "test": 100}
 SECOND_VIEW_PROBABILITY = 0.3
+RETEST_TAG = 0x52455445  # "RETE": a re-scan's seed is the acquisition's with this appended
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,12 @@ class PlannedCase:
     @property
     def patient_id(self) -> str:
         return f"P{self.patient:05d}"
+
+    @property
+    def retest_seed(self) -> tuple[int, ...]:
+        """Seed of a re-scan of this case (``simulate_case(..., retest=)``): the acquisition
+        seed with :data:`RETEST_TAG` appended, a stream no other case or scan uses."""
+        return (*self.acquisition_seed, RETEST_TAG)
 
 
 def _split_patients(sizes: list[int], rng: np.random.Generator) -> list[str]:

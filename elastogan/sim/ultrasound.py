@@ -131,27 +131,14 @@ def _lateral_blur(bb: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
     return (1 - f) * stack[lo, rows] + f * stack[lo + 1, rows]
 
 
-def baseband_frame(
-    x_mm: np.ndarray,
-    z_mm: np.ndarray,
-    amp: np.ndarray,
-    tx: Transducer,
-    grid: Grid,
-    rng: np.random.Generator,
-    *,
-    noise_power: float | None = None,
-) -> np.ndarray:
-    """Complex baseband RF (nz × n_lines) of point scatterers by the convolution model.
+def echo_frame(x_mm: np.ndarray, z_mm: np.ndarray, amp: np.ndarray, tx: Transducer, grid: Grid) -> np.ndarray:
+    """Noise-free complex baseband RF (nz × n_lines) of point scatterers by the convolution model.
 
     Args:
         x_mm, z_mm: scatterer positions (lateral, depth) in the transducer frame.
         amp: real scatterer amplitudes (echogenicity × random strength × attenuation gain).
         tx: transducer settings.
         grid: the baseband grid.
-        rng: noise source.
-        noise_power: electronic noise power per sample; ``None`` derives it from ``tx.snr_db``
-            and this frame's mean echo power (pass the pre-compression value to the post frame
-            so both frames share one noise level).
 
     Returns:
         complex128 (nz, n_lines).
@@ -165,9 +152,26 @@ def baseband_frame(
     depth = grid.z_mm
     reach = max(tx.focus_mm, grid.nz * grid.dz_mm - tx.focus_mm)
     sigma_x = tx.sigma_focus_mm + (tx.sigma_edge_mm - tx.sigma_focus_mm) * np.abs(depth - tx.focus_mm) / reach
-    bb = _lateral_blur(bb, sigma_x / grid.dx_mm)
+    return _lateral_blur(bb, sigma_x / grid.dx_mm)
+
+
+def add_noise(bb: np.ndarray, tx: Transducer, grid: Grid, rng: np.random.Generator, *,
+              noise_power: float | None = None) -> np.ndarray:
+    """``bb`` plus band-limited complex electronic noise drawn from ``rng``.
+
+    Args:
+        bb: noise-free baseband RF (:func:`echo_frame`).
+        tx, grid: the acquisition (the noise is band-limited like the echoes).
+        rng: noise source; two frames drawn from independent generators have independent noise.
+        noise_power: noise power per sample; ``None`` derives it from ``tx.snr_db`` and ``bb``'s
+            mean power.
+
+    Returns:
+        complex128, ``bb``'s shape.
+    """
     if noise_power is None:
         noise_power = float(np.mean(np.abs(bb) ** 2)) / 10 ** (tx.snr_db / 10)
+    sig_z = tx.sigma_axial_mm / grid.dz_mm
     noise = rng.standard_normal(bb.shape) + 1j * rng.standard_normal(bb.shape)
     # Band-limit the noise like the echoes (the receive filter), then set its power.
     noise = ndimage.gaussian_filter1d(noise.real, sig_z, axis=0, mode="constant") + 1j * ndimage.gaussian_filter1d(
@@ -175,6 +179,32 @@ def baseband_frame(
     )
     noise *= np.sqrt(noise_power / np.mean(np.abs(noise) ** 2))
     return bb + noise
+
+
+def baseband_frame(
+    x_mm: np.ndarray,
+    z_mm: np.ndarray,
+    amp: np.ndarray,
+    tx: Transducer,
+    grid: Grid,
+    rng: np.random.Generator,
+    *,
+    noise_power: float | None = None,
+) -> np.ndarray:
+    """Complex baseband RF (nz × n_lines) of point scatterers with electronic noise:
+    :func:`echo_frame` then :func:`add_noise`.
+
+    Args:
+        x_mm, z_mm, amp, tx, grid: as :func:`echo_frame`.
+        rng: noise source.
+        noise_power: electronic noise power per sample; ``None`` derives it from ``tx.snr_db``
+            and this frame's mean echo power (pass the pre-compression value to the post frame
+            so both frames share one noise level).
+
+    Returns:
+        complex128 (nz, n_lines).
+    """
+    return add_noise(echo_frame(x_mm, z_mm, amp, tx, grid), tx, grid, rng, noise_power=noise_power)
 
 
 def rf_from_baseband(bb: np.ndarray, tx: Transducer, grid: Grid) -> np.ndarray:

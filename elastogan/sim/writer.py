@@ -4,6 +4,10 @@ Each case depends only on its seeds, and the manifest lists cases in plan order,
 seed gives byte-identical files whatever the number of workers. ``shard=(I, K)`` simulates
 the cases whose index ≡ I (mod K): K machines make one data set with no overlap, and
 ``elastogan manifest merge`` joins their manifests.
+
+``retest`` names the splits whose cases are also re-scanned (``simulate_case(..., retest=)``):
+those cases get ``ID_retest_strain.npy`` and ``source["retest_strain"]``; every other file
+and field is the same as without it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from elastogan.atomic import atomic_write_text
 from elastogan.folders import make_folder
 from elastogan.data.images import write_png, write_strain
+from elastogan.data.manifest import SPLITS
 from elastogan.sim.case import simulate_case
 from elastogan.sim.config import SimConfig
 from elastogan.sim.plan import PlannedCase, make_plan
@@ -36,6 +41,14 @@ class SimJob:
     seed: int
     config: SimConfig
     shard: tuple[int, int] = (0, 1)
+    retest: tuple[str, ...] = ()  # splits whose cases are re-scanned
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.retest if s not in SPLITS]
+        if unknown:
+            raise ValueError(f"retest splits must be among {', '.join(SPLITS)}; got {', '.join(map(repr, unknown))}")
+        # One order whatever the caller's, so that the recipe a run writes is canonical.
+        object.__setattr__(self, "retest", tuple(s for s in SPLITS if s in self.retest))
 
     @property
     def manifest_name(self) -> str:
@@ -47,9 +60,11 @@ class SimJob:
         return [p for p in make_plan(self.n, self.seed) if p.index % k == i]
 
 
-def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path) -> dict:
-    """Simulate one planned case, write its files under ``out/cases`` and return its record."""
-    case = simulate_case(np.random.SeedSequence(planned.tissue_seed), np.random.SeedSequence(planned.acquisition_seed), cfg)
+def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path, retest: bool = False) -> dict:
+    """Simulate one planned case (and its re-scan if ``retest``), write its files under
+    ``out/cases`` and return its record."""
+    case = simulate_case(np.random.SeedSequence(planned.tissue_seed), np.random.SeedSequence(planned.acquisition_seed), cfg,
+                         retest=np.random.SeedSequence(planned.retest_seed) if retest else None)
     stem = f"{CASES_DIR}/{planned.id}"
     write_png(out / f"{stem}_bmode.png", case.bmode)
     write_png(out / f"{stem}_emode.png", case.emode)
@@ -58,6 +73,9 @@ def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path) -> dict:
     write_png(out / f"{stem}_lesion.png", case.lesion.astype(np.uint8) * 255)
     source = dict(case.source)
     source.update(seed=list(planned.tissue_seed), view=planned.view, true_strain=f"{stem}_true_strain.npy")
+    if case.retest_strain is not None:
+        write_strain(out / f"{stem}_retest_strain.npy", case.retest_strain)
+        source.update(retest_strain=f"{stem}_retest_strain.npy", retest_seed=list(planned.retest_seed))
     return {
         "id": planned.id,
         "patient_id": planned.patient_id,
@@ -77,7 +95,7 @@ def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path) -> dict:
     }
 
 
-def _worker(args: tuple[PlannedCase, SimConfig, Path]) -> dict:
+def _worker(args: tuple[PlannedCase, SimConfig, Path, bool]) -> dict:
     return simulate_and_write(*args)
 
 
@@ -88,7 +106,7 @@ def _init_worker() -> None:
 
 
 def _records(job: SimJob, workers: int) -> Iterator[dict]:
-    tasks = [(p, job.config, job.out) for p in job.cases()]
+    tasks = [(p, job.config, job.out, p.split in job.retest) for p in job.cases()]
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             yield _worker(t)
@@ -116,6 +134,8 @@ def run_job(job: SimJob, *, workers: int = 1, progress: Callable[[int], None] | 
         if progress:
             progress(1)
     recipe = {"n": job.n, "seed": job.seed, "shard": list(job.shard), "config": job.config.to_dict()}
+    if job.retest:
+        recipe["retest"] = list(job.retest)
     atomic_write_text(job.out / f"recipe{'' if job.shard[1] == 1 else f'.shard-{job.shard[0]}-of-{job.shard[1]}'}.json",
                       json.dumps(recipe, indent=2) + "\n")
     manifest = job.out / job.manifest_name
