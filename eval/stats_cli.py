@@ -75,7 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     rep = ssub.add_parser("report", help="the reference paper's tables from a study export folder",
                           description="Reads the study export folder (answers.csv, scores.csv, ratings.csv and, "
-                          "from `elastogan evaluate`, per_case.csv with an ncc column; missing ones are "
+                          "from `elastogan evaluate`, per_case.csv with an ncc column and metrics.json with the "
+                          "observers' two-sample tests and the NCC ceilings; missing ones are "
                           "reported as such) and writes report.md, report.json and roc.png with the "
                           "reference paper's values side by side. An analysis the data cannot support "
                           "(e.g. MRMC with no reader-by-modality variation) is marked undefined, with the "
