@@ -153,7 +153,11 @@ def test_spectral_loss_is_phase_free_and_sees_blur():
     assert losses.spectral_loss(x + 0.7, x).item() == pytest.approx(0.0, abs=1e-6)
     kernel = torch.ones(1, 1, 5, 5) / 25
     blurred = torch.nn.functional.conv2d(x, kernel, padding=2)
-    assert losses.spectral_loss(blurred, x).item() > 0.05
+    assert losses.spectral_loss(blurred, x).item() > 1.0  # fine texture gone: log power far below
+    # a pure sinusoid puts its power in the ring of its frequency (8 cycles over 32 px: 0.25)
+    yy = torch.arange(32.0)[:, None].expand(32, 32)
+    ring = losses.band_power(torch.sin(2 * torch.pi * 0.25 * yy)[None, None], bands=8)[0, 0]
+    assert int(ring.argmax()) == 4 and ring[4] > 0.99 * ring.sum()
 
 
 def test_feature_matching_and_scale_averaging_exact_values():

@@ -145,9 +145,10 @@ class LossConfig:
         adv_lesion: adversarial weight from the lesion-box discriminator. Default 0.0.
         feature_matching: L1 between the discriminators' intermediate features of real and
             generated images (pix2pixHD). Default 0.0.
-        spectral: L1 between the log amplitude spectra of the generated and the real strain
-            in the ROI — phase-free, so it asks for the scanner's texture energy at each
-            frequency without asking for its exact speckle. Default 0.0.
+        spectral: L1 between the log radially averaged power spectra of the generated and the
+            real strain in the ROI (``losses.spectral_loss``) — phase-free, so it asks for the
+            scanner's texture energy at each scale without asking for its exact speckle.
+            Default 0.0.
         recon_samples: samples ``K`` drawn per B-mode at each step. With ``K`` > 1 the
             reconstruction terms (L1, NCC, SSIM) score the *mean* of the K samples and the
             adversarial, spectral and consistency terms score every sample: the mean must be
