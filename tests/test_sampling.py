@@ -272,3 +272,17 @@ def test_docstring_examples_of_the_sampling_modules(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_spectral_sectors_tell_axial_from_lateral_texture():
+    yy = torch.arange(32.0)[:, None].expand(32, 32)
+    axial = torch.sin(2 * torch.pi * 0.25 * yy)[None, None]  # varies with depth
+    lateral = axial.transpose(-1, -2)
+    rings = losses.band_power(axial, bands=8, sectors=2)[0, 0]
+    assert int(rings.argmax()) == 4  # ring 4 of the axial half
+    assert int(losses.band_power(lateral, bands=8, sectors=2)[0, 0].argmax()) == 8 + 4  # lateral half
+    # rings alone cannot tell a map from its transpose; sectors can
+    assert losses.spectral_loss(lateral, axial).item() == pytest.approx(0.0, abs=1e-5)
+    assert losses.spectral_loss(lateral, axial, sectors=2).item() > 1.0
+    with pytest.raises(ValueError, match="sectors"):
+        losses.band_power(axial, sectors=3)

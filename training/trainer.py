@@ -205,7 +205,8 @@ def generator_terms(cfg: TrainConfig, nets: Nets, batch: dict[str, Tensor], out:
             out["strain"], out["emode"], batch["bmode"], batch["alpha"], batch["roi"], lut
         )
     if w.spectral > 0:
-        terms["spectral"] = losses.spectral_loss(out["strain"], batch["strain"], batch["strain_mask"])
+        terms["spectral"] = losses.spectral_loss(out["strain"], batch["strain"], batch["strain_mask"],
+                                                 sectors=w.spectral_sectors)
     _, g_loss = losses.adversarial_losses(w.adv)
     real = {"emode": batch["emode"], "strain": batch["strain"]}
     fm = []

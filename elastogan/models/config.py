@@ -149,6 +149,9 @@ class LossConfig:
             real strain in the ROI (``losses.spectral_loss``) — phase-free, so it asks for the
             scanner's texture energy at each scale without asking for its exact speckle.
             Default 0.0.
+        spectral_sectors: 1 compares rings; 2 compares the axial and the lateral half of every
+            ring apart, so the anisotropy of the scanner's texture (axial tracking streaks)
+            counts too. Default 1.
         recon_samples: samples ``K`` drawn per B-mode at each step. With ``K`` > 1 the
             reconstruction terms (L1, NCC, SSIM) score the *mean* of the K samples and the
             adversarial, spectral and consistency terms score every sample: the mean must be
@@ -171,6 +174,7 @@ class LossConfig:
     adv_lesion: float = 0.0
     feature_matching: float = 0.0
     spectral: float = 0.0
+    spectral_sectors: int = 1
     recon_samples: int = 1
 
     def __post_init__(self) -> None:
@@ -181,5 +185,7 @@ class LossConfig:
             value = getattr(self, field)
             if not value >= 0.0:
                 raise ValueError(f"loss.{field} must be a non-negative weight, got {value!r}")
+        if self.spectral_sectors not in (1, 2):
+            raise ValueError(f"loss.spectral_sectors must be 1 or 2, got {self.spectral_sectors!r}")
         if isinstance(self.recon_samples, bool) or not isinstance(self.recon_samples, int) or self.recon_samples < 1:
             raise ValueError(f"loss.recon_samples must be a positive integer, got {self.recon_samples!r}")

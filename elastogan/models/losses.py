@@ -210,8 +210,8 @@ def feature_matching_loss(fake: list[Tensor], real: list[Tensor]) -> Tensor:
     return sum((f - r.detach()).abs().mean() for f, r in zip(fake, real)) / len(fake)
 
 
-def band_power(x: Tensor, mask: Tensor | None = None, bands: int = 16) -> Tensor:
-    """Radially averaged power spectrum of ``m · (x − x̄)`` in ``bands`` rings, ``(B, C, bands)``.
+def band_power(x: Tensor, mask: Tensor | None = None, bands: int = 16, sectors: int = 1) -> Tensor:
+    """Radially averaged power spectrum of ``m · (x − x̄)`` in ``bands`` rings, ``(B, C, sectors · bands)``.
 
     ``x̄`` is the mean over the mask; the power is ``|FFT2|²`` (orthonormal), averaged over the
     frequencies whose radius ``√(f_y² + f_x²)`` (cycles per pixel) falls in each of ``bands``
@@ -219,9 +219,14 @@ def band_power(x: Tensor, mask: Tensor | None = None, bands: int = 16) -> Tensor
     out. Removing the mean inside the mask and zeroing outside it makes the spectrum describe
     the texture within the ROI; the ROI's own edges are the same for a generated and a real
     map of one case, so they cancel in ``spectral_loss``.
+
+    ``sectors`` 2 splits every ring into its axial half (``|f_y| ≥ |f_x|``: texture that varies
+    with depth, such as a scanner's tracking streaks) and its lateral half, ring by ring.
     """
     if bands < 1:
         raise ValueError(f"bands must be at least 1, got {bands}")
+    if sectors not in (1, 2):
+        raise ValueError(f"sectors must be 1 or 2, got {sectors}")
     if mask is None:
         mask = torch.ones_like(x[:, :1])
     mask = mask.expand_as(x)
@@ -233,15 +238,17 @@ def band_power(x: Tensor, mask: Tensor | None = None, bands: int = 16) -> Tensor
     fx = torch.fft.rfftfreq(w, device=x.device)[None, :]
     radius = (fy.pow(2) + fx.pow(2)).sqrt()
     ring = (radius / 0.5 * bands).long().clamp(max=bands - 1)  # (h, w//2+1)
+    if sectors == 2:
+        ring = ring + bands * (fy.abs() < fx.abs()).long()  # lateral halves after the axial ones
     ring = torch.where(radius > 0, ring, torch.full_like(ring, -1))  # DC in no ring
-    onehot = torch.stack([(ring == k).float() for k in range(bands)])  # (bands, h, w//2+1)
+    onehot = torch.stack([(ring == k).float() for k in range(sectors * bands)])  # (sectors·bands, h, w//2+1)
     counts = onehot.sum(dims).clamp_min(1.0)
     return torch.einsum("bchw,khw->bck", power, onehot) / counts
 
 
 def spectral_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, bands: int = 16,
-                  eps: float = 1e-6) -> Tensor:
-    """``L = mean_k |log(P_k(p) + ε) − log(P_k(t) + ε)|`` over the rings of ``band_power``.
+                  sectors: int = 1, eps: float = 1e-6) -> Tensor:
+    """``L = mean_k |log(P_k(p) + ε) − log(P_k(t) + ε)|`` over the rings (and sectors) of ``band_power``.
 
     Phase-free and averaged over each ring: two maps with the same texture energy at every
     spatial scale score 0 even where their speckle differs, so a *sample* with the scanner's
@@ -257,4 +264,5 @@ def spectral_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None, *, b
     """
     if pred.shape != target.shape:
         raise ValueError(f"expected pred and target of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    return (torch.log(band_power(pred, mask, bands) + eps) - torch.log(band_power(target, mask, bands) + eps)).abs().mean()
+    return (torch.log(band_power(pred, mask, bands, sectors) + eps)
+            - torch.log(band_power(target, mask, bands, sectors) + eps)).abs().mean()
