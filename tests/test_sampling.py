@@ -281,8 +281,9 @@ def test_spectral_sectors_tell_axial_from_lateral_texture():
     rings = losses.band_power(axial, bands=8, sectors=2)[0, 0]
     assert int(rings.argmax()) == 4  # ring 4 of the axial half
     assert int(losses.band_power(lateral, bands=8, sectors=2)[0, 0].argmax()) == 8 + 4  # lateral half
-    # rings alone cannot tell a map from its transpose; sectors can
-    assert losses.spectral_loss(lateral, axial).item() == pytest.approx(0.0, abs=1e-5)
+    # rings alone barely tell a map from its transpose (only the half-plane of the real FFT
+    # differs between the axes); sectors do
+    assert losses.spectral_loss(lateral, axial).item() < 0.1
     assert losses.spectral_loss(lateral, axial, sectors=2).item() > 1.0
     with pytest.raises(ValueError, match="sectors"):
         losses.band_power(axial, sectors=3)
