@@ -298,15 +298,19 @@ def evaluate(
         iterator = tqdm(cases, desc="evaluate", unit="case")
     for case in iterator:  # cases outside, models inside: each real case is read once
         real = load_real_case(case)
-        real_maps.add(real.strain, real.emode, real.roi)
+        box = finite_box(real.strain, real.roi)  # the observers' crop, the same on both sides
+        real_maps.add(real.strain, real.emode, box)
         for name, model in models.items():
             emode, strain = model.one(real)
             draws = model.samples(real, samples) if model.samples is not None and samples > 1 else None
             rows[name].append(compare_case(real, emode, strain, draws))
-            synthetic_maps[name].add(strain, emode, real.roi)
+            synthetic_maps[name].add(strain, emode, box)
 
     groups = [c.patient_id for c in cases]
-    train_maps = [_crop(read_strain(c.strain), c.roi) for c in train] if authenticity else []
+    train_maps = []
+    for c in train if authenticity else []:
+        m = read_strain(c.strain)
+        train_maps.append(_crop(m, finite_box(m, c.roi)))
     single = len(models) == 1
     written: list[Path] = []
     summaries: dict[str, dict[str, Any]] = {}
@@ -340,6 +344,28 @@ def evaluate(
 def _crop(a: np.ndarray, roi: Box) -> np.ndarray:
     x0, y0, x1, y1 = roi
     return a[y0:y1, x0:x1]
+
+
+def finite_box(strain: np.ndarray, roi: Box) -> Box:
+    """``roi`` shrunk, edge by edge, until the strain map is finite inside it.
+
+    A map resized from another resolution (training's ``data.image_size`` cache, a clinical
+    export) is NaN along the rim of its ROI box, where less than half a resampled pixel was
+    inside; the observers need finite maps, and the real and the synthetic crop of a case the
+    same box. Returns ``roi`` itself when the map is finite there.
+    """
+    x0, y0, x1, y1 = roi
+    bad = ~np.isfinite(strain)
+    while x1 - x0 > 1 and y1 - y0 > 1 and bad[y0:y1, x0:x1].any():
+        # trim the edge with the most non-finite pixels
+        edges = {"top": bad[y0, x0:x1].sum(), "bottom": bad[y1 - 1, x0:x1].sum(),
+                 "left": bad[y0:y1, x0].sum(), "right": bad[y0:y1, x1 - 1].sum()}
+        worst = max(edges, key=edges.get)
+        if edges[worst] == 0:  # NaN only inside: no edge to trim, leave it to the observers' check
+            break
+        x0, y0, x1, y1 = (x0, y0 + 1, x1, y1) if worst == "top" else (x0, y0, x1, y1 - 1) if worst == "bottom" \
+            else (x0 + 1, y0, x1, y1) if worst == "left" else (x0, y0, x1 - 1, y1)
+    return (x0, y0, x1, y1)
 
 
 @dataclasses.dataclass

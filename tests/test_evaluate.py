@@ -472,3 +472,16 @@ def test_observers_run_per_checkpoint_and_the_real_images_are_their_own_twin(tmp
     md = (out / "report.md").read_text()
     assert "| feature | real, mean ± sd | synthetic, mean ± sd |" in md and "![radially averaged power spectrum" in md
     assert f"| texture observer C2ST accuracy [95 % CI], mapped strain | {same['c2st_texture_accuracy']:.3f} [" in md
+
+
+def test_finite_box_trims_a_resized_map_s_nan_rim_and_keeps_a_clean_box():
+    from elastogan.eval.evaluate_report import finite_box
+
+    m = np.full((20, 30), np.nan, np.float32)
+    m[4:16, 5:25] = 0.5
+    assert finite_box(m, (5, 4, 25, 16)) == (5, 4, 25, 16)
+    m[4, 5:25] = np.nan  # the rim a resize leaves
+    m[4:16, 24] = np.nan
+    x0, y0, x1, y1 = finite_box(m, (5, 4, 25, 16))
+    assert (x0, y0, x1, y1) == (5, 5, 24, 16)
+    assert np.isfinite(m[y0:y1, x0:x1]).all()
