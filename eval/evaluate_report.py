@@ -169,7 +169,8 @@ def _listed(items: Sequence[str]) -> str:
 
 def _resolve_reference_maps(case: Case, root: Path) -> Case:
     """The case with its source's reference map paths resolved against the manifest folder."""
-    found = {k: str(root / case.source[k]) for k in REFERENCE_MAPS if isinstance(case.source.get(k), str)}
+    # absolute, whatever the working folder: a manifest named by a relative path has a relative root
+    found = {k: str((root / case.source[k]).resolve()) for k in REFERENCE_MAPS if isinstance(case.source.get(k), str)}
     return dataclasses.replace(case, source={**case.source, **found}) if found else case
 
 

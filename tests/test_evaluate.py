@@ -485,3 +485,25 @@ def test_finite_box_trims_a_resized_map_s_nan_rim_and_keeps_a_clean_box():
     x0, y0, x1, y1 = finite_box(m, (5, 4, 25, 16))
     assert (x0, y0, x1, y1) == (5, 5, 24, 16)
     assert np.isfinite(m[y0:y1, x0:x1]).all()
+
+
+def test_reference_maps_resolve_from_a_manifest_named_by_a_relative_path(tmp_path, monkeypatch):
+    """`make demo` names its manifest relative to the working folder (runs/demo/data/…)."""
+    from elastogan.eval.evaluate_report import load_real_case, split_cases
+
+    data = tmp_path / "rel"
+    data.mkdir()
+    (data / "cases").mkdir()
+    real = np.full((16, 16), np.nan, np.float32)
+    real[2:14, 2:14] = np.linspace(0, 1, 144, dtype=np.float32).reshape(12, 12)
+    from elastogan.data.images import write_png, write_strain
+
+    write_png(data / "cases" / "a_bmode.png", np.zeros((16, 16), np.uint8))
+    write_strain(data / "cases" / "a_strain.npy", real)
+    write_strain(data / "cases" / "a_true_strain.npy", real)
+    line = {"id": "a", "patient_id": "p", "split": "test", "bmode": "cases/a_bmode.png", "strain": "cases/a_strain.npy",
+            "roi": [2, 2, 14, 14], "source": {"true_strain": "cases/a_true_strain.npy"}}
+    (data / "manifest.jsonl").write_text(json.dumps(line) + "\n")
+    monkeypatch.chdir(tmp_path)
+    case = load_real_case(split_cases("rel/manifest.jsonl", "test")[0])
+    assert np.array_equal(case.true_strain, real, equal_nan=True)
