@@ -65,6 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_predict)
 
 
+def check_sampling_options(samples: int, seed: int) -> None:
+    """``--samples`` and ``--seed`` of the commands that draw (``predict``, ``evaluate``): one-line errors."""
+    from elastogan.errors import UserError
+
+    if samples < 1:
+        raise UserError(f"--samples must be at least 1, got {samples}")
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """One-line errors for flags that no input could make right."""
     from elastogan.errors import UserError
@@ -72,10 +82,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {args.batch_size}")
-    if args.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {args.samples}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
+    check_sampling_options(args.samples, args.seed)
     if args.lesion is not None and args.samples < 2:
         raise UserError("--lesion needs --samples K with K >= 2 (the strain ratio's interval comes from the samples)")
     check_out_option(args.out)

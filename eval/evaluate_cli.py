@@ -47,13 +47,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from elastogan.errors import InputFileError, UserError
     from elastogan.eval.evaluate_report import checkpoint_names, evaluate, predictor_model, split_cases, train_cases
     from elastogan.predict import Predictor
+    from elastogan.predict_cli import check_sampling_options
 
     if args.gallery < 0:
         raise UserError(f"--gallery must be 0 or more, got {args.gallery}")
-    if args.samples < 1:
-        raise UserError(f"--samples must be at least 1, got {args.samples}")
-    if args.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer, got {args.seed}")
+    check_sampling_options(args.samples, args.seed)
     names = checkpoint_names(args.checkpoint)
     cases = split_cases(args.data, args.split)
     train = [] if args.no_authenticity else train_cases(args.data)
