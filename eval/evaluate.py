@@ -36,6 +36,7 @@ summaries count those apart.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from elastogan.data.resize import resize_case_arrays, resize_strain
 from elastogan.display import Box, draw_colorbar
 from elastogan.eval import metrics
 from elastogan.eval.tsukuba_report import tsukuba_agreement
@@ -121,6 +123,19 @@ class RealCase:
         x0, y0, x1, y1 = self.roi
         mask[y0:y1, x0:x1] = True
         return mask
+
+
+def resize_real_case(real: RealCase, size: int) -> RealCase:
+    """``real`` resampled to ``size × size`` the way training resamples its frames
+    (``elastogan.data.resize``): frames bilinear, strain maps by normalised convolution, the
+    lesion mask by area, the ROI box scaled. ``elastogan evaluate --size`` compares there."""
+    a = resize_case_arrays({"bmode": real.bmode, "emode": real.emode, "strain": real.strain,
+                            "lesion": real.lesion, "roi": real.roi}, size)
+    return dataclasses.replace(
+        real, bmode=a["bmode"], emode=a["emode"], strain=a["strain"], lesion=a["lesion"], roi=a["roi"],
+        true_strain=None if real.true_strain is None else resize_strain(real.true_strain, size),
+        retest_strain=None if real.retest_strain is None else resize_strain(real.retest_strain, size),
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-authenticity", action="store_true",
                    help="skip the observers (two-sample tests, Fréchet distance, memorisation): faster")
     e.add_argument("--no-cnn", action="store_true", help="skip the CNN observer, the slow one (its keys are null)")
+    e.add_argument("--size", type=int, metavar="N",
+                   help="compare at N×N: real frames and maps resampled as training resamples them (e.g. the "
+                   "model's data.image_size, so a 64² generator is judged on the texture a 64² map can hold; "
+                   "default: the frames' own size, what a reader sees)")
     e.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_evaluate)
@@ -66,7 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     written = evaluate(models, cases, args.out, info=info,
                        source={"manifest": str(args.data), "split": args.split, "seed": args.seed},
                        gallery=args.gallery, progress=not args.no_progress, samples=args.samples, train=train,
-                       authenticity=not args.no_authenticity, cnn=not args.no_cnn)
+                       authenticity=not args.no_authenticity, cnn=not args.no_cnn, size=args.size)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -50,7 +50,8 @@ from elastogan.data.images import read_mask, read_rgb, read_strain
 from elastogan.data.manifest import SPLITS, Case, read_manifest
 from elastogan.display import Box
 from elastogan.errors import UserError
-from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, summarise
+from elastogan.data.resize import resize_box, resize_strain
+from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, resize_real_case, summarise
 from elastogan.eval.gallery_figure import GalleryRow, gallery_png
 from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.paired import paired_comparison
@@ -258,6 +259,7 @@ def evaluate(
     train: Sequence[Case] = (),
     authenticity: bool = True,
     cnn: bool = True,
+    size: int | None = None,
 ) -> list[Path]:
     """Compare every model with the real cases; write metrics.json, report.md, CSV and figures.
 
@@ -275,6 +277,9 @@ def evaluate(
         authenticity: run the observers without readers (``elastogan.eval.authenticity``):
             classifier two-sample tests, Fréchet distance, memorisation, power spectrum.
         cnn: with ``authenticity``, also the CNN observer (the slow part).
+        size: compare at ``size × size``: every real case (and training map) is resampled as
+            training resamples its frames (:func:`~elastogan.eval.evaluate.resize_real_case`)
+            and the models predict from the resampled B-mode; ``None``: the frames' own size.
 
     Returns:
         The files written.
@@ -288,6 +293,10 @@ def evaluate(
     models = {name: _as_model(m) for name, m in models.items()}
     info = info or {}
     source = dict(source or {})
+    if size is not None:
+        if size < 8:
+            raise UserError(f"--size must be at least 8, got {size}")
+        source["size"] = size
     out = Path(out)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in models}
     real_maps = _Maps()
@@ -299,6 +308,8 @@ def evaluate(
         iterator = tqdm(cases, desc="evaluate", unit="case")
     for case in iterator:  # cases outside, models inside: each real case is read once
         real = load_real_case(case)
+        if size is not None:
+            real = resize_real_case(real, size)
         box = finite_box(real.strain, real.roi)  # the observers' crop, the same on both sides
         real_maps.add(real.strain, real.emode, box)
         for name, model in models.items():
@@ -310,8 +321,10 @@ def evaluate(
     groups = [c.patient_id for c in cases]
     train_maps = []
     for c in train if authenticity else []:
-        m = read_strain(c.strain)
-        train_maps.append(_crop(m, finite_box(m, c.roi)))
+        m, roi = read_strain(c.strain), c.roi
+        if size is not None:
+            m, roi = resize_strain(m, size), resize_box(roi, m.shape, size)
+        train_maps.append(_crop(m, finite_box(m, roi)))
     single = len(models) == 1
     written: list[Path] = []
     summaries: dict[str, dict[str, Any]] = {}

@@ -507,3 +507,31 @@ def test_reference_maps_resolve_from_a_manifest_named_by_a_relative_path(tmp_pat
     monkeypatch.chdir(tmp_path)
     case = load_real_case(split_cases("rel/manifest.jsonl", "test")[0])
     assert np.array_equal(case.true_strain, real, equal_nan=True)
+
+
+def test_evaluate_at_a_size_resamples_the_real_side_as_training_does(tmp_path):
+    """--size N: the real maps are resampled as training resamples its frames, so the real
+    images used as the model agree with themselves perfectly at that size too."""
+    from elastogan.data.images import read_strain
+    from elastogan.data.resize import resize_case_arrays
+    from elastogan.eval.evaluate import resize_real_case
+    from elastogan.eval.evaluate_report import evaluate, load_real_case, split_cases
+
+    data = make_manifest(tmp_path / "data", size=(48, 48), splits={"test": 4})
+    cases = split_cases(data, "test")
+    real = load_real_case(cases[0])
+    small = resize_real_case(real, 16)
+    expected = resize_case_arrays({"bmode": real.bmode, "emode": real.emode, "strain": real.strain,
+                                   "lesion": real.lesion, "roi": real.roi}, 16)
+    assert small.bmode.shape == (16, 16) and small.roi == expected["roi"]
+    assert np.array_equal(small.strain, expected["strain"], equal_nan=True)
+    assert np.array_equal(read_strain(cases[0].strain), real.strain, equal_nan=True)  # the case is untouched
+
+    def itself(r):
+        return r.emode, r.strain
+
+    evaluate({"real": itself}, cases, tmp_path / "out", size=16, samples=1, authenticity=False, gallery=0)
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["ncc_mean"] == pytest.approx(1.0) and m["size"] == 16
+    with pytest.raises(UserError, match="--size must be at least 8"):
+        evaluate({"real": itself}, cases, tmp_path / "out2", size=4, samples=1, authenticity=False, gallery=0)

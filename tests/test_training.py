@@ -23,7 +23,8 @@ from elastogan.training.checkpoint import restore_training_state, seed_all, writ
 from elastogan.training.config import CONFIG_DIR, dump_config, load_config
 from elastogan.data.images import image_shape, read_rgb
 from elastogan.data.manifest import read_manifest
-from elastogan.training.data import StepSampler, check_frame_sizes, resize_case_arrays, resized_manifest
+from elastogan.data.resize import resize_case_arrays
+from elastogan.training.data import StepSampler, check_frame_sizes, resized_manifest
 from elastogan.training.trainer import NonFiniteLossError, build_nets, train
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,14 +18,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from elastogan.atomic import atomic_write_text
 from elastogan.data.dataset import Augment, PairedDataset, load_case_arrays
 from elastogan.data.images import image_shape, write_png, write_strain
 from elastogan.data.manifest import read_manifest
+from elastogan.data.resize import resize_case_arrays
 from elastogan.errors import UserError
 from elastogan.training.config import DataConfig
 
@@ -84,39 +83,6 @@ class EpochItems(Dataset):
         epoch, index = item
         self.dataset.set_epoch(epoch)
         return self.dataset[index]
-
-
-def resize_case_arrays(a: dict, size: int) -> dict:
-    """The arrays of a case (``load_case_arrays``) resized to ``size × size``.
-
-    Images are resampled bilinearly with antialiasing (PIL); the strain by normalised
-    convolution (``resize(strain · mask) / resize(mask)``) so the undefined outside never leaks
-    into the ROI, and stays defined where at least half the resampled area was; the lesion mask
-    is kept where at least half was inside; the ROI box is scaled.
-    """
-    h, w = a["bmode"].shape
-
-    def pil(img: np.ndarray) -> np.ndarray:
-        return np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
-
-    def area(x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
-        return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0, 0].numpy()
-
-    out = dict(a)
-    out["bmode"] = pil(a["bmode"])
-    out["emode"] = pil(a["emode"]) if a["emode"] is not None else None
-    if a["strain"] is not None:
-        defined = np.isfinite(a["strain"])
-        mask = area(defined)
-        strain = area(np.where(defined, a["strain"], 0.0)) / np.maximum(mask, 1e-6)
-        out["strain"] = np.where(mask >= 0.5, np.clip(strain, 0.0, 1.0), np.nan).astype(np.float32)
-    out["lesion"] = area(a["lesion"]) >= 0.5 if a["lesion"] is not None else None
-    x0, y0, x1, y1 = a["roi"]
-    sx, sy = size / w, size / h
-    nx0, ny0 = round(x0 * sx), round(y0 * sy)
-    out["roi"] = (nx0, ny0, min(size, max(nx0 + 1, round(x1 * sx))), min(size, max(ny0 + 1, round(y1 * sy))))
-    return out
 
 
 def resized_manifest(manifest: str | Path, size: int, cache: Path, splits: tuple[str, ...] = ("train", "val")) -> Path:
