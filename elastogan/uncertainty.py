@@ -99,7 +99,7 @@ def summarise_samples(strains: np.ndarray, level: float = 0.9) -> SampleSummary:
     k = strains.shape[0]
     with np.errstate(invalid="ignore"):
         mean = strains.mean(axis=0)
-        sd = strains.std(axis=0, ddof=1) if k > 1 else np.zeros_like(mean) + 0.0 * mean
+        sd = strains.std(axis=0, ddof=1) if k > 1 else np.where(np.isfinite(mean), 0.0, np.nan)
         lo, hi = predictive_interval(mean, sd, k, level) if k > 1 else (mean, mean)
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return SampleSummary(mean=f32(mean), sd=f32(sd), lo=f32(lo), hi=f32(hi), level=level, samples=k)

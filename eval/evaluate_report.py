@@ -368,17 +368,18 @@ def finite_box(strain: np.ndarray, roi: Box) -> Box:
     inside; the observers need finite maps, and the real and the synthetic crop of a case the
     same box. Returns ``roi`` itself when the map is finite there.
     """
-    x0, y0, x1, y1 = roi
+    box = list(roi)
     bad = ~np.isfinite(strain)
-    while x1 - x0 > 1 and y1 - y0 > 1 and bad[y0:y1, x0:x1].any():
-        # trim the edge with the most non-finite pixels
-        edges = {"top": bad[y0, x0:x1].sum(), "bottom": bad[y1 - 1, x0:x1].sum(),
-                 "left": bad[y0:y1, x0].sum(), "right": bad[y0:y1, x1 - 1].sum()}
-        worst = max(edges, key=edges.get)
-        if edges[worst] == 0:  # NaN only inside: no edge to trim, leave it to the observers' check
+    while box[2] - box[0] > 1 and box[3] - box[1] > 1:
+        x0, y0, x1, y1 = box
+        # non-finite pixels on each edge, and the move that drops that edge
+        edges = [(bad[y0, x0:x1].sum(), 1, +1), (bad[y1 - 1, x0:x1].sum(), 3, -1),
+                 (bad[y0:y1, x0].sum(), 0, +1), (bad[y0:y1, x1 - 1].sum(), 2, -1)]
+        count, side, move = max(edges, key=lambda e: e[0])
+        if count == 0:  # finite along every edge (NaN only inside, if any: the observers' check names it)
             break
-        x0, y0, x1, y1 = (x0, y0 + 1, x1, y1) if worst == "top" else (x0, y0, x1, y1 - 1) if worst == "bottom" \
-            else (x0 + 1, y0, x1, y1) if worst == "left" else (x0, y0, x1 - 1, y1)
+        box[side] += move
+    x0, y0, x1, y1 = box
     return (x0, y0, x1, y1)
 
 
