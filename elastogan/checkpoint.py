@@ -13,11 +13,13 @@ Layout (``FORMAT_VERSION`` 1)::
     scaler          gradient-scaler state dict (empty unless fp16)
     rng             RNG states of process 0 (python, numpy, torch CPU, torch CUDA)
     best_ncc        best validation NCC so far (None before the first validation)
+    uncertainty     optional: the interval factors ``elastogan calibrate`` fitted on held-out
+                    cases (``elastogan.uncertainty.IntervalCalibration.to_dict``)
     versions        elastogan, torch, numpy, python
     time            UTC ISO time of writing
 
 ``export_for_inference`` keeps only what inference needs (``config``, ``step``,
-``generator_ema``, ``best_ncc``, plus ``kind: "inference"``): a few MB instead of the
+``generator_ema``, ``best_ncc``, ``uncertainty`` when calibrated, plus ``kind: "inference"``): a few MB instead of the
 training state's tens, for shipping a model. ``elastogan.predict.Predictor`` reads both kinds.
 
 The model is rebuilt from ``config["model"]`` alone (``elastogan.models.registry``), so no
@@ -115,5 +117,7 @@ def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "generator_ema": data["generator_ema"],
         "best_ncc": data.get("best_ncc"),
     }
+    if "uncertainty" in data:
+        payload["uncertainty"] = data["uncertainty"]
     save_checkpoint(dst, payload)
     return payload

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "elastogan.training.cli",
     "elastogan.predict_cli",
     "elastogan.eval.evaluate_cli",
+    "elastogan.eval.uncertainty.calibrate_cli",
     "elastogan.eval.stats_cli",
     "elastogan.app.cli",
 )

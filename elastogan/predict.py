@@ -48,6 +48,7 @@ from elastogan.errors import InputFileError, UserError
 from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
 from elastogan.typed_config import from_dict
+from elastogan.uncertainty import IntervalCalibration, SampleSummary, strain_ratio_interval, summarise_samples
 
 SYNTHETIC_LABEL = "SYNTHETIC"
 
@@ -118,7 +119,8 @@ class Predictor:
     """
 
     def __init__(self, generator: nn.Module, model: ModelConfig, *, input_size: int | None,
-                 device: str | torch.device = "cpu", step: int = 0) -> None:
+                 device: str | torch.device = "cpu", step: int = 0,
+                 calibration: IntervalCalibration | None = None) -> None:
         divisor = int(generator.divisor)
         if input_size is not None and input_size % divisor:
             raise ValueError(f"input_size {input_size} is not a multiple of the generator's divisor {divisor}")
@@ -129,6 +131,29 @@ class Predictor:
         self.input_size = input_size
         self.step = step
         self.stochastic = bool(getattr(generator, "stochastic", False))
+        self.calibration = calibration
+
+    @property
+    def interval_scale(self) -> float:
+        """The conformal factor of the per-pixel interval (``elastogan calibrate``); 1 uncalibrated."""
+        return self.calibration.pixel_scale if self.calibration is not None else 1.0
+
+    @property
+    def ratio_scale(self) -> float:
+        """The conformal factor of the strain ratio's interval; 1 when not fitted."""
+        c = self.calibration
+        return c.ratio_scale if c is not None and c.ratio_scale is not None else 1.0
+
+    def summarise(self, strains: np.ndarray) -> SampleSummary:
+        """Mean, sd and the interval of K draws (``sample``), widened by the fitted factor at the
+        calibrated level (90 % when uncalibrated)."""
+        level = self.calibration.level if self.calibration is not None else 0.9
+        return summarise_samples(strains, level=level, scale=self.interval_scale)
+
+    def ratio_interval(self, strains: np.ndarray, lesion: np.ndarray, roi: Box | None) -> dict:
+        """The strain ratio of K draws with its interval, widened by the fitted factor."""
+        level = self.calibration.level if self.calibration is not None else 0.9
+        return strain_ratio_interval(strains, lesion, roi, level=level, scale=self.ratio_scale)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device | None = None) -> Predictor:
@@ -150,11 +175,13 @@ class Predictor:
             input_size = config.get("data", {}).get("image_size")
             generator = build_generator(model)
             generator.load_state_dict(ckpt["generator_ema"])
+            calibration = IntervalCalibration.from_dict(ckpt["uncertainty"]) if "uncertainty" in ckpt else None
         except UserError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise InputFileError(path, f"checkpoint does not hold a generator this code can build ({type(e).__name__}: {e})") from None
-        return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)))
+        return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)),
+                   calibration=calibration)
 
     @torch.no_grad()
     def _forward(self, bmodes: np.ndarray, seeds: Sequence[int]) -> np.ndarray:

@@ -23,7 +23,9 @@ One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
   what a reader is shown; ``ncc_mean_of_samples`` and ``ncc_lesion_mean_of_samples`` judge the
   mean of K draws, the best estimate; ``sd_mean`` (mean per-pixel sd in the ROI),
   ``sd_error_spearman`` (per pixel, sd against ``|mean − real|``) and ``coverage_90`` (the
-  fraction of ROI pixels whose real value lies in the draws' 90 % predictive interval) say
+  fraction of ROI pixels whose real value lies in the draws' 90 % predictive interval, widened
+  by the checkpoint's conformal factor when ``elastogan calibrate`` fitted one;
+  ``coverage_90_raw``: the same interval unwidened) say
   whether the spread means something (:mod:`elastogan.eval.uncertainty.calibration`). A model
   that draws one output (``samples`` ``None``) has the mean of its one draw and no spread;
 * ``note``: why a value is missing.
@@ -50,7 +52,7 @@ from elastogan.eval import metrics
 from elastogan.eval.tsukuba_report import tsukuba_agreement
 from elastogan.eval.uncertainty import calibration
 from elastogan.tsukuba import score_tsukuba, strain_ratio
-from elastogan.uncertainty import summarise_samples
+from elastogan.uncertainty import predictive_interval, summarise_samples
 
 _MAP_METRICS: dict[str, Callable[..., float]] = {
     "ncc": metrics.ncc, "ssim": metrics.ssim, "psnr": metrics.psnr, "mae": metrics.mae,
@@ -61,14 +63,14 @@ COLUMNS: tuple[str, ...] = (
     "strain_ratio_real", "strain_ratio_synthetic", "strain_ratio_error_abs", "strain_ratio_error_rel",
     "tsukuba_label", "tsukuba_real", "tsukuba_synthetic",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
-    "sd_mean", "sd_error_spearman", "coverage_90", "note",
+    "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw", "note",
 )
 # Per-case numbers that get a mean/sd/median/range in the summary.
 SUMMARISED: tuple[str, ...] = (
     "ncc", "ncc_emode", "ssim", "psnr", "mae", "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
     "strain_ratio_error_abs", "strain_ratio_error_rel",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
-    "sd_mean", "sd_error_spearman", "coverage_90",
+    "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw",
 )
 INTERVAL_LEVEL = 0.9  # the predictive interval whose coverage is ``coverage_90``
 
@@ -154,7 +156,7 @@ def overlay_mask(height: int, width: int) -> np.ndarray:
 
 
 def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: np.ndarray,
-                 samples: np.ndarray | None = None) -> dict[str, Any]:
+                 samples: np.ndarray | None = None, interval_scale: float = 1.0) -> dict[str, Any]:
     """One ``per_case.csv`` row: every metric of :data:`COLUMNS` for one case.
 
     Args:
@@ -164,6 +166,7 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
         samples: K×H×W draws of the mapped strain (draw 0 the single one), or ``None`` for a
             model that draws one output: then the "mean of samples" is that output and the
             spread columns are ``None``.
+        interval_scale: the model's conformal factor of its 90 % interval (1: uncalibrated).
 
     Returns:
         A dict keyed by :data:`COLUMNS`; undefined values are ``None``, explained in ``note``.
@@ -216,15 +219,15 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
     if samples is None or len(samples) == 1:
         row["ncc_mean_of_samples"], row["ncc_lesion_mean_of_samples"] = row["ncc"], row["ncc_lesion"]
     else:
-        _sample_columns(row, attempt, real, samples)
+        _sample_columns(row, attempt, real, samples, interval_scale)
     row["note"] = "; ".join(notes) or None
     return row
 
 
 def _sample_columns(row: dict[str, Any], attempt: Callable[[str, Callable[[], Any]], None], real: RealCase,
-                    samples: np.ndarray) -> None:
+                    samples: np.ndarray, interval_scale: float = 1.0) -> None:
     """The K-sample columns of one row: the mean's NCC, and the calibration of the spread."""
-    summary = summarise_samples(samples, level=INTERVAL_LEVEL)
+    summary = summarise_samples(samples, level=INTERVAL_LEVEL, scale=interval_scale)
     roi = real.roi_mask
     attempt("ncc_mean_of_samples", lambda: metrics.ncc(real.strain, summary.mean, roi))
     if real.lesion is not None:
@@ -234,6 +237,8 @@ def _sample_columns(row: dict[str, Any], attempt: Callable[[str, Callable[[], An
     attempt("sd_error_spearman", lambda: calibration.sd_error_spearman(real.strain, summary.mean, summary.sd, roi))
     # summary.lo/hi: the predictive interval of one more draw, the one predict and the Preview show
     attempt("coverage_90", lambda: calibration.interval_coverage(real.strain, summary.lo, summary.hi, roi))
+    lo, hi = predictive_interval(summary.mean, summary.sd, summary.samples, INTERVAL_LEVEL)
+    attempt("coverage_90_raw", lambda: calibration.interval_coverage(real.strain, lo, hi, roi))
 
 
 def _summary(values: list[float | None]) -> dict[str, Any]:
@@ -287,6 +292,7 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ratio("ncc_over_retest", "ncc", "ncc_retest",
           "no case has a re-scan (source.retest_strain: elastogan simulate --retest)")
     out["coverage_90"] = out["coverage_90_mean"]
+    out["coverage_90_raw"] = out["coverage_90_raw_mean"]
     out["sd_error_spearman"] = out["sd_error_spearman_mean"]
     out["sd_ncc_spearman"] = None
     if out["sd_mean_n"] == 0:

@@ -51,7 +51,8 @@ from elastogan.data.manifest import SPLITS, Case, read_manifest
 from elastogan.display import Box
 from elastogan.errors import UserError
 from elastogan.data.resize import resize_box, resize_strain
-from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, resize_real_case, summarise
+from elastogan.eval.evaluate import (COLUMNS, INTERVAL_LEVEL, RealCase, compare_case, gallery_picks, resize_real_case,
+                                     summarise)
 from elastogan.eval.gallery_figure import GalleryRow, gallery_png
 from elastogan.eval.histogram_figure import histogram_png
 from elastogan.eval.paired import paired_comparison
@@ -86,6 +87,7 @@ _TABLE_ROWS = (
     ("mean per-pixel sd of the K draws in the ROI", "sd_mean"),
     ("Spearman of per-pixel sd with the mean's error", "sd_error_spearman"),
     ("coverage of the 90 % predictive interval", "coverage_90"),
+    ("coverage of the 90 % interval before calibration", "coverage_90_raw"),
 )
 # compared case by case between checkpoints: (label, per-case column, higher is better)
 PAIRED_METRICS = (
@@ -109,10 +111,13 @@ class Model:
         samples: ``(RealCase, K)`` → K×H×W strain draws whose draw 0 is ``one``'s strain, or
             ``None`` for a model that draws one output only (deterministic): its "mean of K
             draws" is that output and it has no spread to calibrate.
+        interval_scale: the conformal factor of the draws' 90 % interval (``elastogan
+            calibrate``); 1 uncalibrated.
     """
 
     one: PredictFn
     samples: SampleFn | None = None
+    interval_scale: float = 1.0
 
 
 def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
@@ -124,7 +129,9 @@ def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
     def draws(real: RealCase, k: int) -> np.ndarray:
         return predictor.sample(real.bmode, samples=k, seed=seed, roi=real.roi)
 
-    return Model(one=one, samples=draws if predictor.stochastic else None)
+    c = predictor.calibration
+    scale = c.pixel_scale if c is not None and c.level == INTERVAL_LEVEL else 1.0
+    return Model(one=one, samples=draws if predictor.stochastic else None, interval_scale=scale)
 
 
 def _as_model(m: Model | PredictFn) -> Model:
@@ -315,7 +322,7 @@ def evaluate(
         for name, model in models.items():
             emode, strain = model.one(real)
             draws = model.samples(real, samples) if model.samples is not None and samples > 1 else None
-            rows[name].append(compare_case(real, emode, strain, draws))
+            rows[name].append(compare_case(real, emode, strain, draws, model.interval_scale))
             synthetic_maps[name].add(strain, emode, box)
 
     groups = [c.patient_id for c in cases]
@@ -336,6 +343,7 @@ def evaluate(
         d = out / folder if folder else out
         summary = summarise(rows[name])
         summary["samples"] = samples if model.samples is not None else 1
+        summary["interval_scale"] = model.interval_scale
         if model.samples is None and samples > 1:
             summary["notes"].append("samples: the model draws one output; its mean of K draws is that output")
         if authenticity:
@@ -479,6 +487,8 @@ _CEILING_ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], str], str], ...] =
      "≈ 1; ≪ 1 copies"),
     ("K draws per case", lambda s: str(s.get("samples", "")), ""),
     ("coverage of the 90 % predictive interval", lambda s: num(s.get("coverage_90")), "0.85–0.95"),
+    ("its conformal factor (elastogan calibrate; 1: uncalibrated) / coverage before",
+     lambda s: f"{num(s.get('interval_scale'))} / {num(s.get('coverage_90_raw'))}", ""),
     ("Spearman of per-pixel sd with the mean's absolute error (mean over cases)",
      lambda s: num(s.get("sd_error_spearman")), "> 0.3"),
     ("Spearman mean sd vs 1 − NCC, across cases", lambda s: num(s.get("sd_ncc_spearman")), ""),
