@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from elastogan.errors import UserError
-    from elastogan.eval import mrmc, roc
+    from elastogan.eval.reader_stats import mrmc, roc
 
     if args.subsample > args.cases or args.subsample < 100:
         raise UserError(f"--subsample must be between 100 and --cases, got {args.subsample}")
@@ -114,8 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     for i in range(2):
         for j in range(r):
             ratings[i, j] = np.clip(np.round(base + 0.3 * i * mt + rng.normal(scale=0.8, size=c) + 3), 1, 5)
-    study = mrmc.ReaderStudy(("A", "B"), tuple(f"r{j}" for j in range(r)), (np.arange(c),) * 2, (mt, mt),
-                             (ratings[0], ratings[1]), "paired")
+    study = mrmc.ReaderStudy(("A", "B"), tuple(f"r{j}" for j in range(r)), np.arange(c).astype(object), mt,
+                             ratings, "paired")
     t_mrmc, res = _best(lambda: mrmc.analyse(study, "jackknife"), args.repeats)
     t_mrmc_delong, _ = _best(lambda: mrmc.analyse(study, "delong"), args.repeats)
     _, cov_fast = mrmc.auc_and_covariance(study, "jackknife")

@@ -8,6 +8,8 @@ The export folder holds (each optional, at least one needed):
 | ``scores.csv`` | app, Tsukuba scores | ``case,reader,score,condition`` (condition real/synthetic) |
 | ``ratings.csv`` | app, BI-RADS | ``case,truth,reader,modality,rating`` (modality real/synthetic) |
 | ``per_case.csv`` | ``elastogan evaluate`` | ``ncc`` (and optionally ``ssim``, ``psnr``, ``mae``) |
+| ``ratings_staged.csv``, ``ratings_confidence.csv`` | app, staged design; confidence given | as ``ratings.csv`` (read when present: their ROC sections) |
+| ``readings.csv`` | app, every reading | ``reader,repeat,image`` and the answers, ``reading_s``, labels (read when present: intra-reader κ of the repeats, reading times) |
 | ``metrics.json`` | ``elastogan evaluate`` | its summary: the observers without readers (``c2st_*``, ``fd_texture``, ``memorisation_ratio``), the ceilings (``ncc_oracle_mean``, ``ncc_retest_mean``) and the calibration (``coverage_90``…), one checkpoint or several |
 
 It writes ``report.md``, ``report.json``, ``roc.png`` and ``ncc_histogram.png``, with the values of the reference paper
@@ -25,16 +27,29 @@ import numpy as np
 
 from elastogan.atomic import atomic_write_bytes, atomic_write_text
 from elastogan.errors import InputFileError, UserError
-from elastogan.eval import diagnostic, metrics, mrmc, roc
+from elastogan.eval import diagnostic, metrics
+from elastogan.eval.reader_stats import mrmc, roc
 from elastogan.eval.authenticity import readers
-from elastogan.eval.reader_study import agreement_report, diagnostic_report, roc_report
+from elastogan.eval.reader_stats.reader_study import agreement_report, diagnostic_report, readings_report, roc_report
 from elastogan.eval.histogram_figure import histogram_png
-from elastogan.eval.roc_figure import roc_png
+from elastogan.eval.reader_stats.roc_figure import roc_png
 from elastogan.eval.stats_format import interval, num, pval, to_json
-from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_rows, read_scores
+from elastogan.eval.reader_stats.stats_io import (first_readings, parse_order, read_authenticity, read_ratings,
+                                                  read_readings, read_rows, read_scores)
 
 FILES = {"answers": "answers.csv", "scores": "scores.csv", "ratings": "ratings.csv", "per_case": "per_case.csv"}
 EVALUATE_FILE = "metrics.json"  # read when present, beside per_case.csv; never listed as missing
+READINGS_FILE = "readings.csv"  # the app's per-reading export (repeats, times): read when present
+# Further ROC exports of the app (issue 13), read when present, never listed as missing:
+# file, the report key, its title and the line under it; staged ratings use the BI-RADS order,
+# confidence ratings (0–100) are numbers.
+EXTRA_ROC_FILES = {"roc_staged": "ratings_staged.csv", "roc_confidence": "ratings_confidence.csv"}
+EXTRA_ROC = {
+    "roc_staged": ("BI-RADS ROC, staged reading: B-mode alone, then with the elastogram",
+                   "The difference is the elastogram's added value (same readers, same cases)."),
+    "roc_confidence": ("Confidence ROC (ratings 0–100)",
+                       "Continuous confidence ratings, where the readers gave one."),
+}
 # What the report takes from an evaluate run's metrics.json (issue 11): each NCC beside its
 # ceiling, the observers that tell synthetic from real without readers, the calibration.
 EVALUATE_KEYS = (
@@ -60,6 +75,10 @@ def _has_data_rows(path: Path) -> bool:
     with open(path, encoding="utf-8-sig") as f:
         f.readline()
         return any(line.strip() for line in f)
+
+
+def _has_data_rows_if_file(path: Path) -> bool:
+    return path.is_file() and _has_data_rows(path)
 
 
 def _ncc_summary(path: Path) -> tuple[dict, list[float]]:
@@ -160,6 +179,9 @@ def write_report(
     scores = read_scores(present["scores"], parse_order(score_order)) if "scores" in present else None
     ratings = read_ratings(present["ratings"], parse_order(order)) if "ratings" in present else None
     answers = read_authenticity(present["answers"]) if "answers" in present else None
+    readings = read_readings(folder / READINGS_FILE) if _has_data_rows_if_file(folder / READINGS_FILE) else None
+    extra_roc = {key: read_ratings(folder / name, parse_order(order) if key == "roc_staged" else None)
+                 for key, name in EXTRA_ROC_FILES.items() if _has_data_rows_if_file(folder / name)}
     if ratings is not None:
         diagnostic.threshold_index(positive_from, ratings.order)
     mrmc.check_covariance(covariance)
@@ -183,15 +205,22 @@ def write_report(
         result["diagnostic"] = _section(lambda: diagnostic_report(ratings, positive_from))
         if "undefined" not in result["roc"]:
             curves: dict = {}
+            first = first_readings(ratings)
             for m, v in result["roc"]["modalities"].items():
                 curves[m] = []
                 for rd, a in v["readers"].items():
-                    sel = (ratings.modality == m) & (ratings.reader == rd)
-                    fpr, tpr = roc.roc_curve(ratings.rating[sel], ratings.truth[sel])
+                    sel = (first.modality == m) & (first.reader == rd)
+                    fpr, tpr = roc.roc_curve(first.rating[sel], first.truth[sel])
                     curves[m].append((rd, fpr, tpr, a["auc"]))
             png = out_dir / "roc.png"
             atomic_write_bytes(png, roc_png(curves, "ROC per reader and elastogram type"))
             written.append(png)
+    for key, extra in extra_roc.items():
+        result[key] = _section(lambda extra=extra: roc_report(extra, covariance=covariance))
+    if readings is not None:
+        birads = parse_order(order)
+        result["readings"] = _section(lambda: readings_report(
+            readings, orders={"birads": birads, "birads_bmode": birads, "tsukuba": parse_order(score_order)}))
     js, md = out_dir / "report.json", out_dir / "report.md"
     atomic_write_text(js, to_json(result))
     atomic_write_text(md, markdown(result, figures={p.name for p in written}))
@@ -281,14 +310,21 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
                   "| who | n | synthetic judged real | real judged real | accuracy (95% CI) | p vs 0.5 | d′ | paper |",
                   "|---|---|---|---|---|---|---|---|"]
         paper = ref["authenticity_score"]
+
+        def dagger(v: dict) -> str:
+            return "†" if v.get("d_prime_method", "").startswith("log-linear") else ""
+
         items = [("overall", a["overall"], paper["overall"])]
         items += [(f"group {g}", v, paper.get(g)) for g, v in a.get("groups", {}).items()]
         items += [(f"reader {r}", v, None) for r, v in a["readers"].items()]
         for name, v, pp in items:
             lines.append(f"| {name} | {v['n']} | {num(v['fraction_synthetic_judged_real'])} | "
                          f"{num(v['fraction_real_judged_real'])} | {num(v['accuracy'])} {interval(v['ci'])} | "
-                         f"{pval(v['p'])} | {num(v['d_prime'], 2)} | {'' if pp is None else f'{pp:.2f}'} |")
+                         f"{pval(v['p'])} | {num(v['d_prime'], 2)}{dagger(v)} | {'' if pp is None else f'{pp:.2f}'} |")
         lines.append("")
+        if any(dagger(v) for _, v, _ in items):
+            lines += ["† d′ with the log-linear correction (k + 0.5)/(n + 1) (Hautus 1995), as a hit or false-alarm "
+                      "rate was 0 or 1; elsewhere d′ = z(H) − z(F).", ""]
     if "observers" in res:
         readers_overall = res["authenticity"]["overall"] if _defined(res, "authenticity") else None
         lines += _observers_markdown(res["observers"], readers_overall)
@@ -310,32 +346,14 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
                          f"p {pval(comp['p'])} (bootstrap over cases, {comp['n_boot']} replicates).")
         lines.append("")
     if _defined(res, "roc"):
-        r = res["roc"]
-        lines += ["## BI-RADS ROC", "", "| reader | " + " | ".join(f"AUC {m} (95% CI)" for m in r["modalities"]) + " |",
-                  "|---|" + "---|" * len(r["modalities"])]
-        readers = list(next(iter(r["modalities"].values()))["readers"])
-        for rd in readers:
-            cells = [f"{num(v['readers'][rd]['auc'])} {interval(v['readers'][rd]['ci'])}" for v in r["modalities"].values()]
-            lines.append(f"| {rd} | " + " | ".join(cells) + " |")
-        if r["comparisons"]:
-            lines += ["", "| reader | comparison | test | diff (95% CI) | p |", "|---|---|---|---|---|"]
-            for c in r["comparisons"]:
-                lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
-                             f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p'])} |")
-        if "mrmc" in r and "undefined" in r["mrmc"]:
-            lines += ["", f"Obuchowski–Rockette: undefined — {r['mrmc']['undefined'].rstrip('.')}."]
-        elif "mrmc" in r:
-            mr = r["mrmc"]
-            rr = mr["random_readers_random_cases"]
-            lines += ["", f"Obuchowski–Rockette, random readers and cases ({mr['design']} design, "
-                      f"{mr['covariance']} covariance):"]
-            for c in rr.get("comparisons", []):
-                lines.append(f"{c['modalities'][0]} − {c['modalities'][1]}: {num(c['diff'])}, "
-                             f"95% CI {interval(c['ci'])}, F = {rr['F']:.3f} on {rr['df1']} and "
-                             f"{num(rr['df2'], 2)} df, p {pval(rr['p'])}.")
-        lines += ["", f"Paper: {ref['auc_real_vs_synthetic']}.", ""]
+        lines += _roc_markdown(res["roc"], "## BI-RADS ROC", f"Paper: {ref['auc_real_vs_synthetic']}.")
         if "roc.png" in figures:
             lines += ["![ROC curves](roc.png)", ""]
+    for key, (title, note) in EXTRA_ROC.items():
+        if _defined(res, key):
+            lines += _roc_markdown(res[key], f"## {title}", note)
+        elif key in res:
+            lines += [f"{title}: undefined for these data (section skipped): {res[key]['undefined'].rstrip('.')}.", ""]
     if _defined(res, "diagnostic"):
         d = res["diagnostic"]
         lines += [f"## Diagnostic accuracy (positive from BI-RADS {d['positive_from']})", "",
@@ -354,5 +372,90 @@ def markdown(res: dict, figures: set[str] = frozenset()) -> str:
             lines += ["", "Paired: McNemar (sensitivity, specificity), Kosinski 2013 weighted generalised score "
                       "(PPV, NPV); unpaired: Fisher's exact test."]
         lines.append("")
+    lines += _repeats_markdown(res)
     return "\n".join(lines)
 
+
+def _roc_markdown(r: dict, heading: str, note: str) -> list[str]:
+    """A ROC section: reader AUCs per modality, the per-reader tests, the OR analysis."""
+    lines = [heading, "", "| reader | " + " | ".join(f"AUC {m} (95% CI)" for m in r["modalities"]) + " |",
+             "|---|" + "---|" * len(r["modalities"])]
+    readers = list(dict.fromkeys(rd for v in r["modalities"].values() for rd in v["readers"]))
+    for rd in readers:
+        cells = [f"{num(v['readers'][rd]['auc'])} {interval(v['readers'][rd]['ci'])}" if rd in v["readers"] else ""
+                 for v in r["modalities"].values()]
+        lines.append(f"| {rd} | " + " | ".join(cells) + " |")
+    if r["comparisons"]:
+        lines += ["", "| reader | comparison | test | diff (95% CI) | p |", "|---|---|---|---|---|"]
+        for c in r["comparisons"]:
+            lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
+                         f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p'])} |")
+    if "mrmc" in r and "undefined" in r["mrmc"]:
+        lines += ["", f"Obuchowski–Rockette: undefined — {r['mrmc']['undefined'].rstrip('.')}."]
+    elif "mrmc" in r:
+        mr = r["mrmc"]
+        rr = mr["random_readers_random_cases"]
+        lines += ["", f"Obuchowski–Rockette, random readers and cases ({mr['design']} design, "
+                  f"{mr['covariance']} covariance):"]
+        if "blocks" in mr:
+            lines.append("Reader blocks: " + "; ".join(
+                f"reader{'s' * (len(b['readers']) > 1)} {', '.join(b['readers'])} on {b['n_cases']} cases"
+                for b in mr["blocks"]) + ".")
+        for c in rr.get("comparisons", []):
+            lines.append(f"{c['modalities'][0]} − {c['modalities'][1]}: {num(c['diff'])}, "
+                         f"95% CI {interval(c['ci'])}, F = {rr['F']:.3f} on {rr['df1']} and "
+                         f"{num(rr['df2'], 2)} df, p {pval(rr['p'])}.")
+    return lines + ["", note, ""]
+
+
+def _repeats_markdown(res: dict) -> list[str]:
+    """Intra-reader κ and reading times (issue 13): of each section that has them, and of the
+    per-reading export (``readings.csv``)."""
+    lines: list[str] = []
+    for key, title in SECTION_TITLES.items():
+        if _defined(res, key) and {"intra_reader", "reading_time"} & set(res[key]):
+            lines += [f"## Repeated readings and reading times: {title.lower()}", ""]
+            lines += _intra_markdown(res[key].get("intra_reader"), "")
+            lines += _times_markdown(res[key].get("reading_time"), "image shown to answer stored")
+    if _defined(res, "readings"):
+        r = res["readings"]
+        lines += ["## Repeated readings and reading times", "",
+                  f"{r['n_readings']} readings, {r['n_repeats']} of them repeats (readings.csv).", ""]
+        for block in r["intra_reader"].values():
+            lines += _intra_markdown(block, f" — {block['title']}")
+        for column, block in r["reading_time"].items():
+            what = "B-mode alone, shown to answer" if column == "reading_bmode_s" else "image shown to answer stored"
+            lines += _times_markdown(block, what)
+    elif "undefined" in res.get("readings", {}):
+        lines += [f"Repeated readings and reading times: undefined — {res['readings']['undefined'].rstrip('.')}.", ""]
+    return lines
+
+
+def _intra_markdown(intra: dict | None, suffix: str) -> list[str]:
+    if not intra:
+        return []
+    if "undefined" in intra:
+        return [f"Intra-reader agreement{suffix}: undefined — {intra['undefined'].rstrip('.')}.", ""]
+    ws = intra["weights"]
+    lines = [f"Intra-reader agreement, first against repeated reading (Cohen's κ, 95% CI){suffix}:", "",
+             "| who | pairs | same answer | " + " | ".join(f"κ {w}" for w in ws) + " |",
+             "|---|---|---|" + "---|" * len(ws)]
+    for who, b in [("all readers", intra["pooled"]), *((f"reader {k}", v) for k, v in intra["readers"].items())]:
+        cells = [f"{num(b[w]['value'])} {interval(b[w]['ci'])}" if w in b else b.get("undefined", "—") for w in ws]
+        lines.append(f"| {who} | {b['n_pairs']} | {num(b['agreement'])} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _times_markdown(times: dict | None, what: str) -> list[str]:
+    if not times:
+        return []
+    lines = [f"Reading time, {what} (seconds):", "",
+             "| by | value | n | median [q1, q3] | mean | total |", "|---|---|---|---|---|---|"]
+    for col, value, b in [("all", "", times["overall"]),
+                          *((c, v, b) for c, blocks in times["by"].items() for v, b in blocks.items())]:
+        if b["n"]:
+            lines.append(f"| {col} | {value} | {b['n']} | {b['median']:.1f} [{b['q1']:.1f}, {b['q3']:.1f}] | "
+                         f"{b['mean']:.1f} | {b['total']:.0f} |")
+    if times["n_missing"]:
+        lines.append(f"\n{times['n_missing']} reading(s) without a recorded time left out.")
+    return lines + [""]

@@ -1,7 +1,7 @@
-"""``elastogan stats authenticity|agreement|roc|diagnostic|report|tsukuba``: the statistics.
+"""``elastogan stats authenticity|agreement|roc|diagnostic|power|readings|report|tsukuba``: the statistics.
 
-Long-format CSV in (columns in :mod:`elastogan.eval.stats_io`), a readable table on stdout,
-JSON with ``--out FILE`` (its shape: :mod:`elastogan.eval.reader_study`). Heavy imports
+Long-format CSV in (columns in :mod:`elastogan.eval.reader_stats.stats_io`), a readable table on stdout,
+JSON with ``--out FILE`` (its shape: :mod:`elastogan.eval.reader_stats.reader_study`). Heavy imports
 happen inside the command functions.
 """
 
@@ -52,8 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "rating = more suspicious). Per modality and reader AUC with DeLong SE and CI; per reader "
                         "DeLong comparisons between modalities (paired when the cases are shared); with several "
                         "readers an Obuchowski-Rockette analysis with Hillis df (random readers/cases, fixed "
-                        "readers, fixed cases). The design (paired or cases nested in modality) is inferred "
-                        "from the case ids.")
+                        "readers, fixed cases). The design (paired, cases nested in modality, split-plot reader "
+                        "blocks with their own cases, or counterbalanced: each reader reads a case in one modality) "
+                        "is inferred from who read which case. A repeat column's repeated readings are left out "
+                        "of the ROC and give intra-reader kappa; a reading_time_s (or reading_s) column gives "
+                        "reading-time summaries.")
     r.add_argument("file", help="ratings CSV")
     r.add_argument("--order", help=f"rating categories from least to most suspicious, e.g. {BIRADS_ORDER} "
                    "(default: numeric ratings)")
@@ -72,6 +75,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--order", help=f"rating categories, e.g. {BIRADS_ORDER} (default: numeric ratings)")
     common(d)
     d.set_defaults(func=_diagnostic)
+
+    pw = ssub.add_parser("power", help="readers x cases for a target power (Obuchowski-Rockette / Hillis)",
+                         description="Power and sample size of an MRMC ROC study comparing modalities, random "
+                         "readers and random cases (Hillis, Obuchowski & Berbaum 2011). The OR variance components "
+                         "come from a pilot's `stats roc --out` JSON (paired design) or from the flags --var-tr, "
+                         "--var, --cov1, --cov2, --cov3 and --pilot-cases. Prints, per number of readers, the cases "
+                         "needed for --power; with --cases, the power of each readers x cases design.")
+    pw.add_argument("pilot", nargs="?", help="JSON written by `elastogan stats roc FILE --out JSON`")
+    pw.add_argument("--effect", type=float, required=True,
+                    help="AUC difference to detect between the two modalities, e.g. 0.05")
+    pw.add_argument("--power", type=float, default=0.8, help="target power (default 0.8)")
+    pw.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    pw.add_argument("--readers", default="3,4,5,6,8,10,15,20", help="reader counts, comma-separated "
+                    "(default 3,4,5,6,8,10,15,20)")
+    pw.add_argument("--cases", help="case counts, comma-separated: print the power of each readers x cases design")
+    pw.add_argument("--modalities", type=int, default=2, help="number of modalities compared (default 2)")
+    pw.add_argument("--blocks", type=int, default=1, help="split-plot: reader blocks, each reading its own "
+                    "cases/blocks cases (default 1: fully crossed; readers must be a multiple)")
+    for flag, what in (("--var-tr", "σ²_TR, modality-by-reader variance of the AUCs"),
+                       ("--var", "Var, error variance of one reader's AUC"),
+                       ("--cov1", "Cov1, same reader, different modality"),
+                       ("--cov2", "Cov2, different readers, same modality"),
+                       ("--cov3", "Cov3, different readers and modalities")):
+        pw.add_argument(flag, type=float, help=what + " (instead of a pilot)")
+    pw.add_argument("--pilot-cases", type=float, help="the number of cases --var and --cov1-3 refer to")
+    pw.add_argument("--out", metavar="FILE", help="write the results as JSON to FILE")
+    pw.set_defaults(func=_power)
+
+    rd = ssub.add_parser("readings", help="intra-reader agreement of repeated readings; reading times",
+                         description="The app's readings.csv (one row per reading, repeats included): Cohen's kappa "
+                         "of first against repeated reading for each categorical answer (real/synthetic, Tsukuba, "
+                         "BI-RADS), per reader and pooled; reading-time summaries by reader and by each label column.")
+    rd.add_argument("file", help="readings.csv")
+    rd.add_argument("--order", default=BIRADS_ORDER, help=f"BI-RADS categories (default {BIRADS_ORDER})")
+    rd.add_argument("--score-order", help="Tsukuba categories, e.g. cyst,1,2,3,4,5 (default: numeric order)")
+    common(rd)
+    rd.set_defaults(func=_readings)
 
     rep = ssub.add_parser("report", help="the reference paper's tables from a study export folder",
                           description="Reads the study export folder (answers.csv, scores.csv, ratings.csv and, "
@@ -125,7 +165,7 @@ def _check_level(level: float) -> None:
 def _authenticity(args: argparse.Namespace) -> int:
     from elastogan.eval.authenticity import readers
     from elastogan.eval.stats_format import authenticity_table
-    from elastogan.eval.stats_io import read_authenticity
+    from elastogan.eval.reader_stats.stats_io import read_authenticity
 
     _check_level(args.level)
     result = readers.analyse(read_authenticity(args.file), args.level)
@@ -135,9 +175,9 @@ def _authenticity(args: argparse.Namespace) -> int:
 
 
 def _agreement(args: argparse.Namespace) -> int:
-    from elastogan.eval.reader_study import agreement_report
+    from elastogan.eval.reader_stats.reader_study import agreement_report
     from elastogan.eval.stats_format import agreement_table
-    from elastogan.eval.stats_io import parse_order, read_scores
+    from elastogan.eval.reader_stats.stats_io import parse_order, read_scores
 
     _check_level(args.level)
     scores = read_scores(args.file, parse_order(args.order))
@@ -148,9 +188,9 @@ def _agreement(args: argparse.Namespace) -> int:
 
 
 def _roc(args: argparse.Namespace) -> int:
-    from elastogan.eval.reader_study import roc_report
+    from elastogan.eval.reader_stats.reader_study import roc_report
     from elastogan.eval.stats_format import roc_table
-    from elastogan.eval.stats_io import parse_order, read_ratings
+    from elastogan.eval.reader_stats.stats_io import parse_order, read_ratings
 
     _check_level(args.level)
     ratings = read_ratings(args.file, parse_order(args.order))
@@ -161,14 +201,76 @@ def _roc(args: argparse.Namespace) -> int:
 
 
 def _diagnostic(args: argparse.Namespace) -> int:
-    from elastogan.eval.reader_study import diagnostic_report
+    from elastogan.eval.reader_stats.reader_study import diagnostic_report
     from elastogan.eval.stats_format import diagnostic_table
-    from elastogan.eval.stats_io import parse_order, read_ratings
+    from elastogan.eval.reader_stats.stats_io import parse_order, read_ratings
 
     _check_level(args.level)
     ratings = read_ratings(args.file, parse_order(args.order))
     result = diagnostic_report(ratings, args.positive_from, level=args.level)
     print(diagnostic_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _counts(text: str, flag: str) -> list[int]:
+    from elastogan.errors import UserError
+
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected whole numbers separated by commas, e.g. 4,6,8") from None
+    if not values or min(values) < 1:
+        raise UserError(f"{flag} {text!r}: expected positive whole numbers")
+    return values
+
+
+def _power(args: argparse.Namespace) -> int:
+    import json
+
+    from elastogan.errors import InputFileError, UserError
+    from elastogan.eval.reader_stats import power
+    from elastogan.eval.stats_format import power_table
+
+    flags = {"var_tr": args.var_tr, "var": args.var, "cov1": args.cov1, "cov2": args.cov2, "cov3": args.cov3,
+             "n_cases": args.pilot_cases}
+    given = [k for k, v in flags.items() if v is not None]
+    if args.pilot and given:
+        raise UserError("give a pilot JSON or the variance components, not both")
+    if args.pilot:
+        try:
+            with open(args.pilot, encoding="utf-8") as f:
+                pilot = json.load(f)
+        except FileNotFoundError:
+            raise InputFileError(args.pilot, "no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputFileError(args.pilot, f"not JSON ({e})") from None
+        params, notes = power.from_pilot(pilot)
+    else:
+        missing = [f"--{k.replace('_', '-')}" if k != "n_cases" else "--pilot-cases" for k, v in flags.items() if v is None]
+        if missing:
+            raise UserError(f"give a pilot JSON (from `stats roc --out`) or all variance components; missing {', '.join(missing)}")
+        params, notes = power.ORParameters(**flags), {"source": "stated variance components"}
+    readers = _counts(args.readers, "--readers")
+    cases = _counts(args.cases, "--cases") if args.cases else None
+    result = power.plan(params, args.effect, readers, target=args.power, cases=cases, alpha=args.alpha,
+                        n_modalities=args.modalities, blocks=args.blocks)
+    result["pilot"] = notes
+    print(power_table(result))
+    _write_json(args.out, result)
+    return 0
+
+
+def _readings(args: argparse.Namespace) -> int:
+    from elastogan.eval.reader_stats.reader_study import readings_report
+    from elastogan.eval.reader_stats.stats_io import parse_order, read_readings
+    from elastogan.eval.stats_format import readings_table
+
+    _check_level(args.level)
+    birads = parse_order(args.order)
+    result = readings_report(read_readings(args.file), level=args.level,
+                             orders={"birads": birads, "birads_bmode": birads, "tsukuba": parse_order(args.score_order)})
+    print(readings_table(result))
     _write_json(args.out, result)
     return 0
 

@@ -53,11 +53,65 @@ def authenticity_table(res: dict) -> str:
     items = [("overall", res["overall"])]
     items += [(f"group {g}", v) for g, v in res.get("groups", {}).items()]
     items += [(f"reader {r}", v) for r, v in res["readers"].items()]
+    corrected = False
     for name, v in items:
+        mark = "†" if v.get("d_prime_method", "").startswith("log-linear") else ""
+        corrected = corrected or bool(mark)
         rows.append([name, str(v["n"]), num(v["accuracy"]), interval(v["ci"]), pval(v["p"]),
                      num(v["fraction_synthetic_judged_real"]), num(v["fraction_real_judged_real"]),
-                     num(v["d_prime"], 2)])
-    return table(["who", "n", "accuracy", "95% CI", "p (vs 0.5)", "synthetic→real", "real→real", "d'"], rows)
+                     num(v["d_prime"], 2) + mark])
+    text = table(["who", "n", "accuracy", "95% CI", "p (vs 0.5)", "synthetic→real", "real→real", "d'"], rows)
+    if corrected:
+        text += ("\n† d' with the log-linear correction (k + 0.5)/(n + 1) (Hautus 1995): a hit or false-alarm "
+                 "rate was 0 or 1; elsewhere d' = z(H) − z(F)")
+    text += _repeats_text(res)
+    return text
+
+
+def readings_table(res: dict) -> str:
+    """``stats readings``: κ of each repeated answer, then the reading times."""
+    text = f"{res['n_readings']} readings, {res['n_repeats']} of them repeats"
+    if not res["intra_reader"]:
+        text += " (no repeated categorical answer: no intra-reader κ)"
+    for block in res["intra_reader"].values():
+        if "undefined" in block:
+            text += f"\n\nIntra-reader agreement — {block['title']}: undefined: {block['undefined']}"
+        else:
+            text += _repeats_text({"intra_reader": block}, f" — {block['title']}")
+    for column, block in res["reading_time"].items():
+        text += _repeats_text({"reading_time": block}, f" — {column}")
+    return text
+
+
+def _repeats_text(res: dict, suffix: str = "") -> str:
+    """Intra-reader κ and reading-time lines, when the result has them (else "")."""
+    text = ""
+    intra = res.get("intra_reader")
+    if intra:
+        rows = []
+        blocks = [("all readers", intra["pooled"]), *((f"reader {k}", v) for k, v in intra["readers"].items())]
+        notes = any("undefined" in b for _, b in blocks)
+        for who, b in blocks:
+            kap = [f"{num(b[w]['value'])} {interval(b[w]['ci'])}" if w in b else "—" for w in intra["weights"]]
+            rows.append([who, str(b["n_pairs"]), num(b["agreement"]), *kap, *([b.get("undefined", "")] if notes else [])])
+        text += f"\n\nIntra-reader agreement (first vs repeated reading, Cohen's κ){suffix}\n" + table(
+            ["who", "pairs", "same answer", *(f"κ {w}" for w in intra["weights"]), *(["note"] if notes else [])], rows)
+    times = res.get("reading_time")
+    if times:
+        rows = [["all", "", *_time_cells(times["overall"])]]
+        for col, blocks in times["by"].items():
+            rows += [[col, v, *_time_cells(b)] for v, b in blocks.items()]
+        text += f"\n\nReading time (s; median [quartiles], mean, total){suffix}\n" + table(
+            ["by", "value", "n", "median [q1, q3]", "mean", "total"], rows)
+        if times["n_missing"]:
+            text += f"\n{times['n_missing']} reading(s) without a recorded time left out"
+    return text
+
+
+def _time_cells(b: dict) -> list[str]:
+    if not b["n"]:
+        return ["0", "—", "—", "—"]
+    return [str(b["n"]), f"{b['median']:.1f} [{b['q1']:.1f}, {b['q3']:.1f}]", f"{b['mean']:.1f}", f"{b['total']:.0f}"]
 
 
 def agreement_table(res: dict) -> str:
@@ -74,7 +128,7 @@ def agreement_table(res: dict) -> str:
         a, b = comp["conditions"]
         text += (f"\nFleiss κ {a} − {b}: {num(comp['diff'])} (95% CI {interval(comp['ci'])}, p {pval(comp['p'])}; "
                  f"{'paired' if comp['paired'] else 'unpaired'} bootstrap over cases, {comp['n_boot']} replicates)")
-    return text
+    return text + _repeats_text(res)
 
 
 def roc_table(res: dict) -> str:
@@ -92,6 +146,9 @@ def roc_table(res: dict) -> str:
     elif "mrmc" in res:
         mr = res["mrmc"]
         text += f"\n\nObuchowski–Rockette ({mr['design']} design, {mr['covariance']} covariance, {mr['n_readers']} readers)"
+        if "blocks" in mr:
+            text += "\nblocks: " + "; ".join(f"reader{'s' * (len(b['readers']) > 1)} {', '.join(b['readers'])} on {b['n_cases']} cases"
+                                            for b in mr["blocks"])
         mrow = []
         for key, label in (("random_readers_random_cases", "random readers, random cases"),
                            ("fixed_readers_random_cases", "fixed readers, random cases"),
@@ -106,7 +163,7 @@ def roc_table(res: dict) -> str:
         srow = [[m, num(v["auc"]), num(v["se"]), num(v["df"], 2), interval(v["ci"])]
                 for m, v in mr["random_readers_random_cases"]["single_modality"].items()]
         text += "\n\n" + table(["modality", "mean AUC", "se (random readers and cases)", "df", "95% CI"], srow)
-    return text
+    return text + _repeats_text(res)
 
 
 def diagnostic_table(res: dict) -> str:
@@ -123,3 +180,24 @@ def diagnostic_table(res: dict) -> str:
     if crow:
         text += "\n\n" + table(["reader", "comparison", "design", "p sens", "p spec", "p PPV", "p NPV"], crow)
     return text
+
+
+def power_table(res: dict) -> str:
+    """``stats power``: the parameters, then cases needed per reader count (or the power grid)."""
+    par = res["parameters"]
+    head = (f"Obuchowski–Rockette power (Hillis, Obuchowski & Berbaum 2011), {res['design']}: effect "
+            f"{res['effect']:g}, alpha {res['alpha']:g}, {res['n_modalities']} modalities\n"
+            f"σ²_TR {par['var_tr']:.3g}, Var {par['var']:.3g}, Cov1 {par['cov1']:.3g}, Cov2 {par['cov2']:.3g}, "
+            f"Cov3 {par['cov3']:.3g} at {par['n_cases']:g} cases")
+    note = res.get("pilot", {}).get("var_tr_note")
+    if note:
+        head += f"\n{note}"
+    if "grid" in res:
+        rows = [[str(g["readers"]), f"{g['cases']:g}", num(g["power"]), num(g["lambda"], 2), num(g["ddf"], 1)]
+                for g in res["grid"]]
+        return head + "\n\n" + table(["readers", "cases", "power", "λ", "ddf"], rows)
+    notes = any("note" in r for r in res["sample_sizes"])
+    rows = [[str(r["readers"]), "—" if r["cases"] is None else str(r["cases"]), num(r.get("power")),
+             *([r.get("note", "")] if notes else [])] for r in res["sample_sizes"]]
+    return head + "\n\n" + table(["readers", f"cases for power {res['target_power']:g}", "power",
+                                    *(["note"] if notes else [])], rows)

@@ -22,8 +22,9 @@ def test_hand_computed_reader():
     assert res["p"] == pytest.approx(p, rel=1e-12)
     assert res["fraction_synthetic_judged_real"] == 0.6
     assert res["fraction_real_judged_real"] == 0.7
-    h, f = 4.5 / 11, 3.5 / 11
-    assert res["d_prime"] == pytest.approx(stats.norm.ppf(h) - stats.norm.ppf(f), rel=1e-12)
+    # both rates inside (0, 1): the plain d' = z(0.4) − z(0.3), no correction (issue 13 §4)
+    assert res["d_prime"] == pytest.approx(stats.norm.ppf(0.4) - stats.norm.ppf(0.3), rel=1e-12)
+    assert res["d_prime_method"] == readers.D_PRIME_PLAIN
 
 
 def test_chance_reader_has_zero_d_prime_and_p_one():
@@ -33,9 +34,19 @@ def test_chance_reader_has_zero_d_prime_and_p_one():
     assert res["p"] == 1.0
 
 
-def test_perfect_reader_has_finite_d_prime():
+def test_perfect_reader_has_finite_log_linear_d_prime():
     res = readers.summarise(np.array([1] * 5 + [0] * 5), np.array([1] * 5 + [0] * 5), "r")
-    assert np.isfinite(res["d_prime"]) and res["d_prime"] > 2
+    # H = 1, F = 0: both corrected to 5.5/6 and 0.5/6 (Hautus 1995), and labelled so
+    assert res["d_prime"] == pytest.approx(stats.norm.ppf(5.5 / 6) - stats.norm.ppf(0.5 / 6), rel=1e-12)
+    assert res["d_prime_method"] == readers.D_PRIME_LOG_LINEAR
+
+
+def test_one_extreme_rate_corrects_both():
+    # H = 7/7 = 1, F = 2/8: the log-linear correction applies to both rates
+    d, how = readers.d_prime(7, 7, 2, 8)
+    assert d == pytest.approx(stats.norm.ppf(7.5 / 8) - stats.norm.ppf(2.5 / 9), rel=1e-12)
+    assert how == readers.D_PRIME_LOG_LINEAR
+    assert readers.d_prime(8, 10, 2, 10) == (pytest.approx(2 * stats.norm.ppf(0.8), rel=1e-12), readers.D_PRIME_PLAIN)
 
 
 def test_reader_without_real_images_is_refused():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from elastogan.errors import UserError
-from elastogan.eval import mrmc
+from elastogan.eval.reader_stats import mrmc
 from published import FIXTURES, assert_printed, expected
 
 
@@ -35,7 +35,7 @@ def test_design_is_paired_with_the_published_sizes(result):
     study, res = result
     assert study.design == "paired"
     assert res["n_cases"] == {"1": 114, "2": 114}
-    assert int(study.truth[0].sum()) == 45
+    assert int(study.truth.sum()) == 45
 
 
 def test_reader_aucs_and_means(result, ref):
@@ -188,7 +188,7 @@ def test_partly_shared_cases_are_refused():
     case, truth, reader, trt, rating = _vandyke()
     case = case.copy()
     case[(trt == "2") & (case == "1")] = "new"
-    with pytest.raises(UserError, match="paired .* or nested"):
+    with pytest.raises(UserError, match="paired .* nested"):
         mrmc.arrange(case, truth, reader, trt, rating)
 
 
@@ -218,3 +218,13 @@ def test_per_reader_test_with_zero_variance_is_undefined_not_p_one():
     assert "zero variance of a non-zero AUC difference" in second["note"]
     same = mrmc.obuchowski_rockette(np.array([[0.80, 0.70], [0.60, 0.70]]), cov)["fixed_readers_random_cases"]
     assert (same["per_reader"][1]["z"], same["per_reader"][1]["p"]) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("covariance, reader, treatment_reader", [
+    ("jackknife", "0.0015349993", "0.0002004025"),  # MRMCaov summary, fixed(reader) printout
+    ("delong", "0.0015364254", "0.0002045840"),  # MRMCaov summary, cov = DeLong
+])
+def test_variance_components_mrmcaov(covariance, reader, treatment_reader):
+    res = mrmc.analyse(mrmc.arrange(*_vandyke()), covariance)
+    assert_printed(res["variance_components"]["reader"], reader)
+    assert_printed(res["variance_components"]["treatment_reader"], treatment_reader)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from elastogan.errors import UserError
-from elastogan.eval import roc
+from elastogan.eval.reader_stats import roc
 from published import FIXTURES, assert_printed, expected
 
 PREDICTORS = ("wfns", "ndka", "s100b")

@@ -338,3 +338,36 @@ def test_report_still_refuses_bad_files_and_flags(tmp_path, capsys):
 
 def test_a_folder_given_for_a_csv_is_named_as_such(tmp_path, capsys):
     _fails(capsys, ["stats", "roc", str(tmp_path)], f"{tmp_path}: is a folder; expected a CSV file")
+
+
+def test_power_cli_from_a_pilot_and_from_flags(tmp_path, capsys, vandyke_rows):
+    path = _write(tmp_path / "ratings.csv", RATINGS_HEADER, vandyke_rows)
+    pilot = tmp_path / "pilot.json"
+    assert main(["stats", "roc", path, "--out", str(pilot)]) == 0
+    out = tmp_path / "power.json"
+    assert main(["stats", "power", str(pilot), "--effect", "0.04380032", "--readers", "3,6,10", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "not reachable: 3 readers" in text
+    res = json.loads(out.read_text())
+    assert [r["cases"] for r in res["sample_sizes"]] == [None, 251, 163]  # RJafroc's Van Dyke table
+    assert res["pilot"]["n_cases"] == 114 and res["target_power"] == 0.8
+    grid = tmp_path / "grid.json"
+    assert main(["stats", "power", "--effect", "0.05", "--var-tr", "0.0002", "--var", "0.0008", "--cov1", "0.00035",
+                 "--cov2", "0.00034", "--cov3", "0.00024", "--pilot-cases", "114", "--readers", "5",
+                 "--cases", "114", "--out", str(grid)]) == 0
+    (g,) = json.loads(grid.read_text())["grid"]
+    assert (g["readers"], g["cases"]) == (5, 114) and 0 < g["power"] < 1
+
+
+def test_power_cli_mistakes(tmp_path, capsys):
+    _fails(capsys, ["stats", "power", "--effect", "0.05", "--var", "0.001"], "missing --var-tr", "--pilot-cases")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    _fails(capsys, ["stats", "power", str(bad), "--effect", "0.05"], "not JSON")
+    _fails(capsys, ["stats", "power", str(tmp_path / "none.json"), "--effect", "0.05"], "no such file")
+    ok = tmp_path / "roc.json"
+    ok.write_text(json.dumps({"modalities": {}}))
+    _fails(capsys, ["stats", "power", str(ok), "--effect", "0.05"], "no \"mrmc\" block")
+    _fails(capsys, ["stats", "power", str(ok), "--effect", "0.05", "--var", "1"], "not both")
+    _fails(capsys, ["stats", "power", "--effect", "0.05", "--var-tr", "0", "--var", "0.001", "--cov1", "0",
+                    "--cov2", "0", "--cov3", "0", "--pilot-cases", "50", "--readers", "4,x"], "--readers '4,x'")

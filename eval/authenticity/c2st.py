@@ -35,7 +35,7 @@ import numpy as np
 from scipy import stats
 
 from elastogan.eval.diagnostic import proportion
-from elastogan.eval.roc import delong
+from elastogan.eval.reader_stats.roc import delong
 
 Observer = Callable[[list, np.ndarray, list, int], np.ndarray]
 

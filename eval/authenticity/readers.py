@@ -8,9 +8,10 @@ Per reader, per reader group and overall (all answers pooled), flat keys (issue 
   Li et al. 2024 — a value near 0.5 means synthetic images pass for real as often as not) and
   ``fraction_real_judged_real``.
 * ``d_prime = z(H) − z(F)`` (signal detection; Macmillan & Creelman 2005) with "synthetic" as
-  the signal: H = synthetic judged synthetic, F = real judged synthetic, each with the
-  log-linear correction ``(k + 0.5)/(n + 1)`` (Hautus 1995) so that rates of 0 or 1 stay finite.
-  d′ = 0 means the reader cannot tell the two apart.
+  the signal: H = fraction of synthetic images judged synthetic, F = fraction of real images
+  judged synthetic, as published visual Turing tests report it. Only where H or F is 0 or 1
+  (z infinite) both rates take the log-linear correction ``(k + 0.5)/(n + 1)`` (Hautus 1995);
+  ``d_prime_method`` says which was used. d′ = 0 means the reader cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -19,12 +20,38 @@ import numpy as np
 from scipy import stats
 
 from elastogan.errors import UserError
-from elastogan.eval.stats_io import AuthenticityAnswers
+from elastogan.eval.reader_stats import repeats
+from elastogan.eval.reader_stats.stats_io import AuthenticityAnswers, first_readings
 
 
 def _fraction_ci(k: int, n: int, level: float) -> list[float]:
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
     return [float(ci.low), float(ci.high)]
+
+
+D_PRIME_PLAIN = "z(H) - z(F)"
+D_PRIME_LOG_LINEAR = "log-linear corrected: (k + 0.5)/(n + 1), as H or F is 0 or 1 (Hautus 1995)"
+
+
+def d_prime(hits: int, n_signal: int, false_alarms: int, n_noise: int) -> tuple[float, str]:
+    """Sensitivity ``d′ = z(H) − z(F)``, and how it was computed.
+
+    ``H = hits/n_signal`` and ``F = false_alarms/n_noise`` when both lie strictly between 0 and
+    1; otherwise both rates take the log-linear correction ``(k + 0.5)/(n + 1)`` (Hautus 1995).
+
+    Example:
+        >>> d, how = d_prime(8, 10, 2, 10)  # H = 0.8, F = 0.2
+        >>> round(d, 4), how
+        (1.6832, 'z(H) - z(F)')
+    """
+    if min(n_signal, n_noise) < 1 or not (0 <= hits <= n_signal and 0 <= false_alarms <= n_noise):
+        raise ValueError(f"expected 0 ≤ hits ≤ n_signal and 0 ≤ false_alarms ≤ n_noise with both n ≥ 1, "
+                         f"got {hits}/{n_signal} and {false_alarms}/{n_noise}")
+    h, f = hits / n_signal, false_alarms / n_noise
+    if 0 < h < 1 and 0 < f < 1:
+        return float(stats.norm.ppf(h) - stats.norm.ppf(f)), D_PRIME_PLAIN
+    h, f = (hits + 0.5) / (n_signal + 1), (false_alarms + 0.5) / (n_noise + 1)
+    return float(stats.norm.ppf(h) - stats.norm.ppf(f)), D_PRIME_LOG_LINEAR
 
 
 def summarise(is_synthetic: np.ndarray, judged_synthetic: np.ndarray, who: str, level: float = 0.95) -> dict:
@@ -48,8 +75,7 @@ def summarise(is_synthetic: np.ndarray, judged_synthetic: np.ndarray, who: str, 
     test = stats.binomtest(correct, n, 0.5)
     ci = test.proportion_ci(confidence_level=level, method="exact")
     hits, fas = int((s & j).sum()), int((~s & j).sum())
-    h = (hits + 0.5) / (n_syn + 1)
-    f = (fas + 0.5) / (n_real + 1)
+    d, method = d_prime(hits, n_syn, fas, n_real)
     return {
         "n": n,
         "n_synthetic": n_syn,
@@ -62,21 +88,40 @@ def summarise(is_synthetic: np.ndarray, judged_synthetic: np.ndarray, who: str, 
         "fraction_synthetic_judged_real_ci": _fraction_ci(n_syn - hits, n_syn, level),
         "fraction_real_judged_real": (n_real - fas) / n_real,
         "fraction_real_judged_real_ci": _fraction_ci(n_real - fas, n_real, level),
-        "d_prime": float(stats.norm.ppf(h) - stats.norm.ppf(f)),
+        "hit_rate": hits / n_syn,
+        "false_alarm_rate": fas / n_real,
+        "d_prime": d,
+        "d_prime_method": method,
     }
 
+
 def analyse(answers: AuthenticityAnswers, level: float = 0.95) -> dict:
-    """Per reader, per group (when the answers carry one) and overall statistics."""
-    out: dict = {"overall": summarise(answers.is_synthetic, answers.judged_synthetic, "all readers", level)}
+    """Per reader, per group (when the answers carry one) and overall statistics of the first
+    readings; with repeated readings ``intra_reader`` (Cohen's κ of first against repeat), with
+    reading times ``reading_time`` (:mod:`~elastogan.eval.reader_stats.repeats`)."""
+    first = first_readings(answers)
+    out: dict = {"overall": summarise(first.is_synthetic, first.judged_synthetic, "all readers", level)}
     out["readers"] = {
-        rd: summarise(answers.is_synthetic[answers.reader == rd], answers.judged_synthetic[answers.reader == rd],
+        rd: summarise(first.is_synthetic[first.reader == rd], first.judged_synthetic[first.reader == rd],
                       f"reader {rd!r}", level)
-        for rd in dict.fromkeys(answers.reader.tolist())
+        for rd in dict.fromkeys(first.reader.tolist())
     }
-    if answers.group is not None:
+    if first.group is not None:
         out["groups"] = {
-            g: summarise(answers.is_synthetic[answers.group == g], answers.judged_synthetic[answers.group == g],
+            g: summarise(first.is_synthetic[first.group == g], first.judged_synthetic[first.group == g],
                          f"group {g!r}", level)
-            for g in dict.fromkeys(answers.group.tolist())
+            for g in dict.fromkeys(first.group.tolist())
         }
+    if answers.repeat is not None and answers.repeat.any():
+        rd, a1, a2 = repeats.pair_repeats(answers.reader, [answers.case], answers.judged_synthetic, answers.repeat)
+        out["intra_reader"] = repeats.intra_reader_kappa(rd, a1, a2, ["judged real", "judged synthetic"],
+                                                         ordinal=False, level=level)
+    if answers.reading_time_s is not None:
+        by = {"reader": answers.reader, "image": np.where(answers.is_synthetic == 1, "synthetic", "real")}
+        if answers.group is not None:
+            by["group"] = answers.group
+        if answers.repeat is not None:
+            by["reading"] = np.where(answers.repeat, "repeat", "first")
+        by.update(answers.extra or {})
+        out["reading_time"] = repeats.reading_times(answers.reading_time_s, by)
     return out

@@ -91,16 +91,38 @@ def delong(scores: np.ndarray, truth: np.ndarray) -> DeLong:
         raise ValueError(f"expected scores with {pos.size} cases, got shape {scores.shape}")
     if not np.isfinite(scores).all():
         raise UserError("ROC: ratings must be finite numbers")
-    x, y = scores[:, pos], scores[:, ~pos]  # (k, m), (k, n)
-    m, n = x.shape[1], y.shape[1]
-    tz = _midranks(np.concatenate([x, y], axis=1))
+    auc, cov, v10, v01 = delong_batch(scores, pos)
+    return DeLong(auc=auc, cov=cov, v10=v10, v01=v01)
+
+
+def delong_batch(scores: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The arithmetic of :func:`delong` over any leading axes, unchecked (for simulations).
+
+    Args:
+        scores: (..., k, N) finite ratings.
+        pos: (N,) bool, True = positive; both classes present.
+
+    Returns:
+        AUCs (..., k), covariance (..., k, k), placements V10 (..., k, m) and V01 (..., k, n).
+    """
+    x, y = scores[..., pos], scores[..., ~pos]  # (..., k, m), (..., k, n)
+    m, n = x.shape[-1], y.shape[-1]
+    tz = _midranks(np.concatenate([x, y], axis=-1))
     tx, ty = _midranks(x), _midranks(y)
-    v10 = (tz[:, :m] - tx) / n
-    v01 = 1.0 - (tz[:, m:] - ty) / m
-    auc = v10.mean(axis=1)
-    s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((len(auc), len(auc)))
-    s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((len(auc), len(auc)))
-    return DeLong(auc=auc, cov=s10 / m + s01 / n, v10=v10, v01=v01)
+    v10 = (tz[..., :m] - tx) / n
+    v01 = 1.0 - (tz[..., m:] - ty) / m
+    auc = v10.mean(axis=-1)
+    cov = _sample_cov(v10) / m + _sample_cov(v01) / n
+    return auc, cov, v10, v01
+
+
+def _sample_cov(v: np.ndarray) -> np.ndarray:
+    """(..., k, k) covariance (divisor n − 1) of the rows of (..., k, n); zero for n = 1."""
+    n = v.shape[-1]
+    if n < 2:
+        return np.zeros((*v.shape[:-1], v.shape[-2]))
+    dev = v - v.mean(axis=-1, keepdims=True)
+    return dev @ np.swapaxes(dev, -1, -2) / (n - 1)
 
 
 def auc_ci(auc: float, se: float, level: float = 0.95) -> tuple[float, float]:

@@ -8,14 +8,26 @@ The columns are a contract with the app's export (issue 5 §3):
 | scores (agreement) | ``case,reader,score[,condition]`` |
 | ratings (ROC, diagnostic) | ``case,truth,reader,modality,rating`` (truth 0/1, 1 = malignant) |
 
-Extra columns are ignored. Every problem is a :class:`~elastogan.errors.InputFileError` that
+Optional per-reading columns, read when present (the app's export of issue 13):
+``repeat`` (0/1 or true/false; empty = 0: a later showing of an image the reader already
+answered), ``reading_time_s`` or ``reading_s`` (seconds from image shown to answer stored,
+≥ 0; empty = not recorded), ``stage`` and ``session`` (labels, for the reading-time tables).
+The analyses use first readings (:func:`first_readings`); repeats feed intra-reader agreement.
+
+The app's ``readings.csv`` (one row per reading, repeats included) is read by
+:func:`read_readings`: ``reader``, ``repeat``, ``image`` (or ``case``) and whichever of the
+answers ``judged_synthetic, tsukuba, birads, birads_bmode, confidence, confidence_bmode``, the
+times ``reading_s`` (or ``reading_time_s``) and ``reading_bmode_s``, and the labels
+``group, modality, design, session, staged, stage`` it has.
+
+Other columns are ignored. Every problem is a :class:`~elastogan.errors.InputFileError` that
 names the file, the line and the column: a missing column, an empty cell, a value that is
 not 0/1, a rating outside the declared ``--order``, a duplicated answer, a case whose truth
 differs between rows. Ratings are ordinal: with an ``order`` (e.g. BI-RADS
 ``2,3,4a,4b,4c,5``) a rating becomes its position in that order; without one it must be a
 number. Higher means more suspicious.
 
-The JSON the analyses write is described in :mod:`elastogan.eval.reader_study`.
+The JSON the analyses write is described in :mod:`elastogan.eval.reader_stats.reader_study`.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +47,11 @@ AUTHENTICITY_COLUMNS = ("reader", "case", "is_synthetic", "judged_synthetic")
 SCORES_COLUMNS = ("case", "reader", "score")
 RATINGS_COLUMNS = ("case", "truth", "reader", "modality", "rating")
 _MAX_LISTED = 5
+EXTRA_COLUMNS = ("stage", "session")  # optional labels, kept for the reading-time tables
+TIME_COLUMNS = ("reading_time_s", "reading_s")  # the second is the app's readings.csv name
+READINGS_ANSWERS = ("judged_synthetic", "tsukuba", "birads", "birads_bmode", "confidence", "confidence_bmode")
+READINGS_LABELS = ("group", "modality", "design", "session", "staged", "stage")
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,9 @@ class AuthenticityAnswers:
     is_synthetic: np.ndarray  # int 0/1, (n,)
     judged_synthetic: np.ndarray  # int 0/1, (n,)
     group: np.ndarray | None  # str, (n,), or None when the file has no group column
+    repeat: np.ndarray | None = None  # bool, (n,), or None without a repeat column
+    reading_time_s: np.ndarray | None = None  # float, (n,) (NaN: not recorded), or None
+    extra: dict[str, np.ndarray] | None = None  # optional label columns (stage, session) present
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,9 @@ class Scores:
     score: np.ndarray  # int index into categories, (n,)
     condition: np.ndarray  # str, (n,); "all" when the file has no condition column
     categories: tuple[str, ...]  # in their declared (ordinal) order
+    repeat: np.ndarray | None = None
+    reading_time_s: np.ndarray | None = None
+    extra: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,9 @@ class Ratings:
     modality: np.ndarray  # str, (n,)
     rating: np.ndarray  # float, (n,): the number, or the position in the declared order
     order: tuple[str, ...] | None  # the declared order, if any
+    repeat: np.ndarray | None = None
+    reading_time_s: np.ndarray | None = None
+    extra: dict[str, np.ndarray] | None = None
 
 
 def parse_order(text: str | None) -> tuple[str, ...] | None:
@@ -195,11 +221,70 @@ def _column(rows: list[Row], column: str) -> np.ndarray:
     return np.array([r.cells[column] for r in rows], dtype=object)
 
 
+def _optional_repeat(path: Path, header: list[str], rows: list[Row]) -> np.ndarray | None:
+    if "repeat" not in header:
+        return None
+    bad = [(r.line, r.cells["repeat"]) for r in rows if r.cells["repeat"].lower() not in _TRUE + _FALSE]
+    if bad:
+        listed = "; ".join(f"line {ln}: {v[:20]!r}" for ln, v in bad[:_MAX_LISTED])
+        raise InputFileError(path, f"column repeat must be 0/1 or true/false: {listed}")
+    return np.array([r.cells["repeat"].lower() in _TRUE for r in rows], dtype=bool)
+
+
+def _optional_times(path: Path, header: list[str], rows: list[Row], column: str | None = None) -> np.ndarray | None:
+    """Seconds (empty = NaN) from ``column``, by default ``reading_time_s`` or, as the app's
+    readings.csv names it, ``reading_s``; None when the file has neither."""
+    if column is None:
+        column = next((c for c in TIME_COLUMNS if c in header), None)
+    if column is None or column not in header:
+        return None
+    values, bad = [], []
+    for r in rows:
+        text = r.cells[column]
+        try:
+            v = float(text) if text else math.nan
+        except ValueError:
+            v = -1.0
+        if (text and not math.isfinite(v)) or v < 0:
+            bad.append((r.line, text))
+        values.append(v)
+    if bad:
+        listed = "; ".join(f"line {ln}: {v[:20]!r}" for ln, v in bad[:_MAX_LISTED])
+        raise InputFileError(path, f"column {column} must be a number of seconds ≥ 0 (or empty): {listed}")
+    return np.array(values, dtype=np.float64)
+
+
+def _optional(path: Path, header: list[str], rows: list[Row]) -> dict:
+    """The optional per-reading columns as dataclass fields."""
+    extra = {c: _column(rows, c) for c in EXTRA_COLUMNS if c in header}
+    return {"repeat": _optional_repeat(path, header, rows), "reading_time_s": _optional_times(path, header, rows),
+            "extra": extra or None}
+
+
+def _repeat_key(header: list[str]) -> tuple[str, ...]:
+    return ("repeat",) if "repeat" in header else ()
+
+
+def first_readings(data: AuthenticityAnswers | Scores | Ratings):
+    """The same answers without the repeated readings (all of them when there is no repeat column)."""
+    if data.repeat is None or not data.repeat.any():
+        return data
+    keep = ~data.repeat
+    changes = {}
+    for f in fields(data):
+        v = getattr(data, f.name)
+        if isinstance(v, np.ndarray) and v.shape[:1] == keep.shape:
+            changes[f.name] = v[keep]
+        elif isinstance(v, dict):
+            changes[f.name] = {k: a[keep] for k, a in v.items()}
+    return replace(data, **changes)
+
+
 def read_authenticity(path: str | os.PathLike) -> AuthenticityAnswers:
     """Read ``reader,case,is_synthetic,judged_synthetic[,group]``."""
     path = Path(path)
     header, rows = read_rows(path, AUTHENTICITY_COLUMNS)
-    _no_duplicates(path, rows, ("reader", "case"))
+    _no_duplicates(path, rows, ("reader", "case", *_repeat_key(header)))
     has_group = "group" in header
     if has_group:
         empty = [r.line for r in rows if r.cells["group"] == ""]
@@ -218,6 +303,7 @@ def read_authenticity(path: str | os.PathLike) -> AuthenticityAnswers:
         is_synthetic=_binary(path, rows, "is_synthetic"),
         judged_synthetic=_binary(path, rows, "judged_synthetic"),
         group=_column(rows, "group") if has_group else None,
+        **_optional(path, header, rows),
     )
 
 
@@ -234,7 +320,8 @@ def read_scores(path: str | os.PathLike, order: tuple[str, ...] | None = None) -
         empty = [r.line for r in rows if r.cells["condition"] == ""]
         if empty:
             raise InputFileError(path, f"column condition is empty on line(s) {', '.join(map(str, empty[:_MAX_LISTED]))}")
-    _no_duplicates(path, rows, ("condition", "case", "reader") if has_condition else ("case", "reader"))
+    key = ("condition", "case", "reader") if has_condition else ("case", "reader")
+    _no_duplicates(path, rows, (*key, *_repeat_key(header)))
     values = _ordinal(path, rows, "score", order)
     if order is not None:
         categories = order
@@ -244,14 +331,15 @@ def read_scores(path: str | os.PathLike, order: tuple[str, ...] | None = None) -
         categories = tuple(_format_number(v) for v in distinct)
         index = np.searchsorted(distinct, values).astype(np.int64)
     condition = _column(rows, "condition") if has_condition else np.full(len(rows), "all", dtype=object)
-    return Scores(_column(rows, "case"), _column(rows, "reader"), index, condition, categories)
+    return Scores(_column(rows, "case"), _column(rows, "reader"), index, condition, categories,
+                  **_optional(path, header, rows))
 
 
 def read_ratings(path: str | os.PathLike, order: tuple[str, ...] | None = None) -> Ratings:
     """Read ``case,truth,reader,modality,rating``; a case must have one truth in every row."""
     path = Path(path)
-    _, rows = read_rows(path, RATINGS_COLUMNS)
-    _no_duplicates(path, rows, ("modality", "reader", "case"))
+    header, rows = read_rows(path, RATINGS_COLUMNS)
+    _no_duplicates(path, rows, ("modality", "reader", "case", *_repeat_key(header)))
     truth = _binary(path, rows, "truth")
     first: dict[str, tuple[int, int]] = {}
     for r, t in zip(rows, truth):
@@ -268,8 +356,43 @@ def read_ratings(path: str | os.PathLike, order: tuple[str, ...] | None = None) 
         modality=_column(rows, "modality"),
         rating=_ordinal(path, rows, "rating", order),
         order=order,
+        **_optional(path, header, rows),
     )
 
 
 def _format_number(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Every reading of a study, repeats included (the app's ``readings.csv``)."""
+
+    reader: np.ndarray  # str, (n,)
+    item: np.ndarray  # str, (n,): the image read (or the case)
+    repeat: np.ndarray  # bool, (n,)
+    answers: dict[str, np.ndarray]  # str, (n,) each; "" where not asked
+    times: dict[str, np.ndarray]  # float seconds, (n,) each; NaN where not recorded
+    labels: dict[str, np.ndarray]  # str, (n,) each
+
+
+def read_readings(path: str | os.PathLike) -> Readings:
+    """Read the per-reading export (module docstring); one row per (reader, item, repeat)."""
+    path = Path(path)
+    header, rows = read_rows(path, ("reader", "repeat"))
+    item = "image" if "image" in header else "case" if "case" in header else None
+    if item is None:
+        raise InputFileError(path, f"missing column image (or case); got {','.join(header)}")
+    empty = [r.line for r in rows if r.cells[item] == ""]
+    if empty:
+        raise InputFileError(path, f"column {item} is empty on line(s) {', '.join(map(str, empty[:_MAX_LISTED]))}")
+    _no_duplicates(path, rows, ("reader", item, "repeat"))
+    times = {c: _optional_times(path, header, rows, c) for c in (*TIME_COLUMNS, "reading_bmode_s") if c in header}
+    return Readings(
+        reader=_column(rows, "reader"),
+        item=_column(rows, item),
+        repeat=_optional_repeat(path, header, rows),
+        answers={c: _column(rows, c) for c in READINGS_ANSWERS if c in header},
+        times=times,
+        labels={c: _column(rows, c) for c in READINGS_LABELS if c in header},
+    )
