@@ -9,25 +9,40 @@ The rules:
 
 - the format comes from the content (``elastogan.data.loaders``): PNG, JPEG, ``.npy`` or DICOM,
   with or without an extension;
-- a DICOM that declares image regions (``SequenceOfUltrasoundRegions``) gives only the B-mode
-  region — the *least colourful* one, so that a dual display (B-mode | E-mode, in either order)
-  gives its grey panel and the burned-in text around the panels never reaches the network;
-- colour becomes grey by ITU-R 601 luminance (``rgb_to_grey``), exact for grey pixels;
+- only an image panel reaches the network, never the burned-in text around it (names, dates,
+  hospital). A DICOM that declares image regions (``SequenceOfUltrasoundRegions``) gives its
+  B-mode region — the *least colourful* one, so that a dual display (B-mode | E-mode, in
+  either order) gives its grey panel. A file without regions (a PNG or JPEG screenshot, a
+  DICOM without regions) gives the B-mode panel the panel finder sees
+  (``elastogan.data.panels``: twin panels of a dual display, else the largest picture), and
+  the whole frame when nothing but background lies outside that panel (a plain B-mode image);
+- colour becomes grey by ITU-R 601 luminance (``rgb_to_grey``), exact for grey pixels; whether
+  the panel *is* grey is for the caller to check (``BmodeInput.colour_fraction``: ``predict``
+  refuses a colour Doppler or elastography panel unless asked);
 - every refusal is an ``InputFileError`` naming the file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey, sniff_format
+from elastogan.data.panels import colour_fraction, crop, find_blocks, find_twins, outside_mask, screen_background
 from elastogan.errors import InputFileError, UserError
+
+Box = tuple[int, int, int, int]
 
 # Smallest frame the generator accepts (``elastogan.predict.check_frame`` says the same).
 MIN_SIDE = 2
+# A B-mode panel with more coloured pixels than this is a colour image (Doppler, an
+# elastogram), not a grey B-mode: markers and calipers colour less (``panels.colour_fraction``).
+MAX_BMODE_COLOUR = 0.02
+SCREEN_CONTENT_LEVEL = 12  # farther than this from the screen's background colours is content
+MAX_SCREEN_CONTENT = 0.5  # outside a screen's panels at most this share is content (text, markers)
 
 
 def colourfulness(rgb: np.ndarray) -> float:
@@ -35,15 +50,47 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
 
 
+def panel_boxes(image: LoadedImage) -> list[Box]:
+    """The image panels of a frame: its DICOM image regions, else the panels found in the
+    picture (``elastogan.data.panels``), else the whole frame."""
+    regions = [r.box for r in image.regions if r.is_image]
+    if regions:
+        return regions
+    h, w = image.rgb.shape[:2]
+    twins = find_twins(image.rgb)
+    boxes = list(twins) if twins is not None else find_blocks(image.rgb, 2, split_wide=False)
+    if not boxes or not _content_outside(image.rgb, boxes):
+        return [(0, 0, w, h)]  # a plain picture: nothing to cut away
+    return boxes
+
+
+def _content_outside(rgb: np.ndarray, boxes: list[Box]) -> bool:
+    """True if ``boxes`` lie on a screen with something else on it (text, markers): outside
+    them the screen is mostly its background, yet not all of it. Outside a box cut from a
+    plain picture there is more picture (mostly not background): that is no screen."""
+    outside = outside_mask(rgb.shape[:2], boxes)
+    if not outside.any():
+        return False
+    content = np.ones(rgb.shape[:2], bool)
+    for colour in screen_background(rgb):
+        content &= np.abs(rgb.astype(np.int16) - colour).max(axis=-1) > SCREEN_CONTENT_LEVEL
+    share = float(content[outside].mean())
+    return 0.0 < share <= MAX_SCREEN_CONTENT
+
+
 def image_panels(image: LoadedImage) -> list[np.ndarray]:
-    """The image regions of a DICOM frame (RGB crops), or the whole frame when it declares none."""
-    regions = [r for r in image.regions if r.is_image]
-    return [r.crop(image.rgb) for r in regions] if regions else [image.rgb]
+    """The image panels of a frame as RGB crops (``panel_boxes``)."""
+    return [crop(image.rgb, b) for b in panel_boxes(image)]
+
+
+def bmode_box(image: LoadedImage) -> Box:
+    """The box of the least colourful image panel (the B-mode of a dual display)."""
+    return min(panel_boxes(image), key=lambda b: colourfulness(crop(image.rgb, b)))
 
 
 def bmode_panel(image: LoadedImage) -> np.ndarray:
     """H×W×3 uint8: the least colourful image panel (the B-mode of a dual display)."""
-    return min(image_panels(image), key=colourfulness)
+    return crop(image.rgb, bmode_box(image))
 
 
 def emode_panel(image: LoadedImage) -> np.ndarray:
@@ -61,6 +108,41 @@ def bmode_of(image: LoadedImage) -> np.ndarray:
     if min(bmode.shape) < MIN_SIDE:
         raise InputFileError(image.path, f"a {bmode.shape[0]}×{bmode.shape[1]} frame is too small (at least 2×2)")
     return bmode
+
+
+@dataclass(frozen=True)
+class BmodeInput:
+    """One frame of a user's file, ready for the generator.
+
+    Attributes:
+        path: the file.
+        bmode: h×w uint8, the B-mode panel (``bmode_of``).
+        box: where the panel lies in the frame, ``(x0, y0, x1, y1)`` end-exclusive.
+        frame_shape: ``(H, W)`` of the whole frame.
+        frame: the frame's index; ``n_frames`` how many the file holds.
+        colour_fraction: share of the panel's pixels that are coloured.
+    """
+
+    path: Path
+    bmode: np.ndarray
+    box: Box
+    frame_shape: tuple[int, int]
+    frame: int
+    n_frames: int
+    colour_fraction: float
+
+
+def read_bmode_input(path: str | Path, *, frame: int = 0) -> BmodeInput:
+    """Frame ``frame`` of a file as a ``BmodeInput`` (see the module rules).
+
+    Raises:
+        InputFileError: naming the file (as ``load_bmode``).
+    """
+    image = load_image(path, frame=frame)
+    box = bmode_box(image)
+    bmode = bmode_of(image)
+    return BmodeInput(Path(path), bmode, box, image.rgb.shape[:2], frame, int(image.source.get("n_frames", 1)),
+                      colour_fraction(crop(image.rgb, box)))
 
 
 def load_bmode(path: str | Path) -> np.ndarray:

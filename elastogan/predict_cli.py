@@ -1,9 +1,17 @@
 """``elastogan predict``: synthetic elastograms for B-mode files, written beside nothing they overwrite.
 
-The command checks its flags, lists the inputs, loads the checkpoint, then reads and checks
-every input (``elastogan.bmode_input``: the one B-mode loader, ``--roi`` and ``--lesion``
-against each frame), and only then creates ``--out`` and writes, each file atomically: a bad
-input among many stops the run before anything is written, never half-way.
+The command checks its flags, lists the inputs, then reads and checks every input
+(``elastogan.bmode_input``: the one B-mode loader, ``--roi`` and ``--lesion`` against each
+frame, a colour panel refused unless ``--allow-colour``), loads the checkpoint, and only then
+creates ``--out`` and writes, each file atomically. Without ``--skip-bad`` every bad input is
+named, all at once, and nothing is written; with it the bad ones are named and skipped.
+
+Only the B-mode panel of an input reaches the network — a DICOM's B-mode ultrasound region,
+the B-mode panel of a screenshot (``elastogan.data.panels``) — so the burned-in text around
+it never reaches an output. The outputs have the whole frame's size with black (strain NaN)
+outside the panel, or the panel's size with ``--crop``. ``--roi`` and ``--lesion`` are in the
+outputs' pixels. Multi-frame files (cine loops): ``--frames first`` (frame 0, with a warning),
+``all`` (``NAME_frameNNN_SYNTHETIC_…`` per frame) or a frame index.
 
 For each input NAME, one sample of the generator (seed ``--seed``) — what a scanner would have
 shown:
@@ -30,7 +38,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from elastogan.errors import InputFileError
+
+if TYPE_CHECKING:  # the command imports the loaders (numpy, PIL, pydicom) only when it runs
+    from elastogan.bmode_input import BmodeInput
+
+Box = tuple[int, int, int, int]
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -39,11 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a trained generator on B-mode frames of any size. For each input NAME "
         "writes one sample (seed --seed): NAME_SYNTHETIC_emode.png (E-mode drawn from the strain "
         "head, 'SYNTHETIC' burned in), NAME_SYNTHETIC_strain.npy (float32) and "
-        "NAME_SYNTHETIC_strain.png (16-bit), all of the input's size. With --samples K (K >= 2) "
+        "NAME_SYNTHETIC_strain.png (16-bit), all of the input frame's size: only its B-mode panel "
+        "(a DICOM's ultrasound region, a screenshot's B-mode panel) reaches the network, and the rest "
+        "of the frame is black (--crop: the panel's size), so burned-in text never reaches an output. "
+        "With --samples K (K >= 2) "
         "also the mean and per-pixel SD of K samples (NAME_SYNTHETIC_strain_mean.npy, "
         "NAME_SYNTHETIC_strain_sd.npy, NAME_SYNTHETIC_strain_sd.png) and NAME_SYNTHETIC.json "
         "(provenance; with --lesion the strain ratio and its interval). Every input is read and "
-        "checked before anything is written.",
+        "checked before anything is written; without --skip-bad every bad one is named and nothing "
+        "is written. A colour panel (Doppler, an elastogram) is refused unless --allow-colour.",
     )
     p.add_argument("--checkpoint", type=Path, help="checkpoint written by elastogan train (default: the shipped model)")
     p.add_argument("--input", type=Path, nargs="+", required=True, help="PNG/JPEG/.npy/DICOM files or folders of them")
@@ -61,6 +82,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="lesion box for every input (end-exclusive pixels): with --samples K >= 2, the strain "
                    "ratio (reference / lesion, inside the ROI) and its interval over the samples go to "
                    "NAME_SYNTHETIC.json")
+    p.add_argument("--frames", default="first", metavar="first|all|N",
+                   help="multi-frame files (cine loops): 'first' uses frame 0 with a warning (default), 'all' "
+                   "every frame (outputs NAME_frameNNN_SYNTHETIC_…), N the 0-based frame N")
+    p.add_argument("--crop", action="store_true",
+                   help="write outputs of the B-mode panel's size (default: the whole frame's size, black and "
+                   "strain NaN outside the panel, so burned-in text never appears either way)")
+    p.add_argument("--allow-colour", action="store_true",
+                   help="accept a coloured panel (colour Doppler, an elastogram) as a B-mode, through its "
+                   "luminance (default: refused, named)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="name each bad input and go on with the good ones (default: name every bad input, "
+                   "then stop with nothing written)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     p.set_defaults(func=_predict)
 
@@ -88,41 +121,118 @@ def _check_args(args: argparse.Namespace) -> None:
     check_out_option(args.out)
 
 
-def read_inputs(files: list[Path], roi: tuple[int, int, int, int] | None,
-                lesion: tuple[int, int, int, int] | None) -> list:
-    """Every input's B-mode, read and checked (boxes inside each frame) before anything is written.
+@dataclass(frozen=True)
+class Job:
+    """One frame to predict: its B-mode panel and the boxes in the panel's pixels.
 
-    Raises:
-        InputFileError: a file that cannot be read as a B-mode, named.
-        UserError: ``--roi`` or ``--lesion`` outside a frame, naming the flag and the file.
+    Attributes:
+        name: output stem (``NAME`` or ``NAME_frameNNN``).
+        input: the frame's ``BmodeInput``.
+        roi, lesion: ``--roi`` / ``--lesion`` in panel pixels, or None.
+        out_box: where the panel lies in the outputs (the frame's box, or the whole panel with ``--crop``).
+        out_shape: ``(H, W)`` of the outputs.
     """
+
+    name: str
+    input: "BmodeInput"
+    roi: Box | None
+    lesion: Box | None
+    out_box: Box
+    out_shape: tuple[int, int]
+
+
+def frame_indices(first: "BmodeInput", frames: str | int) -> tuple[list[int], list[str]]:
+    """The frames of a file to predict (``--frames``) and warnings; ``InputFileError`` for an index past the end."""
+    n = first.n_frames
+    if n == 1:
+        return [0], []
+    if frames == "first":
+        return [0], [f"{first.path}: {n} frames; frame 0 used (--frames all or --frames N for others)"]
+    if frames == "all":
+        return list(range(n)), []
+    if frames >= n:
+        raise InputFileError(first.path, f"frame {frames} asked for (--frames), but the file has {n} frames")
+    return [frames], []
+
+
+def _parse_frames(value: str) -> str | int:
+    from elastogan.errors import UserError
+
+    if value in ("first", "all"):
+        return value
+    if value.isdigit():
+        return int(value)
+    raise UserError(f"--frames must be 'first', 'all' or a frame index >= 0, got {value!r}")
+
+
+def _job(f: Path, inp: "BmodeInput", name: str, roi: Box | None, lesion: Box | None, crop: bool) -> Job:
+    """The job of one frame: boxes moved into the panel and checked (``InputFileError`` naming the flag)."""
     import numpy as np
 
-    from elastogan.bmode_input import load_bmode
-    from elastogan.errors import UserError
     from elastogan.predict import check_roi
     from elastogan.tsukuba import strain_ratio
 
-    frames = []
+    h, w = inp.bmode.shape
+    out_box = (0, 0, w, h) if crop else inp.box
+    out_shape = (h, w) if crop else inp.frame_shape
+    where = "frame" if out_box == (0, 0, out_shape[1], out_shape[0]) else f"B-mode panel {out_box} of the {out_shape[0]}×{out_shape[1]} frame"
+    moved = {}
+    for flag, box in (("--roi", roi), ("--lesion", lesion)):
+        if box is None:
+            moved[flag] = None
+            continue
+        inner = (box[0] - out_box[0], box[1] - out_box[1], box[2] - out_box[0], box[3] - out_box[1])
+        try:
+            check_roi(inner, (h, w))
+        except ValueError:
+            size = f"{h}×{w} frame" if where == "frame" else where
+            raise InputFileError(f, f"{flag} {tuple(box)} is not inside the {size}") from None
+        moved[flag] = inner
+    if lesion is not None:
+        # The strain ratio's regions depend on the boxes alone: a lesion outside the ROI, or
+        # with no reference tissue beside it, is refused now rather than after the model ran.
+        box = moved["--roi"] or (0, 0, w, h)
+        try:
+            strain_ratio(_box_map((h, w), box, np.nan, 1.0), _box_map((h, w), moved["--lesion"], False, True), box)
+        except ValueError as e:
+            raise InputFileError(f, f"--lesion {tuple(lesion)}: no strain ratio for this lesion box: {e}") from None
+    return Job(name, inp, moved["--roi"], moved["--lesion"], out_box, out_shape)
+
+
+def read_inputs(files: list[Path], roi: Box | None, lesion: Box | None, *, frames: str | int = "first",
+                allow_colour: bool = False, crop: bool = False) -> tuple[list[Job], list[tuple[Path, str]], list[str]]:
+    """Every input's frames, read and checked before anything is written.
+
+    Returns:
+        ``(jobs, problems, warnings)``: the frames to predict, ``(file, problem)`` for each bad
+        input (unreadable, a colour panel without ``allow_colour``, boxes outside its panel),
+        and notes for the user.
+    """
+    from elastogan.bmode_input import MAX_BMODE_COLOUR, read_bmode_input
+
+    jobs: list[Job] = []
+    problems: list[tuple[Path, str]] = []
+    notes: list[str] = []
     for f in files:
-        bmode = load_bmode(f)
-        for flag, box in (("--roi", roi), ("--lesion", lesion)):
-            if box is None:
-                continue
-            try:
-                check_roi(box, bmode.shape)
-            except ValueError as e:
-                raise UserError(f"{flag}: {f}: {e if flag == '--roi' else str(e).replace('ROI', 'box', 1)}") from None
-        if lesion is not None:
-            # The strain ratio's regions depend on the boxes alone: a lesion outside the ROI, or
-            # with no reference tissue beside it, is refused now rather than after the model ran.
-            box = roi or (0, 0, bmode.shape[1], bmode.shape[0])
-            try:
-                strain_ratio(_box_map(bmode.shape, box, np.nan, 1.0), _box_map(bmode.shape, lesion, False, True), box)
-            except ValueError as e:
-                raise UserError(f"--lesion: {f}: no strain ratio for the lesion box {lesion}: {e}") from None
-        frames.append(bmode)
-    return frames
+        try:
+            first = read_bmode_input(f)
+            indices, warned = frame_indices(first, frames)
+            found = []
+            for i in indices:
+                inp = first if i == 0 else read_bmode_input(f, frame=i)
+                label = f"frame {i}: " if len(indices) > 1 else ""
+                if inp.colour_fraction > MAX_BMODE_COLOUR and not allow_colour:
+                    raise InputFileError(f, f"{label}a colour image ({inp.colour_fraction:.0%} of the B-mode panel's pixels "
+                                         "are coloured: colour Doppler or an elastogram?), not a grey B-mode; --allow-colour "
+                                         "predicts from its luminance")
+                name = f"{f.stem}_frame{i:03d}" if frames == "all" and first.n_frames > 1 else f.stem
+                found.append(_job(f, inp, name, roi, lesion, crop))
+        except InputFileError as e:
+            problems.append((Path(e.path), e.problem))
+            continue
+        jobs += found
+        notes += warned
+    return jobs, problems, notes
 
 
 def _box_map(shape: tuple[int, int], box: tuple[int, int, int, int], outside, inside):
@@ -136,41 +246,85 @@ def _box_map(shape: tuple[int, int], box: tuple[int, int, int, int], outside, in
 
 def _predict(args: argparse.Namespace) -> int:
     from elastogan.bmode_input import check_unique_stems, collect_inputs
+    from elastogan.data.bad_files import raise_if_bad
+    from elastogan.errors import UserError
     from elastogan.folders import make_folder
     from elastogan.weights import resolve_checkpoint
 
     _check_args(args)
+    frames = _parse_frames(args.frames)
     files = collect_inputs(args.input)
     check_unique_stems(files)
     checkpoint = resolve_checkpoint(args.checkpoint)
 
+    import numpy as np
+
     from elastogan.predict import Predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, device=args.device)
+    predictor = Predictor.from_checkpoint(checkpoint, device=args.device)  # a bad checkpoint is named first
     roi = tuple(args.roi) if args.roi else None
     lesion = tuple(args.lesion) if args.lesion else None
-    frames = read_inputs(files, roi, lesion)
-    make_folder(args.out)
-    for start in range(0, len(files), args.batch_size):
-        chunk = slice(start, start + args.batch_size)
-        results = predictor.predict_many(frames[chunk], batch_size=args.batch_size, roi=roi, seed=args.seed)
-        for f, bmode, (emode, strain) in zip(files[chunk], frames[chunk], results):
-            base = args.out / f"{f.stem}_SYNTHETIC"
-            written = write_outputs(base, emode, strain)
+    jobs, problems, notes = read_inputs(files, roi, lesion, frames=frames, allow_colour=args.allow_colour, crop=args.crop)
+    if not args.skip_bad:
+        raise_if_bad(problems, what="written")
+    for path, problem in problems:
+        print(f"elastogan: skipped {path}: {problem}", file=sys.stderr)
+    for note in notes:
+        print(f"elastogan: warning: {note}", file=sys.stderr)
+    if not jobs:
+        raise UserError(f"no input could be used ({len(problems)} skipped); nothing written")
+
+    make_folder(args.out)  # only now: there is something to write
+    for start in range(0, len(jobs), args.batch_size):
+        chunk = jobs[start : start + args.batch_size]
+        results = {}
+        # One batch per ROI: the same --roi sits at different panel pixels in different files.
+        for panel_roi in dict.fromkeys(j.roi for j in chunk):
+            group = [i for i, j in enumerate(chunk) if j.roi == panel_roi]
+            outs = predictor.predict_many([chunk[i].input.bmode for i in group], batch_size=args.batch_size, roi=panel_roi, seed=args.seed)
+            results.update(zip(group, outs))
+        for i, job in enumerate(chunk):
+            emode, strain = results[i]
+            base = args.out / f"{job.name}_SYNTHETIC"
+            written = write_outputs(base, *_on_canvas(job, emode, strain))
             if args.samples > 1:
-                strains = predictor.sample(bmode, samples=args.samples, seed=args.seed, roi=roi)
-                meta = {"input": str(f), "checkpoint": str(checkpoint), "checkpoint_step": predictor.step,
-                        "seed": args.seed, "samples": args.samples, "stochastic": predictor.stochastic,
-                        "roi": list(roi) if roi else None}
-                box = roi or (0, 0, bmode.shape[1], bmode.shape[0])
-                written += write_sample_outputs(base, strains, box, lesion, meta)
-            print(f"{f} -> {written[0]}, " + ", ".join(p.name for p in written[1:]))
+                strains = predictor.sample(job.input.bmode, samples=args.samples, seed=args.seed, roi=job.roi)
+                meta = {"input": str(job.input.path), "frame": job.input.frame, "checkpoint": str(checkpoint),
+                        "checkpoint_step": predictor.step, "seed": args.seed, "samples": args.samples,
+                        "stochastic": predictor.stochastic, "roi": list(roi) if roi else None,
+                        "bmode_panel": list(job.out_box)}
+                box = _out_box(job, job.roi) if job.roi else job.out_box
+                placed = np.stack([_on_canvas(job, None, s)[1] for s in strains])
+                written += write_sample_outputs(base, placed, box, lesion, meta)
+            print(f"{job.input.path} -> {written[0]}, " + ", ".join(p.name for p in written[1:]))
     note = "" if args.samples == 1 else f", {args.samples} samples each"
     if args.samples > 1 and not predictor.stochastic:
         note += " (this model draws no noise: all samples are equal and the SD is 0)"
-    print(f"elastogan: {len(files)} frame(s) from {checkpoint} (step {predictor.step}, seed {args.seed}{note}) in {args.out}",
+    skipped = f"; skipped {len(problems)} input(s)" if problems else ""
+    print(f"elastogan: {len(jobs)} frame(s) from {checkpoint} (step {predictor.step}, seed {args.seed}{note}) in {args.out}{skipped}",
           file=sys.stderr)
     return 0
+
+
+def _out_box(job: Job, box: Box) -> Box:
+    """A box in panel pixels moved into the outputs' pixels."""
+    x0, y0 = job.out_box[:2]
+    return (box[0] + x0, box[1] + y0, box[2] + x0, box[3] + y0)
+
+
+def _on_canvas(job: Job, emode, strain):
+    """The panel's E-mode and strain placed in the outputs' frame: black and NaN elsewhere."""
+    import numpy as np
+
+    h, w = job.out_shape
+    x0, y0, x1, y1 = job.out_box
+    canvas_e = None
+    if emode is not None:
+        canvas_e = np.zeros((h, w, 3), np.uint8)
+        canvas_e[y0:y1, x0:x1] = emode
+    canvas_s = np.full((h, w), np.nan, np.float32)
+    canvas_s[y0:y1, x0:x1] = strain
+    return canvas_e, canvas_s
 
 
 def write_outputs(base: Path, emode, strain) -> list[Path]:

@@ -165,3 +165,106 @@ def png_header_only(path: Path, width: int, height: int) -> None:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+# --------------------------------------------------------------------------- real screens
+
+# pydicom-data's Aloka dual display (PALETTE COLOR, 480×640): two B-mode panels side by side
+# under a burned-in header ("*WESTWAY MEDICAL*", "ULTRASOUND", date and time) and above a
+# footer of settings, on a navy and black screen with green markers. Its regions, end-exclusive.
+ALOKA = "gdcm-US-ALOKA-16.dcm"
+ALOKA_PANELS = ((32, 24, 336, 416), (336, 24, 640, 416))
+REAL_ROI = (48, 100, 240, 330)  # in panel coordinates: tissue, clear of the markers
+REAL_BAR = (284, 40, 292, 300)  # the strain bar in the E-mode panel: over dark fluid at its foot
+SCREEN_BACKGROUNDS = ((0, 0, 0), (40, 45, 65))  # the Aloka screen's black margin and navy strips
+
+
+def real_file(name: str) -> Path:
+    """A file of pydicom's or pydicom-data's test set (pydicom-data is a test dependency)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)  # never the network: pydicom-data or nothing
+    if path is None:
+        raise FileNotFoundError(f"{name} is not in pydicom's test files; pip install pydicom-data (requirements.txt)")
+    return Path(path)
+
+
+@dataclass
+class RealScreen:
+    """A strain display built on a real scanner screen, and the truth it was drawn from."""
+
+    rgb: np.ndarray  # the whole screen, H×W×3 uint8
+    bmode: np.ndarray  # the B-mode panel as grey (luminance), h×w uint8
+    emode: np.ndarray  # the E-mode panel, h×w×3 uint8
+    strain: np.ndarray  # h×w float32, NaN outside the ROI
+    roi: tuple[int, int, int, int]  # in panel coordinates
+    bmode_box: tuple[int, int, int, int]  # on the screen, end-exclusive
+    emode_box: tuple[int, int, int, int]
+    text_mask: np.ndarray  # H×W bool: burned-in text and markers outside the panels
+
+
+def strain_bar(colormap: str, height: int) -> np.ndarray:
+    """A ``height``×1×3 uint8 bar of the map, soft at the top (as scanners draw it)."""
+    from elastogan.colormaps import get_colormap
+
+    ramp = get_colormap(colormap).colorize(np.linspace(1.0, 0.0, height))
+    return np.rint(ramp[:, None, :] * 255).astype(np.uint8)
+
+
+def real_dual_screen(*, colormap: str = "hitachi", alpha: float = 0.5, seed: int = 0, bar_colormap: str | None = None,
+                     gap: int = 0, bar_soft_at: str = "top") -> RealScreen:
+    """pydicom-data's Aloka screen turned into a strain display, as a Hitachi dual display shows one.
+
+    The left panel keeps the real B-mode (with its markers and depth ticks); the right panel
+    shows the same frame with a strain overlay blended in ``REAL_ROI`` and a strain bar at
+    ``REAL_BAR`` (drawn in ``bar_colormap``, default the overlay's map). The real header and
+    footer stay. ``gap`` black columns are put between the panels (an export with a gap).
+    ``bar_soft_at="bottom"`` draws the bar the other way up.
+    """
+    from elastogan.colormaps import get_colormap
+    from elastogan.data.dicom import read_dicom
+    from elastogan.data.loaders import rgb_to_grey
+
+    base = read_dicom(real_file(ALOKA)).rgb
+    (bx0, y0, bx1, y1), (ex0, _, ex1, _) = ALOKA_PANELS
+    left = base[y0:y1, bx0:bx1]
+    grey = rgb_to_grey(left)
+    h, w = grey.shape
+    strain_full = strain_image(h, w, seed)
+    rx0, ry0, rx1, ry1 = REAL_ROI
+    strain = np.full((h, w), np.nan, np.float32)
+    strain[ry0:ry1, rx0:rx1] = strain_full[ry0:ry1, rx0:rx1]
+    emode = left.copy()
+    colour = get_colormap(colormap).colorize(strain[ry0:ry1, rx0:rx1])
+    under = grey[ry0:ry1, rx0:rx1, None].astype(np.float32) / 255.0
+    emode[ry0:ry1, rx0:rx1] = np.clip(np.rint(((1 - alpha) * under + alpha * colour) * 255), 0, 255).astype(np.uint8)
+    cx0, cy0, cx1, cy1 = REAL_BAR
+    bar = strain_bar(bar_colormap or colormap, cy1 - cy0)
+    emode[cy0:cy1, cx0:cx1] = bar if bar_soft_at == "top" else bar[::-1]
+    rgb = base.copy()
+    rgb[y0:y1, ex0:ex1] = emode
+    if gap:
+        rgb = np.concatenate([rgb[:, :ex0], np.zeros((rgb.shape[0], gap, 3), np.uint8), rgb[:, ex0:]], axis=1)
+    emode_box = (ex0 + gap, y0, ex1 + gap, y1)
+    outside = np.ones(rgb.shape[:2], bool)
+    for x0, _, x1, _ in ((bx0, y0, bx1, y1), emode_box):
+        outside[y0:y1, x0:x1] = False
+    background = np.zeros(rgb.shape[:2], bool)
+    for colour_ in SCREEN_BACKGROUNDS:
+        background |= (rgb == np.array(colour_, np.uint8)).all(axis=-1)
+    return RealScreen(rgb, grey, emode, strain, REAL_ROI, (bx0, y0, bx1, y1), emode_box, outside & ~background)
+
+
+def real_dicom(path: Path, rgb: np.ndarray, *, regions: list[tuple[tuple[int, int, int, int], int]] = (),
+               overrun: bool = False) -> Path:
+    """``rgb`` as an ultrasound DICOM with the Aloka file's patient and the given regions.
+
+    ``overrun``: a region reaching the right edge gets ``RegionLocationMaxX1`` = Columns (one
+    past the frame), as pydicom's Philips ``OBXXXX1A.dcm`` writes it.
+    """
+    import pydicom
+
+    real = pydicom.dcmread(real_file(ALOKA), stop_before_pixels=True)
+    w = rgb.shape[1]
+    boxes = [((x0, y0, x1 + (1 if overrun and x1 == w else 0), y1), t) for (x0, y0, x1, y1), t in regions]
+    return write_dicom(path, [rgb], patient_id=str(real.get("PatientID", "") or "ALOKA"), regions=boxes)

@@ -125,3 +125,19 @@ def _empty(tmp_path: Path) -> Path:
     d.mkdir()
     (d / "readme.md").write_text("no images here")
     return d
+
+
+def test_a_screenshot_gives_its_bmode_panel_and_a_plain_picture_its_whole_frame(tmp_path):
+    """Issue 15: a PNG screen (B-mode | E-mode, burned-in text around them) gives its B-mode
+    panel, exactly; a plain B-mode picture, speckle to its edges or low in contrast, gives
+    itself, whole."""
+    from scanner_screens import bmode_image
+
+    screen = dual_screen(h=64, w=80, seed=4)
+    write_png(tmp_path / "screen.png", screen.rgb)
+    assert np.array_equal(load_bmode(tmp_path / "screen.png"), screen.bmode)
+    plain = bmode_image(96, 200, 1)
+    flat = (plain // 8 + 100).astype(np.uint8)  # low-contrast speckle matches itself by chance
+    for name, img in (("plain.png", plain), ("flat.png", flat)):
+        write_png(tmp_path / name, img)
+        assert np.array_equal(load_bmode(tmp_path / name), img), name

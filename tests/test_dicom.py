@@ -223,3 +223,73 @@ def test_a_corrupt_value_representation_is_a_corrupt_header(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputFileError, match=r"corrupt\.dcm: truncated or corrupt DICOM header \(Unknown Value Representation 'Ug'"):
         read_dicom(path)
+
+
+# --------------------------------------------------------------------------- issue 15
+
+def _pydicom_rendering(path) -> np.ndarray:
+    """The frame as pydicom renders it: ``pixel_array`` through ``apply_color_lut``, as 8 bits."""
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(path)
+    rgb = apply_color_lut(ds.pixel_array, ds)
+    return (rgb >> 8).astype(np.uint8) if rgb.max() > 255 else rgb.astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "OBXXXX1A_expb.dcm", "OBXXXX1A_rle.dcm",
+                                  "gdcm-US-ALOKA-16.dcm", "gdcm-US-ALOKA-16_big.dcm"])
+def test_palette_color_in_every_byte_order_decodes_as_pydicom_renders_it(name):
+    """pydicom-data's Philips and Aloka palette files: little- and big-endian, RLE."""
+    from scanner_screens import real_file
+
+    d = read_dicom(real_file(name))
+    expected = _pydicom_rendering(real_file("OBXXXX1A.dcm" if name.startswith("OBX") else "gdcm-US-ALOKA-16.dcm"))
+    np.testing.assert_array_equal(d.rgb, expected)
+    assert d.rgb.mean() > 10  # not the black frame a byte-swapped 16-bit palette gives
+    if name == "OBXXXX1A_expb.dcm":
+        # pydicom itself renders the big-endian file with 8-bit values (its palette bytes read
+        # little-endian): the same picture.
+        np.testing.assert_array_equal(d.rgb, _pydicom_rendering(real_file(name)))
+
+
+def test_a_region_one_pixel_past_the_frame_is_clipped_not_dropped():
+    """Philips OBXXXX1A.dcm writes RegionLocationMaxX1 = 800 = Columns for its image region."""
+    from scanner_screens import real_file
+
+    d = read_dicom(real_file("OBXXXX1A.dcm"))
+    assert d.warnings == []
+    image = d.image_regions
+    assert [r.box for r in image] == [(120, 60, 800, 519)]
+    assert image[0].spacing_mm == pytest.approx((0.2622878766, 0.2622878766))
+
+
+def test_regions_far_outside_the_frame_are_each_named_when_dropped(tmp_path):
+    frame = np.zeros((100, 120, 3), np.uint8)
+    path = write_dicom(tmp_path / "a.dcm", [frame], regions=[((0, 0, 60, 100), 1), ((60, 0, 130, 100), 1), ((0, 0, 60, 140), 1)])
+    d = read_dicom(path)
+    assert d.regions == ()
+    assert d.warnings == ["2 ultrasound region(s) reach outside the 100×120 frame ((60, 0, 129, 99), (0, 0, 59, 139), inclusive); "
+                          "ignoring all 3 of the file's regions and their spacing"]
+
+
+@pytest.mark.parametrize("name, family", [("US1_J2KR.dcm", "JPEG 2000"), ("OBXXXX1A_rle.dcm", "RLE"),
+                                          ("color3d_jpeg_baseline.dcm", "JPEG")])
+def test_corrupt_compressed_pixel_data_is_named_in_words(tmp_path, name, family):
+    """Not the plugins' list of exceptions ending at a colon, nor numpy's broadcast error."""
+    from scanner_screens import real_file
+
+    data = real_file(name).read_bytes()
+    assert pydicom.dcmread(real_file(name), stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed
+    start = data.rfind(b"\xe0\x7f\x10\x00")  # the Pixel Data element
+    bad = [tmp_path / "cut.dcm"]
+    bad[0].write_bytes(data[: start + 2000])  # cut inside frame 0's compressed stream
+    if family == "RLE":  # RLE decodes garbage to a wrong length, which numpy cannot place
+        scrambled = bytearray(data)
+        middle = start + (len(data) - start) // 4
+        scrambled[middle : middle + 4000] = bytes(range(256)) * 15 + bytes(160)
+        bad.append(tmp_path / "scrambled.dcm")
+        bad[1].write_bytes(bytes(scrambled))
+    for path in bad:
+        with pytest.raises(InputFileError) as e:
+            read_dicom(path)
+        assert str(e.value) == f"{path}: cannot decode frame 0: corrupt or truncated {family} data"

@@ -111,7 +111,7 @@ def test_dual_display_exports_become_a_validated_manifest(exports, tmp_path, cap
     assert dicom_case.source["emode_chosen_by"] == "colour saturation"
     assert by_export["US0002.dcm"].source["emode_chosen_by"] == "dicom region data type"
     assert by_export["US0002.dcm"].source["emode_panel"] == "left"
-    assert by_export["patient_a/screen1.png"].source["panels"] == "image"
+    assert by_export["patient_a/screen1.png"].source["panels"] == "twin panels"
     assert by_export["patient_a/screen1.png"].pixel_spacing_mm is None
 
     # Pseudonyms: one per patient, the same for a patient's cases, never the real id.
@@ -221,7 +221,7 @@ def test_one_dicom_region_around_both_panels(tmp_path):
     assert run("--input", tmp_path / "in", "--out", tmp_path / "out") == 0
     (case,) = read_cases(tmp_path / "out")
     np.testing.assert_array_equal(read_rgb(case.emode), s.emode)
-    assert case.source["panels"] == "image within dicom region" and case.roi == s.roi
+    assert case.source["panels"] == "twin panels within dicom region" and case.roi == s.roi
     assert case.pixel_spacing_mm == pytest.approx((0.2, 0.2))
 
 
@@ -263,21 +263,52 @@ def test_colour_bar_beside_the_image_region(tmp_path, capsys):
     assert "colour bar does not match the grey-black-soft map" in capsys.readouterr().err
 
 
-def test_a_single_image_is_not_taken_for_a_dual_display(tmp_path, capsys):
-    from elastogan.display import render_emode
+def test_an_elastogram_over_the_only_bmode_is_read_with_the_bmode_estimated(tmp_path, capsys):
+    """A screen with one picture, the elastogram drawn over it (no B-mode beside it): the
+    strain is read from the colour and the B-mode under the ROI estimated; a plain B-mode or a
+    grey map over the only B-mode is refused, named."""
+    from elastogan.display import colorbar_mask, render_emode
     from scanner_screens import bmode_image, standard_roi, strain_image
 
     root = tmp_path / "in"
+    truths = {}
     for name, (h, w) in {"square.png": (96, 128), "wide.png": (96, 240)}.items():
         b, st = bmode_image(h, w, 0), strain_image(h, w, 0)
         screen = np.zeros((h + 20, w + 20, 3), np.uint8)
         screen[10 : 10 + h, 10 : 10 + w] = render_emode(b, st, standard_roi(h, w))
         save_png(root / name, screen)
-    assert run("--input", root, "--out", tmp_path / "out", "--skip-bad") == 2
+        truths[name] = (b, st, standard_roi(h, w))
+    assert run("--input", root, "--out", tmp_path / "out", "--keep-identifiers") == 0
+    cases = read_cases(tmp_path / "out")
+    assert len(cases) == 2
+    for case in cases:
+        b, st, roi = truths[case.source["files"][0]]
+        assert case.source["layout"] == "overlay" and case.source["bmode_under_roi"] == "estimated"
+        assert case.roi == roi
+        x0, y0, x1, y1 = roi
+        assert np.nanmax(np.abs(read_strain(case.strain) - st)[y0:y1, x0:x1]) < TOLERANCE
+        # The B-mode under the ROI comes back from the colour to within rounding; outside it
+        # (but for the bar and its labels) the panel is the B-mode.
+        err = np.abs(read_gray(case.bmode).astype(int) - b)
+        assert err[y0:y1, x0:x1].max() <= 3
+        outside = ~colorbar_mask(*b.shape)
+        outside[y0:y1, x0:x1] = False
+        assert err[outside].max() == 0
+
+    grey = tmp_path / "grey"
+    b, st = bmode_image(96, 128, 1), strain_image(96, 128, 1)
+    screen = np.zeros((116, 148, 3), np.uint8)
+    screen[10:106, 10:138] = render_emode(b, st, standard_roi(96, 128), colormap="grey-white-soft")
+    save_png(grey / "grey_overlay.png", screen)
+    assert run("--input", grey, "--out", tmp_path / "g", "--colormap", "grey-white-soft") == 2
     err = capsys.readouterr().err
-    assert f"skipped {root / 'square.png'}: no dual display found (found 1 image panel(s))" in err
-    # A wide single image is cut in two to look for panels; its halves are not B | E.
-    assert f"skipped {root / 'wide.png'}: no elastogram found: one image block, coloured in both its halves" in err
+    assert f"{grey / 'grey_overlay.png'}: one image panel (1 found, no two of one size): a grey-map elastogram drawn over the only B-mode cannot be told from that B-mode" in err
+    plain = tmp_path / "plain"
+    screen[10:106, 10:138] = b[..., None]
+    save_png(plain / "plain.png", screen)
+    assert run("--input", plain, "--out", tmp_path / "p") == 2
+    err = capsys.readouterr().err
+    assert err == f"elastogan: error: {plain / 'plain.png'}: no dual display found (found 1 image panel(s)) and no coloured elastogram over a B-mode; is this a plain B-mode? (try --layout pairs)\n"
 
 
 BAD = {
@@ -349,11 +380,11 @@ def test_pydicoms_real_ultrasound_files_are_reported_not_guessed(tmp_path, capsy
     err = capsys.readouterr().err
     # A Philips B-mode: no colour anywhere.
     assert f"skipped {root / 'palette_color'}: no elastogram found" in err
-    # A SonoSite cine with a toolbar: not a dual display.
+    # A SonoSite cine with a toolbar: no dual display and no colour over its B-mode.
     assert f"skipped {root / 'ybr_color'}: no dual display found" in err
-    # GE dual power-Doppler screens, panels touching: colour in both halves is no elastogram.
+    # GE dual power-Doppler screens: their colour bar is no Hitachi strain bar.
     for name in ("rgb_color", "jpeg2k"):
-        assert f"skipped {root / name}: no elastogram found: one image block, coloured in both its halves" in err
+        assert f"skipped {root / name}: the image's colour bar does not match the hitachi map" in err
     assert f"elastogan: error: {root}: no case could be ingested (4 file(s) skipped)" in err
     assert not (tmp_path / "out").exists()
 

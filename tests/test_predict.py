@@ -121,12 +121,19 @@ def test_predict_cli_writes_labelled_same_size_outputs(ckpt_dir, tmp_path, capsy
 
 
 def test_predict_cli_on_real_ultrasound_dicom(ckpt_dir, tmp_path, capsys):
+    """A SonoSite cine (grey) is predicted on its first frame with a warning; a GE power-Doppler
+    screen is named as colour and refused unless --allow-colour."""
     examples = pytest.importorskip("pydicom.examples")
     src = Path(examples.get_path("ybr_color"))
     noext = tmp_path / "US0001"  # scanner exports often have no extension
     shutil.copy(Path(examples.get_path("rgb_color")), noext)
-    code = main(["predict", "--checkpoint", str(ckpt_dir / "resized.pt"), "--input", str(src), str(noext), "--out", str(tmp_path / "o"), "--device", "cpu"])
-    assert code == 0, capsys.readouterr().err
+    args = ["predict", "--checkpoint", str(ckpt_dir / "resized.pt"), "--input", str(src), str(noext), "--out", str(tmp_path / "o"), "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"elastogan: error: {noext}: a colour image (") and "not a grey B-mode; --allow-colour" in err
+    assert not (tmp_path / "o").exists()
+    assert main([*args, "--allow-colour"]) == 0
+    assert f"warning: {src}: 30 frames; frame 0 used (--frames all or --frames N for others)" in capsys.readouterr().err
     for stem in (src.stem, "US0001"):
         assert read_rgb(tmp_path / "o" / f"{stem}_SYNTHETIC_emode.png").shape == (240, 320, 3)
         assert np.load(tmp_path / "o" / f"{stem}_SYNTHETIC_strain.npy").shape == (240, 320)
@@ -134,21 +141,35 @@ def test_predict_cli_on_real_ultrasound_dicom(ckpt_dir, tmp_path, capsys):
 
 def test_predict_cli_uses_the_grey_region_of_a_dual_display_dicom(ckpt_dir, tmp_path, capsys):
     """E-mode | B-mode screen with burned-in text and a region per panel: the B-mode region alone
-    reaches the network, and the outputs have its size."""
+    reaches the network; the outputs have the frame's size, black and NaN outside the region,
+    or the region's size with --crop."""
     pytest.importorskip("pydicom")
     from scanner_screens import dual_screen, write_dicom
 
     screen = dual_screen(h=40, w=52, emode_left=True)  # the colour panel comes first
     path = write_dicom(tmp_path / "dual.dcm", [screen.rgb], regions=[(screen.emode_box, 1), (screen.bmode_box, 1)])
     assert screen.rgb.shape[:2] != screen.bmode.shape
-    code = main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(path), "--out", str(tmp_path / "o"), "--device", "cpu"])
-    assert code == 0, capsys.readouterr().err
+    base = ["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(path), "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "o"), "--crop"]) == 0, capsys.readouterr().err
     strain = np.load(tmp_path / "o" / "dual_SYNTHETIC_strain.npy")
     emode = read_rgb(tmp_path / "o" / "dual_SYNTHETIC_emode.png")
     assert strain.shape == (40, 52) and emode.shape == (40, 52, 3)
     clean, expected = Predictor.from_checkpoint(ckpt_dir / "native.pt", device="cpu").predict(screen.bmode)
     assert np.allclose(strain, expected, atol=1e-6)
     assert (emode == label_synthetic(clean)).all()
+
+    assert main([*base, "--out", str(tmp_path / "f")]) == 0, capsys.readouterr().err
+    strain = np.load(tmp_path / "f" / "dual_SYNTHETIC_strain.npy")
+    emode = read_rgb(tmp_path / "f" / "dual_SYNTHETIC_emode.png")
+    assert strain.shape == emode.shape[:2] == screen.rgb.shape[:2]
+    x0, y0, x1, y1 = screen.bmode_box
+    assert np.allclose(strain[y0:y1, x0:x1], expected, atol=1e-6)
+    outside = np.ones(strain.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.isnan(strain[outside]).all()
+    canvas = np.zeros_like(screen.rgb)
+    canvas[y0:y1, x0:x1] = clean
+    assert (emode == label_synthetic(canvas)).all()
 
 
 def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
@@ -167,7 +188,7 @@ def test_predict_cli_errors(ckpt_dir, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "nothing"), *args]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "d1"), "--roi", "0", "0", "9", "4", *args]) == 2
-    assert f"--roi: {tmp_path / 'd1' / 'f.png'}: ROI (0, 0, 9, 4) is not inside the 8×8 frame" in capsys.readouterr().err
+    assert f"{tmp_path / 'd1' / 'f.png'}: --roi (0, 0, 9, 4) is not inside the 8×8 frame" in capsys.readouterr().err
     # a frame too small without --roi names the file, not --roi
     write_png(tmp_path / "dot.png", frame(1, 1))
     assert main(["predict", "--checkpoint", str(ckpt_dir / "native.pt"), "--input", str(tmp_path / "dot.png"), *args]) == 2
@@ -295,9 +316,9 @@ def test_predict_checks_every_input_before_writing_anything(ckpt_dir, tmp_path, 
         (["--input", str(inputs / "a.png"), "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
         (["--input", str(inputs / "a.png"), "--lesion", "5", "5", "10", "10"], "--lesion needs --samples K with K >= 2"),
         (["--input", str(inputs / "a.png"), "--samples", "2", "--lesion", "5", "5", "40", "10"],
-         f"--lesion: {inputs / 'a.png'}: box (5, 5, 40, 10) is not inside the 20×30 frame"),
+         f"{inputs / 'a.png'}: --lesion (5, 5, 40, 10) is not inside the 20×30 frame"),
         (["--input", str(inputs / "a.png"), "--samples", "2", "--roi", "0", "0", "12", "20", "--lesion", "14", "5", "20", "10"],
-         f"--lesion: {inputs / 'a.png'}: no strain ratio for the lesion box (14, 5, 20, 10): lesion lies outside"),
+         f"{inputs / 'a.png'}: --lesion (14, 5, 20, 10): no strain ratio for this lesion box: lesion lies outside"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2

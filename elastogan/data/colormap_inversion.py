@@ -39,6 +39,8 @@ ALPHA_STEPS = (0.05, 0.01, 0.001)  # coarse-to-fine grids of the α fit
 ALPHA_FIT_PIXELS = 3000  # ROI pixels used to fit α (a seeded subsample)
 GREY_CHROMA = 0.02  # a LUT whose chroma never exceeds this is a grey map
 GREY_ALPHA_CALM = 70  # grey-map α: pixels below this percentile of edge strength are used
+BAR_DARK_END = 24  # grey level: a bar end this dark (or this close to white) can merge with the background
+BAR_SHARED_ROWS = 0.9  # neighbouring bar columns share at least this share of their rows
 MIN_SPECKLE_VARIANCE = 1.0  # grey levels²: less high-pass B-mode variance than this is no speckle
 
 # Orthonormal basis of the plane orthogonal to grey (1, 1, 1): the chroma plane.
@@ -192,6 +194,36 @@ def invert_emode(
     )
 
 
+def bmode_under_roi(emode: np.ndarray, roi: Box, strain: np.ndarray, colormap: str | np.ndarray, alpha: float) -> np.ndarray:
+    """The grey B-mode under an inverted E-mode: ``B = (E - α·C(s)) / (1 - α)`` inside ``roi``.
+
+    Outside the ROI the E-mode is the B-mode (its luminance). The three channels each give
+    ``B``; their mean is taken, rounded and clipped to 0..255.
+
+    Args:
+        emode: H×W×3 uint8.
+        roi: the inverted box.
+        strain: H×W strain from ``invert_emode`` (finite inside ``roi``).
+        colormap: the map it was inverted with (name or LUT).
+        alpha: the opacity it was inverted with.
+
+    Returns:
+        H×W uint8.
+
+    Raises:
+        ValueError: ``alpha`` is 1: an opaque elastogram hides the B-mode under it.
+    """
+    if alpha >= 1.0:
+        raise ValueError("the elastogram is opaque: the B-mode under its ROI is hidden and there is no B-mode panel beside it")
+    lut = resolve_lut(colormap)
+    grey = emode.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    x0, y0, x1, y1 = roi
+    k = np.rint(np.clip(strain[y0:y1, x0:x1], 0.0, 1.0) * (len(lut) - 1)).astype(np.int64)
+    e = emode[y0:y1, x0:x1].astype(np.float64) / 255.0
+    grey[y0:y1, x0:x1] = 255.0 * ((e - alpha * lut[k]) / (1.0 - alpha)).mean(axis=-1)
+    return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
 def estimate_grey_alpha(emode: np.ndarray, bmode: np.ndarray, roi: Box) -> float:
     """The opacity of a grey elastogram, from the B-mode speckle that shows through it.
 
@@ -260,6 +292,7 @@ def find_colorbar(
     row_tolerance: int = 4,
     step_tolerance: int = 48,
     min_span: float = 0.5,
+    end_noise: int = 0,
 ) -> Box | None:
     """Find a colour bar: a narrow vertical strip, constant along each row, that ramps.
 
@@ -273,6 +306,8 @@ def find_colorbar(
         row_tolerance: largest channel difference between neighbours in a row of the bar.
         step_tolerance: largest channel change from one row of the bar to the next.
         min_span: smallest RGB distance (0..1 units) between the bar's two ends.
+        end_noise: grey levels of coding noise (0 lossless; a few for JPEG): a black or white
+            end of the bar is the innermost row this close to the extreme.
 
     Returns:
         ``(x0, y0, x1, y1)`` end-exclusive, or None if there is no bar.
@@ -310,13 +345,18 @@ def find_colorbar(
         if best is not None:
             runs[int(x)] = best
 
-    # Group neighbouring columns with the same rows.
+    # Group neighbouring columns whose runs share most of their rows, on the rows they share:
+    # text or markers touching one end of a bar (or its dark end fading into a dark
+    # background) move that end by a few rows in some columns only.
     groups: list[tuple[int, int, tuple[int, int]]] = []
     for x in sorted(runs):
-        if groups and groups[-1][1] == x - 1 and groups[-1][2] == runs[x]:
-            groups[-1] = (groups[-1][0], x, runs[x])
-        else:
-            groups.append((x, x, runs[x]))
+        if groups and groups[-1][1] == x - 1:
+            (a0, a1), (b0, b1) = groups[-1][2], runs[x]
+            shared = (max(a0, b0), min(a1, b1))
+            if shared[1] - shared[0] >= BAR_SHARED_ROWS * max(a1 - a0, b1 - b0):
+                groups[-1] = (groups[-1][0], x, shared)
+                continue
+        groups.append((x, x, runs[x]))
 
     def has_edges(xa: int, xb: int, ya: int, yb: int) -> bool:
         # A bar stands out from what is beside it on most rows (smooth strain does not).
@@ -332,7 +372,36 @@ def find_colorbar(
     if not bars:
         return None
     xa, xb, (ya, yb) = max(bars, key=lambda g: (g[1] - g[0] + 3) * (g[2][1] - g[2][0]))
-    return (int(xa), int(ya), int(xb) + 3, int(yb))
+    lum = np.median(img[ya:yb, xa : xb + 3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]), axis=1)
+    lo, hi = _trim_background_ends(lum, end_noise)
+    return (int(xa), int(ya + lo), int(xb) + 3, int(ya + hi))
+
+
+def _trim_background_ends(lum: np.ndarray, end_noise: int) -> tuple[int, int]:
+    """Rows ``lo:hi`` of a bar's luminance profile without the background it ran into.
+
+    A black (or white) end of a bar on a dark (or light) background does not stand out: the
+    bar's run goes on into the background's faint speckle. A bar's black end is its darkest
+    row, so rows past the profile's minimum (maximum) near that end are background. Only the
+    outer half of the bar is searched, and only when the extreme is black (white) enough to
+    merge with a background at all.
+    """
+    n = len(lum)
+    lo, hi = 0, n
+    half = max(1, n // 2)
+    for dark in (True, False):
+        sign = 1.0 if dark else -1.0  # search the minimum of sign·lum
+        tail, head = sign * lum[n - half :], sign * lum[:half]
+        end = BAR_DARK_END if dark else -(255 - BAR_DARK_END)
+        if tail.min() <= end:
+            # The innermost row within noise of the extreme: lossy coding leaves the bar's end
+            # and the background beside it a few levels apart, either way.
+            i = n - half + int(np.flatnonzero(tail <= tail.min() + end_noise)[0])
+            hi = min(hi, i + 1)
+        if head.min() <= end:
+            j = int(np.flatnonzero(head <= head.min() + end_noise)[-1])
+            lo = max(lo, j)
+    return (lo, hi) if hi - lo >= 2 else (0, n)
 
 
 def _trim_constant_ends(seg: np.ndarray) -> tuple[int, int]:

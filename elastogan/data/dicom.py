@@ -191,18 +191,37 @@ def _regions(ds: Any, h: int, w: int) -> tuple[tuple[UltrasoundRegion, ...], lis
             notes.append(f"ultrasound region {i + 1} has unreadable values; ignoring it")
             continue
         regions.append(region)
-    outside = [r for r in regions if not (0 <= r.box[0] < r.box[2] <= w and 0 <= r.box[1] < r.box[3] <= h)]
+    # Scanners write the inclusive Max as the frame's size (one past its last pixel, as
+    # pydicom's Philips OBXXXX1A.dcm does): a box one pixel over the edge is the whole
+    # width or height, clipped here rather than thrown away.
+    regions = [r if _inside_frame(r.box, h, w) else _clip_one_pixel(r, h, w) for r in regions]
+    outside = [r for r in regions if not _inside_frame(r.box, h, w)]
     if outside:
-        # Regions beyond the frame were written for another geometry (the frame was resized
-        # or cropped after export); their boxes and spacing would be wrong for these pixels.
-        r = outside[0]
-        inclusive = (r.box[0], r.box[1], r.box[2] - 1, r.box[3] - 1)
+        # Regions further beyond the frame were written for another geometry (the frame was
+        # resized or cropped after export): every box and spacing would be wrong for these
+        # pixels, so none is used, and each one that does not fit is named.
+        named = ", ".join(f"{_inclusive(r.box)}" for r in outside)
         return (), [
             *notes,
-            f"ultrasound region {inclusive} (inclusive) reaches outside the {h}×{w} frame; "
-            "ignoring the file's regions and their spacing",
+            f"{len(outside)} ultrasound region(s) reach outside the {h}×{w} frame ({named}, inclusive); "
+            f"ignoring all {len(regions)} of the file's regions and their spacing",
         ]
     return tuple(regions), notes
+
+
+def _inside_frame(box: Box, h: int, w: int) -> bool:
+    return 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
+
+
+def _inclusive(box: Box) -> tuple[int, int, int, int]:
+    return (box[0], box[1], box[2] - 1, box[3] - 1)
+
+
+def _clip_one_pixel(region: UltrasoundRegion, h: int, w: int) -> UltrasoundRegion:
+    """The region with a right or bottom edge one pixel past the frame pulled back onto it."""
+    x0, y0, x1, y1 = region.box
+    box = (x0, y0, w if x1 == w + 1 else x1, h if y1 == h + 1 else y1)
+    return UltrasoundRegion(box, region.spatial_format, region.data_type, region.spacing_mm)
 
 
 # The header elements read here; converted (and so checked) when the header is read.
@@ -283,6 +302,45 @@ def _last_element_cut(ds: Any) -> bool:
     return isinstance(value, bytes) and isinstance(length, int) and len(value) < length
 
 
+def compression_name(tsyntax: Any) -> str:
+    """The family of a compressed transfer syntax in words: "JPEG 2000", "RLE", "JPEG-LS", "JPEG"."""
+    name = str(getattr(tsyntax, "name", "") or "")
+    for family in ("JPEG 2000", "JPEG-LS", "RLE", "Deflate"):
+        if family in name:
+            return family
+    return "JPEG" if "JPEG" in name else f"{name or tsyntax} compressed"
+
+
+_PALETTE_DATA = tuple(f"{c}PaletteColorLookupTableData" for c in ("Red", "Green", "Blue"))
+
+
+def _palette_in_native_order(ds: Any) -> Any:
+    """``ds`` with 16-bit palette tables in little-endian byte order, as ``apply_color_lut`` reads them.
+
+    pydicom hands OW table data over as the file's raw bytes and ``apply_color_lut`` reads them
+    as little-endian; in a big-endian file (pydicom's ``OBXXXX1A_expb.dcm``) every 16-bit entry
+    then comes out byte-swapped: ``0xFF00`` (255 in the high byte) as ``0x00FF``, a black frame
+    once scaled to 8 bits.
+    """
+    _, little = getattr(ds, "original_encoding", (False, True))
+    desc = ds.get("RedPaletteColorLookupTableDescriptor")
+    if little is not False or desc is None or not all(k in ds for k in _PALETTE_DATA):
+        return ds
+    entries = int(desc[0]) or 2**16
+    if len(ds[_PALETTE_DATA[0]].value) != 2 * entries:
+        return ds  # 8-bit entries have no byte order
+    from pydicom.dataset import Dataset
+
+    out = Dataset()
+    for keyword in ("PhotometricInterpretation", "PixelRepresentation", "BitsStored", "BitsAllocated",
+                    *(f"{c}PaletteColorLookupTableDescriptor" for c in ("Red", "Green", "Blue"))):
+        if keyword in ds:
+            setattr(out, keyword, ds[keyword].value)
+    for keyword in _PALETTE_DATA:
+        setattr(out, keyword, np.frombuffer(ds[keyword].value, dtype=">u2").astype("<u2").tobytes())
+    return out
+
+
 def read_dicom(path: str | Path, *, frame: int = 0) -> DicomFrame:
     """Read one frame of an ultrasound DICOM file as RGB, with its regions and spacing.
 
@@ -347,6 +405,10 @@ def _read_dicom(path: Path, frame: int) -> DicomFrame:
     try:
         arr = pixel_array(path, index=frame)
     except (ValueError, EOFError, OSError, RuntimeError, AttributeError, KeyError, TypeError, NotImplementedError, struct.error) as e:
+        if tsyntax.is_compressed:
+            # The plugins' own words (a list of every plugin's exception, or numpy's
+            # broadcast error on a wrong decoded length) say nothing to a user.
+            raise InputFileError(path, f"cannot decode frame {frame}: corrupt or truncated {compression_name(tsyntax)} data") from None
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         msg = _pixel_data_cut(path, ds, pixels_at, size) or msg
         raise InputFileError(path, f"cannot decode frame {frame} ({tsyntax.name}): {msg}") from None
@@ -354,7 +416,7 @@ def _read_dicom(path: Path, frame: int) -> DicomFrame:
     photometric = str(ds.get("PhotometricInterpretation", "") or "")
     if photometric == "PALETTE COLOR":
         try:
-            arr = apply_color_lut(arr, ds)
+            arr = apply_color_lut(arr, _palette_in_native_order(ds))
         except (ValueError, AttributeError, KeyError, TypeError, NotImplementedError, struct.error) as e:
             raise InputFileError(path, f"cannot apply the palette colour table ({e})") from None
         if arr.dtype != np.uint8:

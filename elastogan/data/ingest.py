@@ -2,17 +2,21 @@
 
 Two layouts of a folder of exports:
 
-- ``dual``: each file (DICOM or image) is one screen with the B-mode and the E-mode side by
-  side. The two image panels come from the DICOM ultrasound regions when the file has two,
-  otherwise from the picture (the two largest blocks of image content). Which panel is the
-  elastogram: the regions' data types when they differ, otherwise the panel with colour
-  (with a grey map: the panel with the colour bar).
+- ``dual``: each file (DICOM or image) is one screen. The image panels come from
+  ``elastogan.data.panels``: the DICOM ultrasound regions when the file has two, otherwise
+  the picture (two panels showing one frame, touching or apart; else the largest blocks of
+  image content). Which panel is the elastogram: the regions' data types when they differ,
+  otherwise the panel with clearly more colour (with a grey map: the panel with the colour
+  bar, else the one smoother where the two differ). A screen whose only B-mode carries the
+  elastogram (one panel, or a main image beside a thumbnail of another size) is read as an
+  ``overlay``: strain from the colour, the B-mode under the ROI estimated (colour maps only).
 - ``pairs``: separate B-mode and E-mode files paired by name, ``NAME_bmode.*`` with
   ``NAME_emode.*`` (also ``-b-mode``, ``_b``/``_e`` …), each cropped to its image region.
 
 In the E-mode panel the ROI is the coloured box (with a grey map: where it differs from the
 B-mode) and the colour map is the one named, checked against the image's own colour bar
-(in the panel, or beside it on the screen) — or, with ``--colormap bar``, read from that bar.
+(in the panel, or beside it on the screen) — or, with ``--colormap bar`` (``bar-soft-bottom``),
+read from that bar. JPEG exports are read above their coding noise.
 Multi-frame files (cine loops) give their first frame with a warning, one chosen frame
 (``frames=N``), or every frame as a case of its own (``frames="all"``): the frames of a loop
 belong to one patient, so they always land in one split.
@@ -27,7 +31,8 @@ patient in every part (:mod:`elastogan.data.pseudonyms`). Splits are by patient,
 
 Everything is written into a temporary folder beside the output, validated with
 ``validate_manifest``, then renamed into place: an error leaves nothing half-written.
-A file with no elastogram is an error naming the file, never a guess.
+A file with no elastogram is an error naming the file, never a guess; every file is read
+before the run stops, so all bad files are named at once (``elastogan.data.bad_files``).
 """
 
 from __future__ import annotations
@@ -42,19 +47,21 @@ from typing import Any, Callable
 import numpy as np
 
 from elastogan.colormaps import COLORMAPS, DEFAULT_COLORMAP
+from elastogan.data.bad_files import raise_if_bad
 from elastogan.data.colormap_inversion import (
     colorbar_lut,
     detect_roi,
     find_colorbar,
+    bmode_under_roi,
     invert_emode,
     is_grey_lut,
     lut_distance,
     resolve_lut,
-    saturation,
 )
 from elastogan.folders import check_folder_path, make_folder
 from elastogan.data.images import write_png, write_strain
 from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey
+from elastogan.data.panels import COLOURED_LEVEL, colour_fraction, crop, find_blocks, screen_panels
 from elastogan.data.manifest import SPLITS, Case, dumps_records, validate_manifest
 from elastogan.data.pseudonyms import key_for_run, keyed_case_id, keyed_split, pseudonym, save_new_key
 from elastogan.errors import InputFileError, UserError
@@ -63,13 +70,14 @@ Box = tuple[int, int, int, int]
 
 LAYOUTS = ("dual", "pairs")
 BAR_COLORMAP = "bar"  # --colormap bar: read each image's own colour bar (soft end at the top)
+# The bars read from the image, and where their soft end is: scanners label the top SOFT, but
+# some draw the bar the other way up; which end is soft is never guessed from the picture.
+BAR_COLORMAPS = {BAR_COLORMAP: "top", "bar-soft-bottom": "bottom"}
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # of patients; the rest train
-MIN_PANEL_FRACTION = 0.02  # an image panel covers at least this share of the screen
-TEXTURE_STEP = 2  # a change between neighbours bigger than this is texture, not noise
-MIN_TEXTURE_FRACTION = 0.25  # an image panel changes at least this often between neighbours
-FOREGROUND_LEVEL = 12  # brighter than this (any channel) is screen content, not background
-COLOURED_LEVEL = 20  # saturation (max - min channel) that counts as colour
 MIN_COLOUR_FRACTION = 0.02  # a panel with less colour than this is grey (markers, calipers)
+LOSSY_NOISE = 12  # grey levels of JPEG noise (quality >= 85) in a flat colour or a difference
+LOSSY_BAR_END = 3  # grey levels: a JPEG bar's black or white end is this close to the extreme
+COLOUR_LEAD = 3  # the elastogram panel holds at least this many times the other panel's colour
 MIN_ROI_SIDE = 8  # pixels; a smaller coloured box is a marker, not an elastogram
 BAR_MISMATCH = 0.08  # mean RGB distance above which a colour bar is not the named map
 POOR_MATCH_WARN = 0.05  # share of ROI pixels matched poorly that earns a warning
@@ -109,8 +117,8 @@ class IngestOptions:
     key_file: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.colormap != BAR_COLORMAP and self.colormap not in COLORMAPS:
-            known = ", ".join([*sorted(COLORMAPS), BAR_COLORMAP])
+        if self.colormap not in BAR_COLORMAPS and self.colormap not in COLORMAPS:
+            known = ", ".join([*sorted(COLORMAPS), *BAR_COLORMAPS])
             raise UserError(f"unknown colour map {self.colormap!r}; known: {known}")
         if self.layout not in LAYOUTS:
             raise UserError(f"unknown layout {self.layout!r}; expected one of {', '.join(LAYOUTS)}")
@@ -151,121 +159,15 @@ class Extracted:
     warnings: list[str]
 
 
-# --------------------------------------------------------------------------- panels
-
-
-def _refine_box(fg: np.ndarray, box: Box, *, grow: float = 0.3, shrink: float = 0.02, max_grow: int = 4) -> Box:
-    """Snap a rough box to the content's edges: grow over dense lines, drop empty ones."""
-    h, w = fg.shape
-    x0, y0, x1, y1 = box
-
-    def col(x: int) -> float:
-        return float(fg[y0:y1, x].mean())
-
-    def row(y: int) -> float:
-        return float(fg[y, x0:x1].mean())
-
-    for _ in range(max_grow):
-        changed = False
-        if x0 > 0 and col(x0 - 1) >= grow:
-            x0 -= 1
-            changed = True
-        if x1 < w and col(x1) >= grow:
-            x1 += 1
-            changed = True
-        if y0 > 0 and row(y0 - 1) >= grow:
-            y0 -= 1
-            changed = True
-        if y1 < h and row(y1) >= grow:
-            y1 += 1
-            changed = True
-        if not changed:
-            break
-    while x1 - x0 > 1 and col(x0) < shrink:
-        x0 += 1
-    while x1 - x0 > 1 and col(x1 - 1) < shrink:
-        x1 -= 1
-    while y1 - y0 > 1 and row(y0) < shrink:
-        y0 += 1
-    while y1 - y0 > 1 and row(y1 - 1) < shrink:
-        y1 -= 1
-    return (x0, y0, x1, y1)
-
-
-def find_panels(rgb: np.ndarray, n: int) -> list[Box]:
-    """The ``n`` largest image panels of a screen, left to right.
-
-    Image content (speckle, colour) is dense; burned-in text is thin strokes. A 5×5 density
-    filter keeps the first and drops the second, so text never joins a panel unless it
-    touches it. Two panels that touch are one block; when two are asked for and one block
-    twice as wide as a panel is found, it is split in the middle.
-
-    Returns:
-        up to ``n`` boxes ``(x0, y0, x1, y1)``; fewer if the screen holds fewer.
-    """
-    from scipy import ndimage
-
-    h, w = rgb.shape[:2]
-    fg = rgb.max(axis=-1) > FOREGROUND_LEVEL
-    dense = ndimage.uniform_filter(fg.astype(np.float32), size=5) > 0.5
-    dense = ndimage.binary_fill_holes(dense)
-    labels, count = ndimage.label(dense)
-    if count == 0:
-        return []
-    sizes = ndimage.sum_labels(dense, labels, index=np.arange(1, count + 1))
-    slices = ndimage.find_objects(labels)
-    boxes = []
-    for i in np.argsort(sizes)[::-1]:
-        if sizes[i] < MIN_PANEL_FRACTION * h * w or len(boxes) == n:
-            break
-        box = _refine_box(fg, (slices[i][1].start, slices[i][0].start, slices[i][1].stop, slices[i][0].stop))
-        if _is_textured(_crop(rgb, box)):
-            boxes.append(box)
-    if n == 2 and len(boxes) == 1:
-        x0, y0, x1, y1 = boxes[0]
-        if x1 - x0 >= 1.6 * (y1 - y0):
-            half = (x1 - x0) // 2
-            boxes = [(x0, y0, x0 + half, y1), (x0 + half, y0, x0 + 2 * half, y1)]
-    return sorted(boxes, key=lambda b: b[0])
-
-
-def _is_textured(rgb: np.ndarray) -> bool:
-    """Speckle changes from pixel to pixel; a header band or a flat menu does not."""
-    step = np.abs(np.diff(rgb.astype(np.int16), axis=1)).max(axis=-1) > TEXTURE_STEP
-    return float(step.mean()) >= MIN_TEXTURE_FRACTION
-
-
-def _crop(arr: np.ndarray, box: Box) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    return arr[y0:y1, x0:x1]
-
-
-def _colour_fraction(rgb: np.ndarray) -> float:
-    return float((saturation(rgb) >= COLOURED_LEVEL).mean())
-
-
-def _panels_of(img: LoadedImage, n: int) -> tuple[list[Box], str]:
-    """Panel boxes in frame coordinates, and how they were found."""
-    regions = sorted((r for r in img.regions if r.is_image), key=lambda r: -(r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
-    if len(regions) >= n:
-        return sorted((r.box for r in regions[:n]), key=lambda b: b[0]), "dicom regions"
-    if len(regions) == 1:
-        # One region holding the whole display: look for the panels inside it.
-        x0, y0, _, _ = regions[0].box
-        inner = find_panels(_crop(img.rgb, regions[0].box), n)
-        return [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in inner], "image within dicom region"
-    return find_panels(img.rgb, n), "image"
-
-
 # --------------------------------------------------------------------------- one case
 
 
 def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path) -> tuple[np.ndarray, str]:
     """The LUT to invert with, checked against the image's own colour bar when there is one."""
-    if colormap == BAR_COLORMAP:
+    if colormap in BAR_COLORMAPS:
         if bar is None:
             raise InputFileError(path, "no colour bar found in the elastogram; name the map with --colormap")
-        return colorbar_lut(emode, bar, soft_at="top"), "colour bar"
+        return colorbar_lut(emode, bar, soft_at=BAR_COLORMAPS[colormap]), "colour bar"
     lut = resolve_lut(colormap)
     if bar is not None:
         read = colorbar_lut(emode, bar, soft_at="top")
@@ -278,13 +180,14 @@ def _colormap_lut(emode: np.ndarray, bar: Box | None, colormap: str, path: Path)
 
 def extract_case(
     path: Path,
-    bmode: np.ndarray,
+    bmode: np.ndarray | None,
     emode: np.ndarray,
     colormap: str,
     *,
     screen: np.ndarray | None = None,
     emode_box: Box | None = None,
     same_frame: bool = False,
+    lossy: bool = False,
 ) -> tuple[np.ndarray, Box, dict[str, Any], list[str]]:
     """Strain and ROI of an E-mode panel, given the B-mode panel beside it (or paired with it).
 
@@ -294,7 +197,9 @@ def extract_case(
 
     Where the E-mode's background differs from the B-mode, the B-mode under the ROI is
     estimated (colour maps) with a warning — or, with ``same_frame``, the file is refused
-    (the two panels were guessed by cutting one image block in half).
+    (the two panels were guessed by cutting one image block in half). ``bmode=None`` (the
+    elastogram drawn over the only B-mode of the screen): estimated without a warning.
+    ``lossy`` (JPEG): the ROI and the bar are looked for above the coding noise.
 
     Returns:
         ``(strain, roi, source, warnings)``.
@@ -304,25 +209,31 @@ def extract_case(
             that does not match the map.
     """
     warnings: list[str] = []
-    bmode_known = True
+    bmode_known = bmode is not None
     # The ROI is the largest coloured block (the colour bar is a smaller one); a grey ROI
     # shows only where it differs from the B-mode under it. The bar is then looked for
     # outside the ROI, where smooth strain cannot pass for one.
-    grey_map = colormap != BAR_COLORMAP and is_grey_lut(resolve_lut(colormap))
-    if grey_map or colormap == BAR_COLORMAP and _colour_fraction(emode) < MIN_COLOUR_FRACTION:
-        roi = detect_roi(emode, bmode=bmode)
+    grey_map = colormap not in BAR_COLORMAPS and is_grey_lut(resolve_lut(colormap))
+    if bmode_known and (grey_map or colormap in BAR_COLORMAPS and colour_fraction(emode) < MIN_COLOUR_FRACTION):
+        roi = detect_roi(emode, bmode=bmode, min_difference=LOSSY_NOISE if lossy else 3)
     else:
         roi = detect_roi(emode, min_saturation=COLOURED_LEVEL)
     if roi is None or roi[2] - roi[0] < MIN_ROI_SIDE or roi[3] - roi[1] < MIN_ROI_SIDE:
         raise InputFileError(path, "no elastogram found (no coloured ROI in the E-mode)")
-    bar = find_colorbar(emode, exclude=roi)
+    bar_options = _bar_options(lossy)
+    bar = find_colorbar(emode, exclude=roi, **bar_options)
     bar_image, bar_in = emode, "panel"
     if bar is None and screen is not None and emode_box is not None:
         bar_image, bar_in = _beside(screen, emode_box), "screen"
-        bar = find_colorbar(bar_image)
+        bar = find_colorbar(bar_image, **bar_options)
     lut, map_from = _colormap_lut(bar_image, bar, colormap, path)
+    if bar is None:
+        # Said, not silently trusted: a bar in another map would have been an error.
+        warnings.append(f"no colour bar found to check the {colormap} map against; the map is taken as named")
     grey_map = is_grey_lut(lut)
     panel_bar = [bar] if bar and bar_in == "panel" else []
+    if not bmode_known and grey_map:
+        raise InputFileError(path, "a grey-map elastogram drawn over the only B-mode cannot be told from that B-mode; export the dual display, or B-mode and E-mode files (--layout pairs)")
     if bmode_known and not _same_background(emode, bmode, [roi] + panel_bar):
         if same_frame:
             raise InputFileError(path, "no dual display found: one image block, and its halves are not a B-mode and its elastogram")
@@ -398,43 +309,110 @@ def _same_background(emode: np.ndarray, bmode: np.ndarray, boxes: list[Box]) -> 
 
 
 def extract_dual(img: LoadedImage, colormap: str) -> Extracted:
-    """One dual-display screen → a case."""
+    """One screen → a case: a dual display (B-mode | E-mode), else an elastogram drawn over the
+    screen's only B-mode (one panel, or a main image beside a thumbnail of another size)."""
     path = img.path
-    boxes, found_by = _panels_of(img, 2)
-    if len(boxes) < 2:
-        raise InputFileError(path, f"no dual display found (found {len(boxes)} image panel(s)); is this a single image? (try --layout pairs)")
+    found = screen_panels(img, 2)
+    boxes, found_by = list(found.boxes), found.found_by
+    if not boxes:
+        raise InputFileError(path, "no image content found (blank screen)")
     sizes = [(b[3] - b[1], b[2] - b[0]) for b in boxes]
-    if sizes[0] != sizes[1]:
-        raise InputFileError(path, f"no dual display found: the two largest image blocks differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]}); is this a single image? (try --layout pairs)")
-    panels = [_crop(img.rgb, b) for b in boxes]
-    colour = [_colour_fraction(p) for p in panels]
-    halves = boxes[0][2] == boxes[1][0] and found_by != "dicom regions"  # one block cut in two
+    if len(boxes) < 2 or sizes[0] != sizes[1]:
+        main = max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        if colormap not in BAR_COLORMAPS and is_grey_lut(resolve_lut(colormap)):
+            raise InputFileError(path, f"one image panel ({len(boxes)} found, no two of one size): a grey-map elastogram drawn over the only B-mode cannot be told from that B-mode; export the dual display, or B-mode and E-mode files (--layout pairs)")
+        if colour_fraction(crop(img.rgb, main)) < MIN_COLOUR_FRACTION:
+            what = f"found {len(boxes)} image panel(s)" if len(boxes) < 2 else f"the two largest image blocks differ in size ({sizes[0][0]}×{sizes[0][1]} and {sizes[1][0]}×{sizes[1][1]})"
+            raise InputFileError(path, f"no dual display found ({what}) and no coloured elastogram over a B-mode; is this a plain B-mode? (try --layout pairs)")
+        return extract_overlay(img, main, colormap, found_by)
+    panels = [crop(img.rgb, b) for b in boxes]
+    colour = [colour_fraction(p) for p in panels]
+    lossy = is_lossy(img)
+    halves = boxes[0][2] == boxes[1][0] and found_by == "image"  # one block cut in two, a guess
 
     which: int | None = None
     chosen_by = ""
     regions = {r.box: r for r in img.regions if r.is_image}
     types = [regions[b].data_type if b in regions else None for b in boxes]
+    grey_map = colormap not in BAR_COLORMAPS and is_grey_lut(resolve_lut(colormap))
+    # Markers, calipers and JPEG's chroma around them colour a few per cent of a B-mode
+    # panel: a colour elastogram is the panel with clearly more colour than the other.
+    coloured = [c >= MIN_COLOUR_FRACTION for c in colour]
+    clear = max(colour) >= MIN_COLOUR_FRACTION and max(colour) >= COLOUR_LEAD * min(colour)
     if None not in types and types[0] != types[1] and 1 in types:
         which, chosen_by = (0 if types[1] == 1 else 1), "dicom region data type"
-    elif max(colour) >= MIN_COLOUR_FRACTION:
-        if min(colour) >= MIN_COLOUR_FRACTION and halves:
-            raise InputFileError(path, "no elastogram found: one image block, coloured in both its halves (two touching colour panels, e.g. colour Doppler, or one wide elastogram)")
-        if min(colour) >= MIN_COLOUR_FRACTION:
-            raise InputFileError(path, f"both image panels are coloured ({colour[0]:.0%} and {colour[1]:.0%} of their pixels): no grey B-mode panel; colour Doppler rather than elastography?")
+    elif clear:
+        # With a grey map named too: the coloured panel's bar then contradicts the name.
         which, chosen_by = int(np.argmax(colour)), "colour saturation"
+    elif not grey_map and all(coloured) and colormap not in BAR_COLORMAPS:
+        if halves:
+            # Not two panels after all: one wide picture, coloured over its B-mode.
+            x0, y0, _, _ = boxes[0]
+            _, _, x1, y1 = boxes[1]
+            return extract_overlay(img, (x0, y0, x1, y1), colormap, found_by)
+        raise InputFileError(path, f"both image panels are coloured ({colour[0]:.0%} and {colour[1]:.0%} of their pixels): no grey B-mode panel; colour Doppler rather than elastography?")
     else:
-        # Grey panels both: a grey-map elastogram is the panel with the colour bar.
-        bars = [find_colorbar(p) is not None for p in panels]
+        # A grey-map elastogram is the panel with the colour bar …
+        bars = [find_colorbar(p, **_bar_options(lossy)) is not None for p in panels]
         if bars.count(True) == 1:
             which, chosen_by = bars.index(True), "colour bar"
+        elif found.twins:
+            # … or, one frame shown twice, the panel that is smoother where the two differ:
+            # the strain blended over the speckle damps it.
+            which, chosen_by = _smoother_where_different(panels), "smoother where the panels differ"
     if which is None:
         raise InputFileError(path, "no elastogram found: neither image panel holds a coloured ROI")
 
     emode = panels[which]
     bmode = rgb_to_grey(panels[1 - which])
-    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, emode_box=boxes[which], same_frame=halves)
+    strain, roi, source, warnings = extract_case(path, bmode, emode, colormap, screen=img.rgb, emode_box=boxes[which], same_frame=halves, lossy=lossy)
     spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(boxes[which], r.box)), None)
-    source = {**img.source, "layout": "dual", "panels": found_by, "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
+    source = {**img.source, "layout": "dual", "panels": found_by, "panel_boxes": {"bmode": list(boxes[1 - which]), "emode": list(boxes[which])},
+              "emode_panel": "left" if which == 0 else "right", "emode_chosen_by": chosen_by, **source}
+    return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
+
+
+def is_lossy(img: LoadedImage) -> bool:
+    """True for JPEG files and DICOM with a lossy JPEG transfer syntax (coding noise, bleeding)."""
+    if img.format == "jpeg":
+        return True
+    syntax = str(img.source.get("transfer_syntax", ""))
+    return "JPEG" in syntax and "Lossless" not in syntax
+
+
+def _bar_options(lossy: bool) -> dict[str, int]:
+    """``find_colorbar`` tolerances: chroma subsampling spreads a bar's colour by ~12 levels."""
+    return {"row_tolerance": LOSSY_NOISE, "end_noise": LOSSY_BAR_END} if lossy else {}
+
+
+def _smoother_where_different(panels: list[np.ndarray]) -> int | None:
+    """Index of the panel with less pixel-to-pixel change where the two grey panels differ,
+    or None if they do not differ (two copies of one B-mode)."""
+    a, b = (rgb_to_grey(p).astype(np.int16) for p in panels)
+    differ = np.abs(a - b) > BMODE_NOISE
+    if differ.mean() < MIN_COLOUR_FRACTION:
+        return None
+    rough = [float(np.abs(np.diff(g, axis=1))[differ[:, 1:]].mean()) for g in (a, b)]
+    return int(np.argmin(rough))
+
+
+def extract_overlay(img: LoadedImage, box: Box, colormap: str, found_by: str) -> Extracted:
+    """A screen whose only B-mode carries the elastogram → a case; the B-mode under the ROI is
+    estimated from the colour (``bmode_under_roi``: colour maps only)."""
+    path = img.path
+    emode = crop(img.rgb, box)
+    strain, roi, source, warnings = extract_case(path, None, emode, colormap, screen=img.rgb, emode_box=box, lossy=is_lossy(img))
+    lut = resolve_lut(colormap) if colormap not in BAR_COLORMAPS else None
+    if lut is None:
+        bar_box = source["colorbar"]["box"]
+        bar_image = emode if source["colorbar"]["in"] == "panel" else img.rgb
+        lut = colorbar_lut(bar_image, tuple(bar_box), soft_at=BAR_COLORMAPS[colormap])
+    try:
+        bmode = bmode_under_roi(emode, roi, strain, lut, source["alpha"])
+    except ValueError as e:
+        raise InputFileError(path, str(e)) from None
+    spacing = next((r.spacing_mm for r in img.regions if r.is_image and _inside(box, r.box)), None)
+    source = {**img.source, "layout": "overlay", "panels": found_by, "panel_boxes": {"emode": list(box)}, **source}
     return Extracted(bmode, np.ascontiguousarray(emode), strain, roi, spacing, img.patient_id, source, img.warnings + warnings)
 
 
@@ -448,7 +426,7 @@ def _single_panel(img: LoadedImage) -> tuple[Box, tuple[float, float] | None, st
     if regions:
         r = max(regions, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
         return r.box, r.spacing_mm, "dicom region"
-    boxes = find_panels(img.rgb, 1)
+    boxes = find_blocks(img.rgb, 1)
     if not boxes:
         raise InputFileError(img.path, "no image content found (blank screen)")
     return boxes[0], None, "image"
@@ -458,15 +436,15 @@ def extract_pair(bimg: LoadedImage, eimg: LoadedImage, colormap: str) -> Extract
     """A B-mode file and an E-mode file → a case."""
     bbox, bspacing, _ = _single_panel(bimg)
     ebox, espacing, found_by = _single_panel(eimg)
-    bpanel, epanel = _crop(bimg.rgb, bbox), _crop(eimg.rgb, ebox)
+    bpanel, epanel = crop(bimg.rgb, bbox), crop(eimg.rgb, ebox)
     if bpanel.shape != epanel.shape:
         raise InputFileError(eimg.path, f"E-mode image region {epanel.shape[0]}×{epanel.shape[1]} differs in size from its B-mode's {bpanel.shape[0]}×{bpanel.shape[1]} ({bimg.path.name})")
-    if _colour_fraction(bpanel) >= MIN_COLOUR_FRACTION:
+    if colour_fraction(bpanel) >= MIN_COLOUR_FRACTION:
         raise InputFileError(bimg.path, "the B-mode file is coloured; expected a grey B-mode")
     if bimg.patient_id and eimg.patient_id and bimg.patient_id != eimg.patient_id:
         raise InputFileError(eimg.path, f"patient differs from its B-mode's ({bimg.path.name})")
     bmode = rgb_to_grey(bpanel)
-    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap, screen=eimg.rgb, emode_box=ebox)
+    strain, roi, source, warnings = extract_case(eimg.path, bmode, epanel, colormap, screen=eimg.rgb, emode_box=ebox, lossy=is_lossy(eimg))
     source = {**eimg.source, "layout": "pairs", "panels": found_by, **source}
     return Extracted(bmode, np.ascontiguousarray(epanel), strain, roi, espacing or bspacing, eimg.patient_id or bimg.patient_id, source, bimg.warnings + eimg.warnings + warnings)
 
@@ -583,7 +561,9 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         An ``IngestReport``.
 
     Raises:
-        InputFileError: the first bad file, unless ``options.skip_bad``.
+        InputFileError: the one bad file, unless ``options.skip_bad`` (every file is read
+            first: nothing is written).
+        BadFiles: several bad files, each named, unless ``options.skip_bad``.
         UserError: bad folders, or no case at all.
     """
     root, out = Path(input_dir), Path(out_dir)
@@ -602,11 +582,12 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
         raise UserError(f"{root}: no files to ingest")
     jobs, skipped = _jobs(root, files, options.layout)
 
+    problems: list[tuple[Path, str]] = []
+
     def bad(path: Path, problem: str) -> None:
-        if not options.skip_bad:
-            raise InputFileError(path, problem)
-        skipped.append((path, problem))
-        if on_skip:
+        # Every file is still read: without skip_bad the run ends with all problems at once.
+        problems.append((path, problem))
+        if options.skip_bad and on_skip:
             on_skip(path, problem)
 
     unusable, skipped = skipped, []
@@ -661,6 +642,9 @@ def ingest(input_dir: str | Path, out_dir: str | Path, options: IngestOptions = 
                     pixel_spacing_mm=ex.pixel_spacing_mm,
                     source=source,
                 ))
+        if not options.skip_bad:
+            raise_if_bad(problems, what="ingested")
+        skipped = problems
         if not cases:
             raise UserError(f"{root}: no case could be ingested ({len(skipped)} file(s) skipped)")
         if options.key_file is None:

@@ -14,8 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Turn a folder of scanner exports into B-mode, E-mode, mapped strain and "
         "ROI per case, with a manifest split by patient. Only the image panels are kept "
         "(burned-in text is cropped away) and patient ids become pseudonyms. A file with no "
-        "elastogram, or any other bad file, is reported by name; the run stops at the first "
-        "one unless --skip-bad. Nothing is written unless the whole run succeeds.",
+        "elastogram, or any other bad file, is reported by name; "
+        "every one is named, then the run stops with nothing written, unless --skip-bad. Screens "
+        "without DICOM regions (PNG/JPEG screenshots, DICOM without regions) are searched for "
+        "their panels: two panels showing one frame (B-mode | E-mode, touching or apart), else "
+        "an elastogram drawn over the screen's only B-mode (colour maps).",
     )
     p.add_argument("--input", required=True, metavar="DIR", help="folder of exports (searched recursively)")
     p.add_argument("--out", required=True, metavar="DIR", help="new (or empty) output folder")
@@ -25,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="the scanner's strain colour map: a name from elastogan.colormaps (hitachi, the "
         "default; grey-white-soft; grey-black-soft; an unknown name lists them all), or 'bar' to "
-        "read each image's own colour bar (soft end at the top). A colour bar that contradicts "
-        "the named map is an error, never silently accepted",
+        "read each image's own colour bar, colour or grey, soft end at the top ('bar-soft-bottom': "
+        "soft end at the bottom). A colour bar that contradicts the named map is an error, never "
+        "silently accepted",
     )
     p.add_argument(
         "--layout",
