@@ -1,4 +1,4 @@
-"""``elastogan app`` and ``elastogan study create|add-reader|export|report``.
+"""``elastogan app`` and ``elastogan study create|add-reader|unlock|export|report``.
 
 Only argparse at import time; gradio and torch are imported inside the commands.
 """
@@ -47,6 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--n-cases", type=int, help="draw this many cases at random (default: all)")
     c.add_argument("--seed", type=int, default=0, help="seed of that draw (default 0)")
     c.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
+    c.add_argument("--design", choices=("split", "paired-sessions", "staged"), default="split",
+                   help="split (default): each reader reads one of each case's two elastograms, half real, "
+                   "counterbalanced across readers; paired-sessions: every case with the real elastogram in one "
+                   "session and the synthetic in the other, after --washout-days; staged: BI-RADS on the B-mode "
+                   "alone, then again with the elastogram")
+    c.add_argument("--repeat", type=float, default=0.0, metavar="F",
+                   help="fraction of each reader's readings shown again at the end, for intra-reader agreement (default 0)")
+    c.add_argument("--washout-days", type=float, default=0.0,
+                   help="paired-sessions: days between a reader's last session-1 answer and session 2 (default 0)")
     c.set_defaults(func=_create)
 
     r = ssub.add_parser("add-reader", help="add a reader (or lead) account with a hashed password",
@@ -55,15 +64,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "line) or asked for; it is stored as a scrypt hash.")
     r.add_argument("study", type=Path, help="study folder")
     r.add_argument("--name", required=True, help="login name")
-    r.add_argument("--group", choices=("junior", "senior"), help="reader group, for the statistics per group")
+    r.add_argument("--group", help="reader group, any name (e.g. junior, senior), for the statistics per group")
     r.add_argument("--role", choices=("reader", "lead"), default="reader", help="reader (default) or lead")
     r.add_argument("--password-file", type=Path, help="file whose first line is the password (else asked)")
     r.set_defaults(func=_add_reader)
 
-    e = ssub.add_parser("export", help="write answers.csv, scores.csv, ratings.csv and per_case.csv",
+    u = ssub.add_parser("unlock", help="let a name (or a client address) locked by wrong passwords log in again",
+                        description="Forget the wrong passwords counted for --name and/or --address (both "
+                        "omitted: all of them). Within 10 minutes, 10 wrong passwords for a name from one "
+                        "address lock that name there, 30 from one address lock the address, 50 for a name "
+                        "from anywhere lock the name; the counts live in the study database and survive restarts.")
+    u.add_argument("study", type=Path, help="study folder")
+    u.add_argument("--name", help="login name to unlock")
+    u.add_argument("--address", help="client address to unlock")
+    u.set_defaults(func=_unlock)
+
+    e = ssub.add_parser("export", help="write answers.csv, scores.csv, ratings.csv, per_case.csv and readings.csv",
                         description="The answers in exactly the `elastogan stats` formats: answers.csv "
                         "(authenticity), scores.csv (agreement: Tsukuba by condition real/synthetic), ratings.csv "
-                        "(roc and diagnostic: BI-RADS by modality real/synthetic) and per_case.csv (NCC).")
+                        "(roc and diagnostic: BI-RADS by modality real/synthetic) and per_case.csv (NCC), first "
+                        "readings only; readings.csv: every reading with its design, session, repeat flag, reading "
+                        "time and confidence; ratings_staged.csv (staged design) and ratings_confidence.csv "
+                        "(where confidences were given).")
     e.add_argument("study", type=Path, help="study folder")
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--complete-only", action="store_true", help="only readers who have answered every image")
@@ -108,10 +130,12 @@ def _create(args: argparse.Namespace) -> int:
     from elastogan.app.study_create import create_study
 
     made = create_study(args.data, args.checkpoint, args.out, split=args.split, n_cases=args.n_cases,
-                        seed=args.seed, device=args.device)
+                        seed=args.seed, device=args.device, design=args.design, repeat=args.repeat,
+                        washout_days=args.washout_days)
     ncc = "n/a" if made.ncc_mean is None else f"{made.ncc_mean:.3f}"
-    print(f"study {made.study_id}: {made.n_cases} cases, {2 * made.n_cases} images in {made.path} (mean NCC {ncc})")
-    print(f"next: elastogan study add-reader {made.path} --name NAME --group junior|senior")
+    print(f"study {made.study_id}: {made.n_cases} cases, {2 * made.n_cases} images in {made.path} (mean NCC {ncc}); "
+          f"design {args.design}")
+    print(f"next: elastogan study add-reader {made.path} --name NAME --group GROUP")
     return 0
 
 
@@ -143,8 +167,17 @@ def _add_reader(args: argparse.Namespace) -> int:
     with connect(args.study):  # a wrong study folder is said before a password is asked for
         pass
     n = add_user(args.study, args.name, _read_password(args), role=args.role, group=args.group)
-    what = f"{n} images to read" if args.role == "reader" else "study lead"
+    what = f"{n} readings" if args.role == "reader" else "study lead"
     print(f"added {args.name} ({what})")
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from elastogan.app.accounts import unlock
+
+    n = unlock(args.study, name=args.name, address=args.address)
+    who = " and ".join(x for x in (args.name and f"name {args.name}", args.address and f"address {args.address}") if x)
+    print(f"unlocked {who or 'every name and address'} ({n} wrong password(s) forgotten)")
     return 0
 
 
@@ -157,8 +190,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from elastogan.app.study_export import report_study
+    from elastogan.app.study_export import report_study, unfinished, unfinished_notice
 
+    partial = [] if args.complete_only else unfinished(args.study)
+    if partial:
+        print("warning: " + unfinished_notice(partial).lstrip("> ").replace("**", ""), file=sys.stderr)
     for p in report_study(args.study, args.out, complete_only=args.complete_only, positive_from=args.positive_from,
                           covariance=args.covariance, n_boot=args.n_boot, seed=args.seed):
         print(f"wrote {p}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from elastogan.app.study_db import short
 from elastogan.app.uploads import UploadError, load_bmode_upload, load_upload
 from elastogan.display import Box, DisplayLayout, colorbar_mask
 
@@ -76,9 +77,14 @@ class PreviewResult:
         return [str(p) for p in (self.png, self.dicom, self.sd_png) if p is not None]
 
     def slider(self) -> tuple[np.ndarray, np.ndarray]:
-        """The two images of the slider: the real E-mode (the B-mode when none was given) and
-        the synthetic one."""
-        return (self.real if self.real is not None else self.bmode), self.synthetic
+        """The two images of the slider: the real E-mode (the B-mode when none was given),
+        labelled REAL (B-MODE) top left, and the synthetic one, labelled SYNTHETIC in both top
+        corners: whichever part of it the slider uncovers from the right shows the label
+        (the page's caption above the slider says it too)."""
+        from elastogan.predict import label_synthetic
+
+        left = label_synthetic(self.real, "REAL") if self.real is not None else label_synthetic(self.bmode, "B-MODE")
+        return left, label_top_right(self.synthetic)
 
     def summary(self) -> str:
         """Markdown lines for the page."""
@@ -101,6 +107,21 @@ class PreviewResult:
         return "\n\n".join(lines)
 
 
+def label_top_right(rgb: np.ndarray) -> np.ndarray:
+    """A copy of ``rgb`` with the SYNTHETIC label (``predict.label_synthetic``'s) also in the
+    top-right corner."""
+    from elastogan.predict import label_synthetic
+
+    black = label_synthetic(np.zeros_like(rgb))
+    white = label_synthetic(np.full_like(rgb, 255))
+    ys, xs = np.nonzero(np.all(black == white, axis=-1))  # the label's own pixels: the same on any image
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    out = rgb.copy()
+    w = rgb.shape[1]
+    out[y0:y1, w - x1 : w - x0] = black[y0:y1, x0:x1]
+    return out
+
+
 def parse_box(text: str | None, shape: tuple[int, int], what: str = "lesion box") -> Box | None:
     """``"x0, y0, x1, y1"`` (pixels, end-exclusive) → a box inside an H×W frame; blank → None."""
     if text is None or not text.strip():
@@ -111,7 +132,7 @@ def parse_box(text: str | None, shape: tuple[int, int], what: str = "lesion box"
     except ValueError:
         box = ()
     if len(box) != 4:
-        raise UploadError(f"The {what} must be four numbers x0, y0, x1, y1 in pixels; got {text!r}.")
+        raise UploadError(f"The {what} must be four numbers x0, y0, x1, y1 in pixels; got {short(text)}.")
     h, w = shape
     x0, y0, x1, y1 = box
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
@@ -160,7 +181,7 @@ def check_samples(samples: int | float | None) -> int:
           and float(samples).is_integer() and (samples == 0 or 2 <= samples <= MAX_SAMPLES))
     if not ok:
         raise UploadError(f"The number of samples for the uncertainty layer must be a whole number from 2 to "
-                          f"{MAX_SAMPLES}; got {samples!r}.")
+                          f"{MAX_SAMPLES}; got {short(samples)}.")
     return int(samples)
 
 

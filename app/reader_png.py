@@ -1,4 +1,4 @@
-"""The PNG a reader's browser receives for an elastogram: its length says nothing of its kind.
+"""The PNG a reader's browser receives: its length says nothing of its kind; its size is legible.
 
 A compressed PNG's length follows its content: a synthetic elastogram, smoother than an
 estimated real strain map, compresses better, and the byte count alone would tell the two
@@ -6,20 +6,21 @@ apart (in the test study every synthetic PNG was smaller than the real one of it
 So the elastogram a reader is served is stored uncompressed (zlib level 0: deflate's stored
 blocks), with no ancillary chunk: its bytes are a function of the pixels alone and its length
 a function of the frame size alone, the same for every image of the study.
+
+Study frames are small (128² or 256² for the simulated data): ``display_pixels`` scales each
+image (B-mode and elastogram alike) up by the smallest whole factor that makes it at least
+``DISPLAY_WIDTH`` pixels across, by pixel replication (nearest neighbour: no filter invents
+detail, and the colour bar's SOFT/HARD letters grow with it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from elastogan.atomic import atomic_write_bytes
-
-NAME = "image.png"  # every served elastogram has this name (Gradio puts it in the URL)
+DISPLAY_WIDTH = 512  # pixels across a study image on a reader's screen, at least
 
 
 def fixed_size_png(rgb: np.ndarray) -> bytes:
@@ -37,14 +38,17 @@ def fixed_size_png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def reader_png(rgb: np.ndarray, folder: str | Path) -> Path:
-    """Write ``fixed_size_png(rgb)`` as ``folder/<content hash>/image.png`` (once) and return it.
+def display_pixels(rgb: np.ndarray, min_width: int = DISPLAY_WIDTH) -> np.ndarray:
+    """``rgb`` (H×W×3) scaled up by the smallest whole factor k with k·W ≥ ``min_width``
+    (pixel replication); unchanged when it is that wide already.
 
-    Named by content, so showing an image again (a reload) reuses its file.
+    Example:
+        >>> display_pixels(np.zeros((128, 128, 3), np.uint8)).shape
+        (512, 512, 3)
+        >>> display_pixels(np.zeros((256, 300, 3), np.uint8)).shape
+        (512, 600, 3)
     """
-    data = fixed_size_png(rgb)
-    path = Path(folder) / hashlib.sha256(data).hexdigest()[:32] / NAME
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
-    return path
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 image, got {rgb.shape}")
+    k = max(1, -(-min_width // rgb.shape[1]))
+    return rgb if k == 1 else np.repeat(np.repeat(rgb, k, axis=0), k, axis=1)

@@ -1,17 +1,23 @@
 """The reader and lead handlers, as plain functions of (study, user, inputs).
 
-Whatever a reader can receive comes out of ``reader_view``: the current image's opaque id, its
-B-mode and elastogram pixels (arrays, never the study's files: the page encodes them itself,
-with no metadata, the elastogram by :func:`~elastogan.app.reader_png.fixed_size_png`), and the
-reader's own progress. Nothing in it depends on which kind the image is except its pixels.
-The role is checked here, server side, on every call: hiding a tab in the page is no access
-control.
+Whatever a reader can receive comes out of ``reader_view``: the current view's token (random,
+per reader and reading: it names nothing), the B-mode and elastogram pixels (arrays, never the
+study's files: the page writes them itself, each under its own random URL), and the reader's
+own progress. Nothing in it depends on which kind the image is except its pixels. An answer
+is stored only with the token of the reader's current view. The role is checked here, server
+side, on every call: hiding a tab in the page is no access control.
+
+Designs (``elastogan.app.designs``): ``staged`` shows a reading twice — the B-mode alone
+(BI-RADS only), then with the elastogram; ``paired-sessions`` opens session 2 only after the
+washout has passed since the reader's last session-1 answer. ``now`` (seconds since the epoch)
+is the clock: tests pass their own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,9 @@ from PIL import Image
 
 from elastogan.app import study_db
 from elastogan.app.accounts import role_of
-from elastogan.app.study_db import StudyError
+from elastogan.app.study_db import STAGE_BMODE, STAGE_FULL, StudyError
+
+FINAL = "Answers are final: once saved, an answer cannot be changed."
 
 
 @dataclass(frozen=True)
@@ -29,27 +37,41 @@ class ReaderView:
     """One screen of the reading.
 
     Attributes:
-        image: opaque id of the image on screen (None when the reading is complete).
-        bmode: H×W×3 uint8 grey B-mode of that image's case.
-        elastogram: H×W×3 uint8, the image to judge.
-        position: 1-based position of that image in the reader's list.
-        answered: images answered so far; ``total``: in the list.
+        token: the view's token (None when nothing is to be answered now).
+        bmode: H×W×3 uint8 grey B-mode of the reading's case.
+        elastogram: H×W×3 uint8, the image to judge (None at the B-mode-alone stage).
+        stage: ``STAGE_BMODE`` (B-mode alone: BI-RADS only) or ``STAGE_FULL``.
+        position: 1-based position of the reading in the reader's list.
+        answered: readings answered so far; ``total``: in the list.
         message: a line for the page.
+        opens: when session 2 opens (seconds since the epoch), while the reader waits for it.
     """
 
-    image: str | None
+    token: str | None
     bmode: np.ndarray | None
     elastogram: np.ndarray | None
+    stage: int
     position: int
     answered: int
     total: int
     message: str
+    opens: float | None = None
+
+    @property
+    def image(self) -> str | None:
+        """The token of the view on screen (the page calls it the image)."""
+        return self.token
 
     @property
     def progress_text(self) -> str:
-        if self.image is None:
+        if self.opens is not None:
+            when = dt.datetime.fromtimestamp(self.opens, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            return (f"Session 1 complete: {self.answered} of {self.total} readings answered. "
+                    f"Session 2 opens on {when} (the washout between the two sessions).")
+        if self.token is None:
             return f"Reading complete: {self.answered} of {self.total} images answered. Thank you."
-        return f"Image {self.position} of {self.total} · {self.answered} answered"
+        stage = " · step 1 of 2: B-mode alone" if self.stage == STAGE_BMODE else ""
+        return f"Image {self.position} of {self.total} · {self.answered} answered{stage}"
 
 
 def _pixels(study: Path, image_id: str) -> np.ndarray:
@@ -65,41 +87,75 @@ def require_role(study: str | Path, user: str | None, role: str) -> str:
     return user  # type: ignore[return-value]
 
 
-def reader_view(study: str | Path, user: str | None, message: str = "") -> ReaderView:
-    """The reader's current screen: their first unanswered image, or the end of the reading."""
+def _session_opens(con, reader: str, washout_days: float) -> float | None:
+    last = con.execute("SELECT MAX(a.answered) FROM answers a JOIN reading_order o"
+                       " ON o.reader = a.reader AND o.position = a.position WHERE a.reader = ? AND o.session = 1",
+                       (reader,)).fetchone()[0]
+    return None if last is None else last + washout_days * 86400.0
+
+
+def reader_view(study: str | Path, user: str | None, message: str = "", *, now: float | None = None) -> ReaderView:
+    """The reader's current screen: their first unanswered reading, the washout, or the end."""
     study = Path(study)
+    now = time.time() if now is None else now
     reader = require_role(study, user, "reader")
     with study_db.connect(study) as con:
-        nxt = study_db.next_image(con, reader)
+        d = study_db.design(con)
+        reading = study_db.next_reading(con, reader)
         prog = study_db.progress(con, reader)
-        bmode_id = None
-        if nxt is not None:
-            bmode_id = con.execute("SELECT c.bmode FROM images i JOIN cases c ON c.case_id = i.case_id WHERE i.image = ?",
-                                   (nxt[1],)).fetchone()[0]
-    if nxt is None:
-        return ReaderView(None, None, None, prog.total, prog.answered, prog.total, message)
-    position, image = nxt
-    return ReaderView(image, _pixels(study, bmode_id), _pixels(study, image), position + 1, prog.answered,
+        if reading is None:
+            return ReaderView(None, None, None, STAGE_FULL, prog.total, prog.answered, prog.total, message)
+        if reading.session == 2 and d.washout_days > 0:
+            opens = _session_opens(con, reader, d.washout_days)
+            if opens is not None and now < opens:
+                return ReaderView(None, None, None, STAGE_FULL, reading.position + 1, prog.answered, prog.total,
+                                  message, opens=opens)
+        staged_first = d.name == "staged" and study_db.bmode_answer(con, reader, reading.position) is None
+        stage = STAGE_BMODE if staged_first else STAGE_FULL
+        token, _ = study_db.view(con, reader, reading.position, stage, now)
+        bmode_id = con.execute("SELECT c.bmode FROM images i JOIN cases c ON c.case_id = i.case_id WHERE i.image = ?",
+                               (reading.image,)).fetchone()[0]
+    elastogram = None if stage == STAGE_BMODE else _pixels(study, reading.image)
+    return ReaderView(token, _pixels(study, bmode_id), elastogram, stage, reading.position + 1, prog.answered,
                       prog.total, message)
 
 
-def submit_answer(study: str | Path, user: str | None, image: str | None, judged: str | None,
-                  tsukuba: str | None, birads: str | None) -> ReaderView:
-    """Store the answer for ``image`` at once (exactly once) and return the next screen.
+def submit_answer(study: str | Path, user: str | None, token: str | None, judged: str | None,
+                  tsukuba: str | None, birads: str | None, confidence: float | None = None, *,
+                  now: float | None = None) -> ReaderView:
+    """Store the answer for the view ``token`` at once (exactly once) and return the next screen.
 
-    A missing choice returns the same screen with a message; a second answer for an image
-    already answered stores nothing and moves on.
+    At the B-mode-alone stage only ``birads`` (and ``confidence``) count. A missing choice
+    returns the same screen with a message; a second answer for a reading already answered
+    stores nothing and moves on.
+
+    Raises:
+        StudyError: ``token`` is not the view on this reader's screen, or a value is not one of
+            the choices.
     """
     study = Path(study)
     reader = require_role(study, user, "reader")
-    missing = [n for n, v in (("real or synthetic", judged), ("Tsukuba score", tsukuba), ("BI-RADS category", birads)) if not v]
-    if not image:
-        return reader_view(study, reader, "Nothing to answer: the page was out of date and has been refreshed.")
-    if missing:
-        return reader_view(study, reader, f"Please choose: {', '.join(missing)}.")
+    if not token:
+        return reader_view(study, reader, "Nothing to answer: the page was out of date and has been refreshed.", now=now)
     with study_db.connect(study) as con:
-        stored = study_db.store_answer(con, reader, str(image), str(judged), str(tsukuba), str(birads))
-    return reader_view(study, reader, "Saved." if stored else "That image was already answered; here is the next one.")
+        found = study_db.view_of_token(con, reader, str(token))
+    if found is None:
+        raise StudyError("that is not the image on your screen")
+    stage = found[1]
+    asked = (("BI-RADS category", birads),) if stage == STAGE_BMODE else (
+        ("real or synthetic", judged), ("Tsukuba score", tsukuba), ("BI-RADS category", birads))
+    missing = [n for n, v in asked if not v]
+    if missing:
+        return reader_view(study, reader, f"Please choose: {', '.join(missing)}.", now=now)
+    with study_db.connect(study) as con:
+        if stage == STAGE_BMODE:
+            stored = study_db.store_bmode_answer(con, reader, str(token), birads, confidence, now=now)
+            saved = "Saved (final): BI-RADS on the B-mode alone. Now the elastogram: answer again with it."
+        else:
+            stored = study_db.store_answer(con, reader, str(token), judged, tsukuba, birads, confidence, now=now)
+            saved = "Saved (final): your answer is stored. Here is the next image."
+    return reader_view(study, reader, saved if stored else "That image was already answered; here is the next one.",
+                       now=now)
 
 
 def lead_progress(study: str | Path, user: str | None) -> list[list]:
@@ -114,16 +170,14 @@ def lead_progress(study: str | Path, user: str | None) -> list[list]:
     return out
 
 
-def lead_export_zip(study: str | Path, user: str | None, out_dir: str | Path) -> Path:
-    """The four CSVs of ``elastogan study export`` in one zip, for a lead."""
+def lead_export_zip(study: str | Path, user: str | None) -> bytes:
+    """The files of ``elastogan study export`` in one zip (bytes: it is handed out by the app
+    itself, never through Gradio's cache), for a lead."""
     from elastogan.app.study_export import export_tables
 
     require_role(study, user, "lead")
-    out = Path(out_dir) / "elastogan_study_export.zip"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, text in export_tables(study).items():
             z.writestr(name, text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(buf.getvalue())
-    return out
+    return buf.getvalue()

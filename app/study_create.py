@@ -6,6 +6,10 @@ generator's strain head) are drawn by one function, ``render_study_image``: the 
 encoder with no metadata. Each image gets a random opaque name; which is which, the
 pathology and the NCC live only in the study database. The study is built in a temporary
 sibling folder and renamed into place when complete, so a crash never leaves a half study.
+
+The reading design (``split`` by default, ``paired-sessions``, ``staged``; ``repeat``) is
+recorded in the database; each reader's list follows it when the reader is added
+(``elastogan.app.designs``). The images are the same for every design.
 """
 
 from __future__ import annotations
@@ -93,6 +97,9 @@ def create_study(
     n_cases: int | None = None,
     seed: int = 0,
     device: str | None = None,
+    design: str = "split",
+    repeat: float = 0.0,
+    washout_days: float = 0.0,
     log=print,
 ) -> CreatedStudy:
     """Render the study images and write the study database (see the module docstring).
@@ -105,13 +112,20 @@ def create_study(
         n_cases: draw this many cases at random (default: all of the split).
         seed: seed of that draw.
         device: where the generator runs (default CUDA when available).
+        design: ``split``, ``paired-sessions`` or ``staged`` (``elastogan.app.designs``).
+        repeat: fraction of each reader's readings shown again at the end (0 to 1).
+        washout_days: days between the two sessions of ``paired-sessions``.
         log: progress messages go here.
 
     Raises:
         UserError: ``out`` is not empty, the split is empty or its cases lack strain or
-            pathology, ``n_cases`` is out of range, or a file cannot be read.
+            pathology, ``n_cases`` is out of range, a bad design, or a file cannot be read.
     """
     from elastogan.predict import Predictor
+
+    if design not in study_db.CREATE_DESIGNS:
+        raise UserError(f"--design {study_db.short(design)} is not one of {', '.join(study_db.CREATE_DESIGNS)}")
+    study_db.check_design(design, repeat, washout_days)
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -174,6 +188,7 @@ def create_study(
                     "complete": "1",
                 }
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+                study_db.set_design(con, design, repeat, washout_days)
         os.chmod(tmp, 0o700)  # the truth is in there: owner only
         if out.exists():
             out.rmdir()

@@ -7,25 +7,38 @@ call; the tabs a role does not use are hidden only for tidiness.
 
 Readers get no Preview: running the generator on a study B-mode would reproduce the synthetic
 image of that case and unblind the reading. Progress lives in the study database, never in
-``gr.State`` (lost on reload), so a reload or a restart shows the reader's first unanswered
-image.
+``gr.State`` (lost on reload), so a reload or a restart shows the reader's current reading.
+
+A reader's images and the lead's export are the app's own files (``served_files``): written
+for that one user under random names, shown as ``<img>``/``<a>`` in HTML, never handed to
+Gradio's cache. The reader's inputs reach the handler raw (``preprocess=False``): the
+handler checks them and a refusal quotes at most a short prefix of a value.
+
+In the browser: "Save" first asks the server whether the session is still signed in; if not
+(signed out in another tab, or the server restarted), the answer is kept in the browser and
+the page says "please sign in again"; after signing in, the kept answer is filled in again for
+the same image. "Log out" leaves in the same tab.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import tempfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from elastogan.errors import UserError
 
 from elastogan.app import study_db
 from elastogan.app.accounts import role_of
 from elastogan.app.preview import DEFAULT_SAMPLES, MAX_SAMPLES, preview
-from elastogan.app.reader_png import reader_png
-from elastogan.app.reading import ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
+from elastogan.app.reader_png import display_pixels, fixed_size_png
+from elastogan.app.reading import FINAL, ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
+from elastogan.app.served_files import ServedFiles, url
+from elastogan.app.study_db import STAGE_BMODE
 
 log = logging.getLogger("elastogan.app")
 
@@ -33,16 +46,50 @@ JUDGE_LABELS = [("Real", "real"), ("Synthetic", "synthetic")]
 TSUKUBA_LABELS = [("1", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5", "5"), ("Cyst pattern (BGR)", "cyst")]
 BIRADS_LABELS = [(b, b) for b in study_db.BIRADS_CHOICES]
 PROGRESS_HEADERS = ["reader", "group", "answered", "total", "percent", "last answer (UTC)"]
+EXPORT_NAME = "elastogan_study_export.zip"
+PREVIEW_TTL_S = 3600.0  # the Preview's download folders are removed after an hour (Gradio's cache too)
 
 # System fonts only: the page must not reach for web fonts (no network in clinics or CI).
 FONTS = ["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "Consolas", "monospace"]
-# Scale small frames up to the panel (the browser would otherwise show a 64-pixel phantom
-# as a stamp); aspect ratio kept.
+# Preview frames scale small images up to the panel (aspect kept). A reader's images come at
+# their display size already (reader_png.display_pixels) and are never scaled down below it
+# unless the window is narrower.
 CSS = """
 .frame img { width: 100%; height: 100%; object-fit: contain; }
+.study-image img { max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
+.study-image { min-width: 400px; }
 footer { display: none !important; }
 """
+
+STALE = ("⚠️ **Your session has ended** (you signed out, or the study server restarted). "
+         "Please [sign in again](./): your answer is kept in this browser and will be filled in again "
+         "for this image after you sign in.")
+RESTORED = "Your answer from before you signed in again is filled in: check it and press Save."
+
+# The visible Save button runs this first: it sends the answer (by clicking the hidden button
+# wired to the handler) only while the session is signed in; otherwise it keeps the answer.
+SAVE_JS = """
+async (token, judged, tsukuba, birads, confidence) => {
+  let ok = false;
+  try { ok = (await fetch("gradio_api/login_check", {credentials: "same-origin", cache: "no-store"})).ok; }
+  catch (e) { ok = false; }
+  if (ok) { document.querySelector("#save-now").click(); return ""; }
+  try { localStorage.setItem("elastogan-pending", JSON.stringify({token, judged, tsukuba, birads, confidence})); }
+  catch (e) {}
+  return %s;
+}
+""" % repr(STALE)
+RESTORE_JS = """
+(token, judged, tsukuba, birads, confidence, message) => {
+  let p = null;
+  try { p = JSON.parse(localStorage.getItem("elastogan-pending") || "null"); } catch (e) {}
+  if (!p || !token || p.token !== token) return [judged, tsukuba, birads, confidence, message];
+  localStorage.removeItem("elastogan-pending");
+  return [p.judged, p.tsukuba, p.birads, p.confidence, %s];
+}
+""" % repr(RESTORED)
+LOGOUT_JS = "() => { window.location.assign('logout'); }"
 
 
 def theme() -> gr.themes.Base:
@@ -53,15 +100,26 @@ def _user(request: gr.Request | None) -> str | None:
     return getattr(request, "username", None) if request is not None else None
 
 
-def build_app(predictor, study: str | Path | None = None, *, downloads: str | Path | None = None) -> gr.Blocks:
+def _img_html(files: ServedFiles, owner: str, rgb: np.ndarray, alt: str) -> str:
+    """An ``<img>`` of ``rgb`` at display size, served to ``owner`` only, under a fresh random URL."""
+    big = display_pixels(rgb)
+    token = files.put(owner, fixed_size_png(big), media_type="image/png", group="reader")
+    return (f'<img src="{url(token)}" width="{big.shape[1]}" height="{big.shape[0]}" alt="{alt}" '
+            f'class="study-frame">')
+
+
+def build_app(predictor, study: str | Path | None = None, *, files: ServedFiles | None = None,
+              downloads: str | Path | None = None) -> gr.Blocks:
     """The app's Blocks (not launched).
 
     Args:
         predictor: an ``elastogan.predict.Predictor`` for the Preview tab.
         study: a study folder; None for a Preview-only app (no accounts).
-        downloads: folder for the files the page offers (default: a fresh temporary folder).
+        files: the app's served files (default: a fresh private temporary folder).
+        downloads: folder for the Preview's downloads (default: a fresh private temporary folder).
     """
     study = Path(study) if study is not None else None
+    files = files if files is not None else ServedFiles(Path(tempfile.mkdtemp(prefix="elastogan-app-")) / "files")
     downloads = Path(downloads) if downloads is not None else Path(tempfile.mkdtemp(prefix="elastogan-app-"))
 
     def role(request: gr.Request | None) -> str | None:
@@ -72,8 +130,9 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
     # ---------------------------------------------------------------- preview
     def run_preview(bmode_file, real_file, lesion_box, uncertainty, n_samples, request: gr.Request):
         if role(request) not in ("local", "lead"):
-            raise gr.Error("The preview is not available to study readers.")
+            raise gr.Error("The preview is not available to study readers.", print_exception=False)
         empty = (None, None, None, None, None, None)
+        _sweep(downloads, PREVIEW_TTL_S)  # Gradio has its own copies of older downloads by now
         try:
             out = Path(tempfile.mkdtemp(dir=downloads))
             r = preview(predictor, bmode_file, real_file, lesion_box, out, samples=n_samples if uncertainty else 0)
@@ -82,58 +141,81 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
         except Exception:  # a bug must not take the app down; the log keeps the traceback
             log.exception("preview failed")
             return (*empty, "⚠️ The image could not be processed. Please check the file and try again.")
-        return r.bmode, r.synthetic, r.real, r.slider(), r.downloads(), r.sd, r.summary()
+        synthetic = str(r.png) if r.png is not None else r.synthetic  # the file: its name and metadata say SYNTHETIC
+        sd = str(r.sd_png) if r.sd_png is not None else r.sd
+        return r.bmode, synthetic, r.real, r.slider(), r.downloads(), sd, r.summary()
 
     # ---------------------------------------------------------------- reader
-    def show(v: ReaderView, keep_choices: bool = False):
-        done = v.image is None
-        choices = (gr.skip(),) * 3 if keep_choices else (None, None, None)  # cleared for a new image
-        # The elastogram goes out as a fixed-length PNG (reader_png): Gradio's own compressed
-        # encoding would let the byte count tell real from synthetic.
-        elastogram = None if v.elastogram is None else str(reader_png(v.elastogram, downloads / "reader"))
-        return (v.progress_text, v.bmode, elastogram, v.image or "", *choices,
+    def show(v: ReaderView, user: str, keep_choices: bool = False):
+        files.drop(user, "reader")  # the previous screen's files are no longer needed
+        done = v.token is None
+        staged = v.stage == STAGE_BMODE
+        bmode = "" if v.bmode is None else _img_html(files, user, v.bmode, "B-mode")
+        if v.elastogram is not None:
+            elastogram = _img_html(files, user, v.elastogram, "Elastogram")
+        elif staged:
+            elastogram = "<p><em>The elastogram is shown after your BI-RADS on the B-mode alone.</em></p>"
+        else:
+            elastogram = ""
+        clear = {} if keep_choices else {"value": None}  # choices are cleared for a new screen
+        return (v.progress_text, bmode, elastogram, v.token or "",
+                gr.Radio(visible=not staged and not done, **clear),
+                gr.Radio(visible=not staged and not done, **clear),
+                gr.Radio(label="BI-RADS category (B-mode alone)" if staged else "BI-RADS category", visible=not done, **clear),
+                gr.skip() if keep_choices else None,
                 v.message or ("" if not done else "You may close this page."),
                 gr.Button(interactive=not done))
 
     def reader_open(request: gr.Request):
+        user = _user(request)
         try:
-            return show(reader_view(study, _user(request)))
+            return show(reader_view(study, user), user)
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise _refusal(e) from None
 
-    def reader_answer(image, judged, tsukuba, birads, request: gr.Request):
+    def reader_answer(token, judged, tsukuba, birads, confidence, request: gr.Request):
+        user = _user(request)
         try:
-            v = submit_answer(study, _user(request), image, judged, tsukuba, birads)
-            return show(v, keep_choices=v.image == image)
+            v = submit_answer(study, user, token if isinstance(token, str) else None, judged, tsukuba, birads, confidence)
+            return show(v, user, keep_choices=v.token == token)
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise _refusal(e) from None
 
     # ---------------------------------------------------------------- lead
     def lead_table(request: gr.Request):
         try:
             return lead_progress(study, _user(request))
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise _refusal(e) from None
 
     def lead_export(request: gr.Request):
+        user = _user(request)
         try:
-            return str(lead_export_zip(study, _user(request), tempfile.mkdtemp(dir=downloads)))
+            data = lead_export_zip(study, user)
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise _refusal(e) from None
+        files.drop(user, "export")
+        token = files.put(user, data, media_type="application/zip", download_name=EXPORT_NAME, once=True, group="export")
+        return (f'<a href="{url(token)}" download="{EXPORT_NAME}">Download {EXPORT_NAME}</a> '
+                "(one download; export again for a fresh copy)")
 
     # ---------------------------------------------------------------- page
     def on_load(request: gr.Request):
         r = role(request)
         if study is None:
             return "Local preview (no study).", gr.Tab(visible=True)
-        who = f"Signed in as **{_user(request)}** ({r}) · [Log out](logout)"
+        who = f"Signed in as **{html.escape(str(_user(request)))}** ({r})"
         selected = {"reader": "reader", "lead": "lead"}.get(r)
         return (who, gr.Tabs(selected=selected), gr.Tab(visible=r == "lead"), gr.Tab(visible=r == "reader"),
                 gr.Tab(visible=r == "lead"))
 
-    with gr.Blocks(title="elastogan — virtual strain elastography") as demo:
-        gr.Markdown("## elastogan · virtual strain elastography")
-        header = gr.Markdown()
+    with gr.Blocks(title="elastogan — virtual strain elastography", delete_cache=(600, 3600)) as demo:
+        with gr.Row():
+            gr.Markdown("## elastogan · virtual strain elastography")
+            header = gr.Markdown(elem_id="signed-in")
+            if study is not None:
+                logout = gr.Button("Log out", size="sm", elem_id="logout", scale=0)
+                logout.click(None, js=LOGOUT_JS)
         with gr.Tabs() as tabs:
             with gr.Tab("Preview", id="preview", visible=study is None) as tab_preview:
                 gr.Markdown("Upload a B-mode (PNG, JPEG or DICOM, with or without a file extension) and, "
@@ -143,7 +225,7 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                     bmode_file = gr.File(label="B-mode (PNG, JPEG or DICOM)", type="filepath", elem_id="bmode-upload")
                     real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath", elem_id="real-upload")
                 lesion_box = gr.Textbox(elem_id="lesion-box", label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
-                                        placeholder="e.g. 90, 100, 150, 150")
+                                        placeholder="e.g. 90, 100, 150, 150", max_length=200)
                 with gr.Row():
                     uncertainty = gr.Checkbox(label="Uncertainty layer: per-pixel SD of K samples of the generator "
                                               "(a grey/magenta map, not an elastogram), and the strain ratio's interval",
@@ -153,18 +235,21 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                 run = gr.Button("Make synthetic elastogram", variant="primary")
                 message = gr.Markdown(elem_id="preview-message")
                 # Captions above the images, not Gradio's label badge: the badge would cover the
-                # top-left corner, where the SYNTHETIC label is burned in.
+                # top-left corner, where the SYNTHETIC label is burned in. Downloads only where
+                # the file is the labelled one (its name and metadata say SYNTHETIC); no Share.
                 with gr.Row():
                     out_bmode = _frame("B-mode", height=300)
-                    out_synth = _frame("Synthetic E-mode (SYNTHETIC)", height=300)
-                    out_sd = _frame("SD (uncertainty) — not an elastogram", height=300)
+                    out_synth = _frame("Synthetic E-mode (SYNTHETIC)", height=300, buttons=["download", "fullscreen"],
+                                       elem_id="synthetic-frame")
+                    out_sd = _frame("SD (uncertainty) — not an elastogram", height=300, buttons=["download", "fullscreen"])
                     out_real = _frame("Real E-mode", height=300)
-                gr.Markdown("**Slider**: real E-mode (or the B-mode when none was given) on the left, "
-                            "synthetic on the right.")
-                slider = gr.ImageSlider(label="Real (or B-mode) | synthetic", show_label=False, format="png",
-                                        interactive=False)
+                gr.Markdown("**Slider** — ◀ left: real E-mode (or the B-mode when none was given), labelled REAL "
+                            "(B-MODE) · right: **SYNTHETIC** E-mode, labelled in both top corners ▶",
+                            elem_id="slider-caption")
+                slider = gr.ImageSlider(label="Real (or B-mode) | SYNTHETIC", show_label=False, format="png",
+                                        interactive=False, buttons=["fullscreen"], elem_id="preview-slider")
                 downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture "
-                                        "(and the SD picture with the uncertainty layer)",
+                                        "(and the SD picture with the uncertainty layer), all named SYNTHETIC",
                                         file_count="multiple", interactive=False)
                 run.click(run_preview, [bmode_file, real_file, lesion_box, uncertainty, n_samples],
                           [out_bmode, out_synth, out_real, slider, downloads_out, out_sd, message],
@@ -173,17 +258,31 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                 with gr.Tab("Reader study", id="reader", visible=False) as tab_reader:
                     progress = gr.Markdown(elem_id="reader-progress")
                     with gr.Row():
-                        r_bmode = _frame("B-mode", height=360, buttons=["fullscreen"])
-                        r_elasto = _frame("Elastogram", height=360, buttons=["fullscreen"])
-                    image_id = gr.Textbox(visible=False)
+                        with gr.Column(min_width=400):
+                            gr.Markdown("**B-mode**")
+                            r_bmode = gr.HTML(elem_id="reader-bmode", elem_classes="study-image")
+                        with gr.Column(min_width=400):
+                            gr.Markdown("**Elastogram**")
+                            r_elasto = gr.HTML(elem_id="reader-elastogram", elem_classes="study-image")
+                            # The bar's own letters are drawn at the frame's resolution; say it in type too.
+                            gr.Markdown("Colour bar at the right edge: **SOFT** at the top, **HARD** at the bottom.",
+                                        elem_id="bar-legend")
+                    token = gr.Textbox(visible="hidden", elem_id="reader-token")
                     judged = gr.Radio(JUDGE_LABELS, label="Is this elastogram real or synthetic?", elem_id="judged")
                     tsukuba = gr.Radio(TSUKUBA_LABELS, label="Tsukuba elasticity score", elem_id="tsukuba")
                     birads = gr.Radio(BIRADS_LABELS, label="BI-RADS category", elem_id="birads")
-                    submit = gr.Button("Save answer and show next image", variant="primary")
+                    confidence = gr.Number(label="Confidence of malignancy: 0 = certainly not cancer, 100 = certainly "
+                                           "cancer (optional)", value=None, minimum=0, maximum=100,
+                                           elem_id="confidence")
+                    gr.Markdown(f"**{FINAL}**", elem_id="final-note")
+                    save = gr.Button("Save answer and show next image", variant="primary", elem_id="save")
+                    save_now = gr.Button("send", visible="hidden", elem_id="save-now")
                     r_message = gr.Markdown(elem_id="reader-message")
-                    reader_outputs = [progress, r_bmode, r_elasto, image_id, judged, tsukuba, birads, r_message, submit]
-                    submit.click(reader_answer, [image_id, judged, tsukuba, birads], reader_outputs,
-                                 api_name="reader_answer", concurrency_limit=None)
+                    reader_outputs = [progress, r_bmode, r_elasto, token, judged, tsukuba, birads, confidence, r_message, save]
+                    answer_inputs = [token, judged, tsukuba, birads, confidence]
+                    save.click(None, answer_inputs, r_message, js=SAVE_JS)
+                    save_now.click(reader_answer, answer_inputs, reader_outputs, api_name="reader_answer",
+                                   concurrency_limit=None, preprocess=False)
                     refresh = gr.Button("Reload current image", size="sm")
                     refresh.click(reader_open, None, reader_outputs, api_name="reader_view", concurrency_limit=None)
                 with gr.Tab("Study lead", id="lead", visible=False) as tab_lead:
@@ -191,30 +290,50 @@ def build_app(predictor, study: str | Path | None = None, *, downloads: str | Pa
                                          elem_id="progress-table")
                     with gr.Row():
                         refresh_table = gr.Button("Refresh progress")
-                        export = gr.Button("Export answers (answers, scores, ratings, per-case CSV)", variant="primary")
-                    export_file = gr.File(label="Study export (zip)", interactive=False, elem_id="export-file")
+                        export = gr.Button("Export answers (answers, scores, ratings, readings, per-case CSV)",
+                                           variant="primary")
+                    export_file = gr.HTML(elem_id="export-file")
                     refresh_table.click(lead_table, None, table, api_name="lead_progress")
                     export.click(lead_export, None, export_file, api_name="lead_export")
         if study is None:
             demo.load(on_load, None, [header, tab_preview], api_visibility="private")
         else:
             demo.load(on_load, None, [header, tabs, tab_preview, tab_reader, tab_lead], api_visibility="private")
-            demo.load(_when_reader(reader_open, role), None, reader_outputs, api_visibility="private")
+            demo.load(_when_reader(reader_open, role, len(reader_outputs)), None, reader_outputs,
+                      api_visibility="private").then(
+                None, [*answer_inputs, r_message], [judged, tsukuba, birads, confidence, r_message], js=RESTORE_JS)
             demo.load(_when_lead(lead_table, role), None, table, api_visibility="private")
     return demo
 
 
-def _frame(caption: str, **kwargs) -> gr.Image:
+def _sweep(folder: Path, age_s: float) -> None:
+    """Remove the entries of ``folder`` last changed more than ``age_s`` ago."""
+    import shutil
+    import time
+
+    cutoff = time.time() - age_s
+    for p in folder.iterdir() if folder.is_dir() else ():
+        if p.stat().st_mtime < cutoff:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _refusal(e: UserError) -> gr.Error:
+    """A user's mistake for the page: its (short) message, no traceback in the log."""
+    return gr.Error(str(e), print_exception=False)
+
+
+def _frame(caption: str, *, buttons: list[str] | None = None, elem_id: str | None = None, **kwargs) -> gr.Image:
     """A lossless (PNG) output image with its caption above it, nothing drawn over it."""
     with gr.Column(min_width=160):
         gr.Markdown(f"**{caption}**")
-        return gr.Image(label=caption, show_label=False, format="png", interactive=False, elem_classes="frame", **kwargs)
+        return gr.Image(label=caption, show_label=False, format="png", interactive=False, elem_classes="frame",
+                        buttons=buttons or ["fullscreen"], elem_id=elem_id, **kwargs)
 
 
-def _when_reader(fn, role):
+def _when_reader(fn, role, n_outputs: int):
     def load(request: gr.Request):
         if role(request) != "reader":
-            return [gr.skip()] * 9
+            return [gr.skip()] * n_outputs
         return fn(request)
     return load
 

@@ -48,7 +48,7 @@ def open_upload(path: str | Path | None, what: str, *, max_bytes: int = MAX_UPLO
     if path is None:
         raise UploadError(f"No {what} uploaded.")
     path = Path(path)
-    name = path.name
+    name = _short_name(path)  # messages quote at most 40 characters of a name
     try:
         size = path.stat().st_size
     except OSError:
@@ -66,6 +66,10 @@ def open_upload(path: str | Path | None, what: str, *, max_bytes: int = MAX_UPLO
         return load_image(path)
     except InputFileError as e:
         raise UploadError(f"The {what} file {name} cannot be used: {e.problem}") from None
+
+
+def _short_name(path: Path) -> str:
+    return path.name if len(path.name) <= 40 else path.name[:40] + "…"
 
 
 def _check_frame(frame: np.ndarray, what: str, name: str, max_pixels: int) -> np.ndarray:
@@ -92,8 +96,8 @@ def load_bmode_upload(path: str | Path | None, *, max_bytes: int = MAX_UPLOAD_BY
     try:
         bmode = bmode_of(image)
     except InputFileError as e:
-        raise UploadError(f"The B-mode file {image.path.name} cannot be used: {e.problem}") from None
-    return _check_frame(bmode, "B-mode", image.path.name, max_pixels)
+        raise UploadError(f"The B-mode file {_short_name(image.path)} cannot be used: {e.problem}") from None
+    return _check_frame(bmode, "B-mode", _short_name(image.path), max_pixels)
 
 
 def load_upload(path: str | Path | None, what: str, *, max_bytes: int = MAX_UPLOAD_BYTES,
@@ -106,4 +110,4 @@ def load_upload(path: str | Path | None, what: str, *, max_bytes: int = MAX_UPLO
     from elastogan.bmode_input import emode_panel
 
     image = open_upload(path, what, max_bytes=max_bytes, max_pixels=max_pixels)
-    return _check_frame(emode_panel(image), what, image.path.name, max_pixels)
+    return _check_frame(emode_panel(image), what, _short_name(image.path), max_pixels)

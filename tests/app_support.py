@@ -2,8 +2,8 @@
 
 Built once per test session (module-level cache keyed by pytest's base temp folder): a
 ``SIZE``² numpy phantom manifest (4 train, 2 val, 25 test cases with pathology), a generator
-trained for 2 steps (on frames resized to 64²), and a study of the 25 test cases (50 images per reader). Each test that
-changes answers copies the study folder first.
+trained for 2 steps (on frames resized to 64²), and a study of the 25 test cases (split design:
+25 readings per reader). Each test that changes answers copies the study folder first.
 """
 
 from __future__ import annotations
@@ -75,11 +75,21 @@ def build(root: Path) -> Built:
     return _CACHE[key]
 
 
-def copy_study(built: Built, dest: Path, readers: int = 2, lead: bool = True, groups: bool = True) -> Path:
-    """A fresh copy of the study with readers ``r0..`` (junior/senior alternately) and the lead ``chief``."""
+def copy_study(built: Built, dest: Path, readers: int = 2, lead: bool = True, groups: bool = True,
+               design: str | None = None, repeat: float = 0.0, washout_days: float = 0.0) -> Path:
+    """A fresh copy of the study with readers ``r0..`` (junior/senior alternately) and the lead ``chief``.
+
+    ``design`` (with ``repeat``, ``washout_days``) re-declares the copy's design before the
+    readers are added (the images are the same for every design); None keeps the study's
+    (``split``, ``study create``'s default).
+    """
+    from elastogan.app import study_db
     from elastogan.app.accounts import add_user
 
     shutil.copytree(built.study, dest)
+    if design is not None:
+        with study_db.connect(dest) as con, study_db.transaction(con):
+            study_db.set_design(con, design, repeat, washout_days)
     for i in range(readers):
         add_user(dest, f"r{i}", PASSWORD, role="reader", group=("junior", "senior")[i % 2] if groups else None)
     if lead:
@@ -162,6 +172,8 @@ def login(url: str, name: str, password: str = PASSWORD) -> httpx.Client:
     c = httpx.Client(base_url=url, timeout=30.0)
     r = c.post("login", data={"username": name, "password": password})
     r.raise_for_status()
+    if not r.json().get("success"):
+        raise RuntimeError(f"login of {name} refused: {r.text[:200]}")
     return c
 
 

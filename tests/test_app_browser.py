@@ -1,7 +1,10 @@
 """A real browser on the live app: Playwright's Python package driving Debian's chromium.
 
-A reader logs in, answers three images, reloads and resumes; the lead previews an upload
-(B-mode and real E-mode), sees the reader's progress and downloads the export. A screenshot
+A reader logs in, answers three images (seeing them ≥ 400 px across, the "answers are final"
+line and the confirmation), reloads and resumes; "Log out" stays in its tab, and a stale tab
+keeps the answer and asks to sign in again; a locked name is told so on the login page; the
+lead previews an upload (B-mode and real E-mode; the SYNTHETIC download, no Share button),
+sees the reader's progress and downloads the export. A screenshot
 of each tab is taken into the test's temporary folder and checked (a PNG of the page's size
 with something drawn on it).
 
@@ -22,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import zipfile
 from pathlib import Path
@@ -74,13 +78,15 @@ def browser():
         b.close()
 
 
-def sign_in(browser, url: str, name: str):
+def sign_in(browser, url: str, name: str, page=None):
+    """Sign ``name`` in (in a new context, or on ``page``, which shows the login form)."""
     from playwright.sync_api import expect
 
-    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    page = ctx.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(url)
+    if page is None:
+        ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        page = ctx.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url)
     page.get_by_label("username").fill(name)
     page.get_by_label("password").fill(PASSWORD)
     page.get_by_role("button", name="Login").click()
@@ -88,33 +94,103 @@ def sign_in(browser, url: str, name: str):
     return page
 
 
+def choose(page, judged: str, tsukuba: str, birads: str) -> None:
+    page.locator("#judged").get_by_label(judged, exact=True).check()
+    page.locator("#tsukuba").get_by_label(tsukuba, exact=True).check()
+    page.locator("#birads").get_by_label(birads, exact=True).check()
+
+
+SAVE = "Save answer and show next image"
+
+
 def test_reader_answers_three_images_reloads_and_resumes(browser, server, tmp_path):
     from playwright.sync_api import expect
 
     page = sign_in(browser, server.url, "r3")
     progress = page.locator("#reader-progress")
-    expect(progress).to_contain_text(f"Image 1 of {2 * N_TEST_CASES} · 0 answered")
+    expect(progress).to_contain_text(f"Image 1 of {N_TEST_CASES} · 0 answered")
     assert page.get_by_role("tab").all_inner_texts() == ["Reader study"]  # no Preview for readers
+    expect(page.get_by_text("Answers are final: once saved, an answer cannot be changed.")).to_be_visible()
+    expect(page.locator("#bar-legend")).to_contain_text("SOFT at the top, HARD at the bottom")
+    # The images at display size: at least 400 px across (128² frames scaled ×4, pixel replication).
+    for frame in ("#reader-bmode img", "#reader-elastogram img"):
+        expect(page.locator(frame)).to_be_visible()
+        box = page.locator(frame).bounding_box()
+        assert box["width"] >= 400 and box["height"] >= 400, (frame, box)
+        assert page.locator(frame).evaluate("img => img.naturalWidth") == 512
     for k in range(3):
-        page.locator("#judged").get_by_label("Synthetic" if k % 2 else "Real", exact=True).check()
-        page.locator("#tsukuba").get_by_label(str(k + 2), exact=True).check()
-        page.locator("#birads").get_by_label(("3", "4a", "4b")[k], exact=True).check()
-        page.get_by_role("button", name="Save answer and show next image").click()
+        choose(page, "Synthetic" if k % 2 else "Real", str(k + 2), ("3", "4a", "4b")[k])
+        page.locator("#confidence input").fill(str(10 * (k + 1)))
+        page.get_by_role("button", name=SAVE).click()
         expect(progress).to_contain_text(f"{k + 1} answered")
-        expect(page.locator("#reader-message")).to_contain_text("Saved.")
+        expect(page.locator("#reader-message")).to_contain_text("Saved (final)")  # the visible confirmation
     # An incomplete answer is refused in the page, stores nothing and keeps what was chosen.
     real = page.locator("#judged").get_by_label("Real", exact=True)
     real.check()
-    page.get_by_role("button", name="Save answer and show next image").click()
+    page.get_by_role("button", name=SAVE).click()
     expect(page.locator("#reader-message")).to_contain_text("Please choose: Tsukuba score, BI-RADS category")
     expect(real).to_be_checked()
     expect(progress).to_contain_text("3 answered")
     page.reload()
-    expect(progress).to_contain_text(f"Image 4 of {2 * N_TEST_CASES} · 3 answered")
-    expect(page.locator(".frame img")).to_have_count(2)
+    expect(progress).to_contain_text(f"Image 4 of {N_TEST_CASES} · 3 answered")
+    expect(page.locator(".study-image img")).to_have_count(2)
     page.wait_for_timeout(300)
     screenshot(page, tmp_path, "app_reader.png")
     page.context.close()
+
+
+def test_logout_in_the_same_tab_and_a_stale_tab_keeps_the_answer(browser, server):
+    from playwright.sync_api import expect
+
+    page = sign_in(browser, server.url, "r0")
+    progress = page.locator("#reader-progress")
+    expect(progress).to_contain_text("0 answered")
+    other = page.context.new_page()  # a second tab of the same browser, signed in by the same cookie
+    other.set_default_timeout(TIMEOUT_MS)
+    other.goto(server.url)
+    expect(other.get_by_text("Signed in as r0")).to_be_visible()
+    other.get_by_role("button", name="Log out").click()
+    expect(other.get_by_label("username")).to_be_visible()  # the login form, in the same tab
+    assert len(page.context.pages) == 2
+    # The first tab is stale now: Save says so and keeps the answer.
+    choose(page, "Synthetic", "4", "4c")
+    page.get_by_role("button", name=SAVE).click()
+    expect(page.locator("#reader-message")).to_contain_text("Your session has ended")
+    expect(page.locator("#reader-message")).to_contain_text("sign in again")
+    expect(progress).to_contain_text("0 answered")
+    # Signing in again fills the kept answer in for the same image; Save stores it.
+    page.reload()
+    sign_in(browser, server.url, "r0", page=page)
+    expect(page.locator("#reader-message")).to_contain_text("filled in")
+    expect(page.locator("#judged").get_by_label("Synthetic", exact=True)).to_be_checked()
+    expect(page.locator("#tsukuba").get_by_label("4", exact=True)).to_be_checked()
+    expect(page.locator("#birads").get_by_label("4c", exact=True)).to_be_checked()
+    page.get_by_role("button", name=SAVE).click()
+    expect(progress).to_contain_text("1 answered")
+    with sqlite3.connect(server.study / "study.sqlite") as con:
+        assert con.execute("SELECT judged, tsukuba, birads FROM answers WHERE reader = 'r0'").fetchall() == [
+            ("synthetic", "4", "4c")]
+    page.context.close()
+
+
+def test_a_locked_name_is_told_so_on_the_login_page(browser, server):
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport=VIEWPORT)
+    page = ctx.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server.url)
+    for k in range(11):
+        page.get_by_label("username").fill("ghost")
+        page.get_by_label("password").fill("wrong-password")
+        with page.expect_response(lambda r: r.url.rstrip("/").endswith("/login")) as response:
+            page.get_by_role("button", name="Login").click()
+        assert response.value.status == (400 if k < 10 else 200), k
+        if k < 10:
+            expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+    expect(page.get_by_text("is locked after too many wrong passwords")).to_be_visible()
+    expect(page.get_by_text("elastogan study unlock")).to_be_visible()
+    ctx.close()
 
 
 def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser, server, tmp_path):
@@ -136,6 +212,15 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
     expect(message).to_contain_text("NCC real vs synthetic")
     for ext in ("png", "dcm"):
         expect(page.get_by_role("cell", name=re.compile(rf"_SYNTHETIC_emode\s*\.{ext}"))).to_be_visible()
+    expect(page.locator("#slider-caption")).to_contain_text("SYNTHETIC")
+    assert page.get_by_role("button", name=re.compile("share", re.I)).count() == 0  # no Share button anywhere
+    # The synthetic panel's own download saves the labelled file, named SYNTHETIC.
+    synth = page.locator("#synthetic-frame")
+    synth.hover()
+    with page.expect_download() as download:
+        synth.get_by_role("button", name=re.compile("download", re.I)).first.click()
+    assert "SYNTHETIC" in download.value.suggested_filename
+    assert "SYNTHETIC" in Image.open(download.value.path()).info["Description"]
     page.wait_for_timeout(500)
     screenshot(page, tmp_path, "app_preview.png", full_page=True)
     # A non-image upload gets a message in the page; the page keeps working.
@@ -155,9 +240,11 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
     expect(link).to_be_visible()
     with page.expect_download() as download:
         link.click()
+    assert download.value.suggested_filename == "elastogan_study_export.zip"
     data = Path(download.value.path()).read_bytes()
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        assert sorted(z.namelist()) == ["answers.csv", "per_case.csv", "ratings.csv", "scores.csv"]
+        assert sorted(z.namelist()) == ["answers.csv", "per_case.csv", "ratings.csv", "ratings_confidence.csv",
+                                        "readings.csv", "scores.csv"]
         answers = z.read("answers.csv").decode().splitlines()
     assert len([a for a in answers if a.startswith("r3,")]) == 3
     page.wait_for_timeout(300)

@@ -17,7 +17,7 @@ from elastogan.app import study_db
 from elastogan.app.accounts import add_user, check_login, role_of
 from elastogan.app.passwords import hash_password, verify_password
 from elastogan.app.preview import preview
-from elastogan.app.reader_png import fixed_size_png, reader_png
+from elastogan.app.reader_png import display_pixels, fixed_size_png
 from elastogan.app.reading import lead_export_zip, lead_progress, reader_view, submit_answer
 from elastogan.app.reading_order import reader_seed, reading_order
 from elastogan.app.study_create import create_study
@@ -32,6 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from app_support import LEAD, N_TEST_CASES, PASSWORD, SIZE, build, copy_study  # noqa: E402
 
 BIRADS_ORDER = ("2", "3", "4a", "4b", "4c", "5")
+
+try:  # the statistics side is moving its readers into elastogan.eval.reader_stats (issue 13)
+    from elastogan.eval.reader_stats import stats_io
+except ImportError:
+    from elastogan.eval import stats_io
 
 
 @pytest.fixture(scope="module")
@@ -129,17 +134,21 @@ def test_study_images_are_opaque_identical_in_form_and_truth_is_only_in_the_db(b
         assert con.execute("SELECT COUNT(*) FROM cases WHERE ncc IS NOT NULL").fetchone()[0] == N_TEST_CASES
 
 
-def test_reader_png_is_uncompressed_named_by_content_and_written_once(tmp_path):
+def test_reader_png_is_uncompressed_and_shown_at_least_512_pixels_across():
+    import io
+
     flat = np.zeros((SIZE, SIZE, 3), np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    a, b = reader_png(flat, tmp_path), reader_png(noise, tmp_path)
-    assert a.name == b.name == "image.png" and a != b
-    assert a.read_bytes() == fixed_size_png(flat) and len(a.read_bytes()) == len(b.read_bytes())
-    assert np.array_equal(np.asarray(Image.open(b)), noise) and _png_chunks(b.read_bytes()) == ["IHDR", "IDAT", "IEND"]
-    mtime = a.stat().st_mtime_ns
-    assert reader_png(flat.copy(), tmp_path) == a and a.stat().st_mtime_ns == mtime  # a reload reuses it
+    a, b = fixed_size_png(flat), fixed_size_png(noise)
+    assert len(a) == len(b) and _png_chunks(b) == ["IHDR", "IDAT", "IEND"]
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(b))), noise)
     with pytest.raises(ValueError, match="H×W×3 uint8"):
         fixed_size_png(np.zeros((4, 4), np.uint8))
+    # 256² data (and the tests' 128²) shown ≥ 400 px across: whole-factor pixel replication.
+    big = display_pixels(noise)
+    assert big.shape == (512, 512, 3) and np.array_equal(big[::4, ::4], noise) and np.array_equal(big[3::4, 1::4], noise)
+    assert display_pixels(np.zeros((256, 256, 3), np.uint8)).shape == (512, 512, 3)
+    assert display_pixels(np.zeros((600, 800, 3), np.uint8)).shape == (600, 800, 3)
 
 
 def _png_chunks(raw: bytes) -> list[str]:
@@ -178,7 +187,7 @@ def test_study_cli_creates_with_n_cases_and_adds_readers(built, tmp_path, capsys
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
     assert main(["study", "add-reader", str(out), "--name", "ann", "--group", "senior", "--password-file", str(pw)]) == 0
-    assert "8 images to read" in capsys.readouterr().out
+    assert "4 readings" in capsys.readouterr().out  # split design: one image of each case
     assert main(["study", "add-reader", str(out), "--name", "ann", "--password-file", str(pw)]) == 2
     assert "already an account named 'ann'" in capsys.readouterr().err
     assert main(["study", "add-reader", str(tmp_path), "--name", "x", "--password-file", str(pw)]) == 2
@@ -197,7 +206,10 @@ def test_accounts_check_login_role_and_refuse_bad_input(study):
     with pytest.raises(StudyError, match="already an account"):
         add_user(study, "r0", PASSWORD)
     with pytest.raises(StudyError, match="group"):
-        add_user(study, "r9", PASSWORD, group="expert")
+        add_user(study, "r9", PASSWORD, group="no spaces please")
+    with pytest.raises(StudyError, match="only readers have a group"):
+        add_user(study, "boss", PASSWORD, role="lead", group="senior")
+    assert add_user(study, "r9", PASSWORD, group="fellow") == N_TEST_CASES  # any group name the lead chooses
     with pytest.raises(StudyError, match="at least 8"):
         add_user(study, "r9", "short")
     with pytest.raises(StudyError, match="reader name"):
@@ -209,25 +221,28 @@ def test_accounts_check_login_role_and_refuse_bad_input(study):
 
 def test_a_reading_stores_each_answer_once_and_resumes(study):
     v = reader_view(study, "r0")
-    assert (v.position, v.answered, v.total) == (1, 0, 2 * N_TEST_CASES)
+    assert (v.position, v.answered, v.total) == (1, 0, N_TEST_CASES)  # split: one image of each case
     assert v.bmode.shape == v.elastogram.shape == (SIZE, SIZE, 3)
-    first = v.image
+    first = v.token
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first not in truth(study)  # a view's token, not the image id
     v = submit_answer(study, "r0", first, "real", "3", "4a")
-    assert v.message == "Saved." and v.answered == 1 and v.image != first
+    assert v.message.startswith("Saved (final)") and v.answered == 1 and v.token != first
     again = submit_answer(study, "r0", first, "synthetic", "5", "5")  # a double click or a retry
     assert again.answered == 1 and "already answered" in again.message
     with sqlite3.connect(study / study_db.DB_NAME) as con:
-        assert con.execute("SELECT judged, tsukuba, birads FROM answers WHERE image = ?", (first,)).fetchall() == [("real", "3", "4a")]
-    missing = submit_answer(study, "r0", v.image, None, "3", "4a")
+        assert con.execute("SELECT judged, tsukuba, birads FROM answers WHERE reader = 'r0'").fetchall() == [("real", "3", "4a")]
+    missing = submit_answer(study, "r0", v.token, None, "3", "4a")
     assert "Please choose: real or synthetic" in missing.message and missing.answered == 1
     with pytest.raises(StudyError, match="Tsukuba score '9'"):
-        submit_answer(study, "r0", v.image, "real", "9", "4a")
-    # Another reader's list is separate; an image id that is not in the list is refused.
-    assert reader_view(study, "r1").answered == 0
-    with pytest.raises(StudyError, match="not in your reading list"):
-        submit_answer(study, "r0", "0" * 32, "real", "3", "4a")
-    # Resume: a new call (a reload, a restart) continues at the first unanswered image.
-    assert reader_view(study, "r0").image == v.image and reader_view(study, "r0").position == 2
+        submit_answer(study, "r0", v.token, "real", "9", "4a")
+    # Another reader's list is separate; a token that is not of this reader's screen is refused.
+    other = reader_view(study, "r1")
+    assert other.answered == 0
+    for wrong in ("0" * 32, other.token):
+        with pytest.raises(StudyError, match="not the image on your screen"):
+            submit_answer(study, "r0", wrong, "real", "3", "4a")
+    # Resume: a new call (a reload, a restart) shows the same reading under the same token.
+    assert reader_view(study, "r0").token == v.token and reader_view(study, "r0").position == 2
 
 
 def test_roles_are_checked_on_every_handler(study, tmp_path):
@@ -238,26 +253,35 @@ def test_roles_are_checked_on_every_handler(study, tmp_path):
     with pytest.raises(StudyError, match="not a study lead"):
         lead_progress(study, "r0")
     with pytest.raises(StudyError, match="not a study lead"):
-        lead_export_zip(study, "r0", tmp_path)
-    assert lead_progress(study, LEAD)[0][:4] == ["r0", "junior", 0, 2 * N_TEST_CASES]
+        lead_export_zip(study, "r0")
+    assert lead_progress(study, LEAD)[0][:4] == ["r0", "junior", 0, N_TEST_CASES]
 
 
 def _read_all(study: Path, reader: str, rng: np.random.Generator) -> None:
     t = truth(study)
-    while (v := reader_view(study, reader)).image is not None:
-        case, kind = t[v.image]
+    while (v := reader_view(study, reader)).token is not None:
+        with sqlite3.connect(study / study_db.DB_NAME) as con:
+            (image,) = con.execute("SELECT o.image FROM views w JOIN reading_order o ON o.reader = w.reader"
+                                   " AND o.position = w.position WHERE w.token = ?", (v.token,)).fetchone()
+        case, kind = t[image]
         malignant = int(case[1:]) % 2  # the manifest's pathology alternates with the index
         judged = kind if rng.random() < 0.6 else ("real" if kind == "synthetic" else "synthetic")
         birads = BIRADS_ORDER[min(5, max(0, 3 * malignant + int(rng.integers(-1, 3))))]
-        submit_answer(study, reader, v.image, judged, str(rng.integers(1, 6)), birads)
+        submit_answer(study, reader, v.token, judged, str(rng.integers(1, 6)), birads)
     assert v.answered == v.total and "complete" in v.progress_text
 
 
-def test_export_is_the_stats_format_and_report_runs_the_stats(study, tmp_path):
-    from elastogan.eval.stats_io import parse_order, read_authenticity, read_ratings, read_scores
+def test_export_is_the_stats_format_and_report_runs_the_stats(built, tmp_path):
+    """Four readers of a split study: r0 and r2 read one half of the images, r1 and r3 the
+    other (so two readers per image, for the agreement of their Tsukuba scores)."""
+    from elastogan.app.study_export import READINGS_COLUMNS
+
+    study = copy_study(built, tmp_path / "study", readers=4)
+    parse_order, read_authenticity, read_ratings, read_scores = (
+        stats_io.parse_order, stats_io.read_authenticity, stats_io.read_ratings, stats_io.read_scores)
 
     rng = np.random.default_rng(0)
-    for reader in ("r0", "r1"):
+    for reader in ("r0", "r1", "r2", "r3"):
         _read_all(study, reader, rng)
     out = tmp_path / "export"
     paths = export_study(study, out)
@@ -265,21 +289,30 @@ def test_export_is_the_stats_format_and_report_runs_the_stats(study, tmp_path):
     assert (out / "answers.csv").read_text().splitlines()[0] == "reader,case,is_synthetic,judged_synthetic,group"
     assert (out / "scores.csv").read_text().splitlines()[0] == "case,reader,score,condition"
     assert (out / "ratings.csv").read_text().splitlines()[0] == "case,truth,reader,modality,rating"
+    assert (out / "readings.csv").read_text().splitlines()[0] == ",".join(READINGS_COLUMNS)
     a = read_authenticity(out / "answers.csv")
-    assert len(a.reader) == 2 * 2 * N_TEST_CASES and set(a.group) == {"junior", "senior"}
+    assert len(a.reader) == 4 * N_TEST_CASES and set(a.group) == {"junior", "senior"}
+    # split: readers 0 and 1 read complementary halves (every image once), each half real; 2 reads as 0.
+    pair = a.case[(a.reader == "r0") | (a.reader == "r1")]
+    assert sorted(pair) == sorted(f"{c}/{k}" for c, k in truth(study).values())
+    assert sorted(a.case[a.reader == "r2"]) == sorted(a.case[a.reader == "r0"])
+    for reader in ("r0", "r1"):
+        assert sum(a.is_synthetic[a.reader == reader]) in (N_TEST_CASES // 2, N_TEST_CASES // 2 + 1)
     s = read_scores(out / "scores.csv", parse_order("cyst,1,2,3,4,5"))
     assert set(s.condition) == {"real", "synthetic"}
     r = read_ratings(out / "ratings.csv", parse_order(",".join(BIRADS_ORDER)))
-    assert r.truth.sum() == 2 * 2 * (N_TEST_CASES // 2)  # 12 malignant cases × 2 kinds × 2 readers
+    assert r.truth.sum() == 4 * (N_TEST_CASES // 2)  # 12 malignant cases × 4 readers, one image each
     assert export_tables(study) == export_tables(study)
     written = report_study(study, tmp_path / "report", n_boot=200)
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## Authenticity" in md and "## Agreement of Tsukuba scores" in md and "## BI-RADS ROC" in md
+    assert "Unfinished study" not in md
     assert any(p.name == "roc.png" for p in written)
-    # The lead's zip holds the same four files.
+    # The lead's zip holds the same files.
+    import io
     import zipfile
 
-    with zipfile.ZipFile(lead_export_zip(study, LEAD, tmp_path / "zip")) as z:
+    with zipfile.ZipFile(io.BytesIO(lead_export_zip(study, LEAD))) as z:
         assert sorted(z.namelist()) == sorted(FILES)
         assert z.read("answers.csv").decode() == (out / "answers.csv").read_text()
 
@@ -287,7 +320,7 @@ def test_export_is_the_stats_format_and_report_runs_the_stats(study, tmp_path):
 def test_export_without_groups_has_no_group_column(built, tmp_path):
     study = copy_study(built, tmp_path / "s", readers=1, groups=False)
     v = reader_view(study, "r0")
-    submit_answer(study, "r0", v.image, "real", "1", "2")
+    submit_answer(study, "r0", v.token, "real", "1", "2")
     text = export_tables(study)["answers.csv"]
     assert text.splitlines()[0] == "reader,case,is_synthetic,judged_synthetic" and len(text.splitlines()) == 2
 
@@ -370,18 +403,50 @@ def test_preview_of_a_known_strain_map_gives_ratio_two_and_ncc_one(built, predic
     assert r.real_strain_ratio == pytest.approx(2.0, rel=0.03)  # through the colour-map inversion
     assert r.ncc > 0.99
     # The page's handler: B-mode | synthetic | real, and the slider real | synthetic.
+    from elastogan.app.preview import label_top_right
+    from elastogan.predict import label_synthetic
+
     out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, False, 8, None)
     shown_bmode, shown_synth, shown_real, slider, files, shown_sd, summary = out
     assert shown_sd is None  # no uncertainty layer unless asked
-    assert np.array_equal(shown_real, emode) and np.array_equal(shown_synth, r.synthetic)
-    assert len(slider) == 2 and np.array_equal(slider[0], emode) and np.array_equal(slider[1], r.synthetic)
-    assert not np.array_equal(slider[0], slider[1])  # the label at least tells them apart
+    # The synthetic panel shows (and its download button saves) the labelled file: SYNTHETIC
+    # in its name and its metadata, not Gradio's "image.png".
+    assert "SYNTHETIC" in Path(shown_synth).name and "SYNTHETIC" in Image.open(shown_synth).info["Description"]
+    assert np.array_equal(shown_real, emode) and np.array_equal(np.asarray(Image.open(shown_synth)), r.synthetic)
+    assert len(slider) == 2 and np.array_equal(slider[0], label_synthetic(emode, "REAL"))
+    assert np.array_equal(slider[1], label_top_right(r.synthetic))
     assert [Path(f).suffix for f in files] == [".png", ".dcm"]
     assert "synthetic **2.00**; real 2.0" in summary and "NCC real vs synthetic" in summary
-    # Without a real E-mode the slider shows the B-mode against the synthetic image.
+    # Without a real E-mode the slider shows the B-mode (labelled B-MODE) against the synthetic image.
     _, synth, real, slider, _, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", False, 8, None)
-    assert real is None and np.array_equal(slider[0], shown_bmode) and np.array_equal(slider[1], synth)
+    assert real is None and np.array_equal(slider[0], label_synthetic(shown_bmode, "B-MODE"))
+    assert np.array_equal(slider[1], label_top_right(np.asarray(Image.open(synth))))
     assert "NCC" not in summary and "Strain ratio" not in summary
+
+
+def test_the_slider_shows_a_synthetic_label_at_every_divider_position(built, predictor):
+    """The slider shows the left image left of the divider and the synthetic one right of it:
+    at every position some label is whole on screen, SYNTHETIC wherever the synthetic part is
+    wider than the label."""
+    from elastogan.predict import label_synthetic
+
+    case = json.loads(built.manifest.read_text().splitlines()[-1])
+    r = preview(predictor, built.manifest.parent / case["bmode"], built.manifest.parent / case["emode"])
+    left, right = r.slider()
+    w = right.shape[1]
+    plain = label_synthetic(np.zeros_like(right))  # where the label is drawn, from the top-left
+    ys, xs = np.nonzero(np.all(plain == label_synthetic(np.full_like(right, 255)), axis=-1))
+    width = xs.max() + 1
+    # the label is whole at the top-right of the synthetic image too
+    assert np.array_equal(right[ys.min():ys.max() + 1, w - width:], plain[ys.min():ys.max() + 1, :width])
+    for x in range(0, w + 1):  # divider at x: columns < x from the left image, the rest synthetic
+        shown = np.concatenate([left[:, :x], right[:, x:]], axis=1)
+        synthetic_label = (x == 0 and np.array_equal(shown[:ys.max() + 1, :width], right[:ys.max() + 1, :width])) or \
+            (x <= w - width and np.array_equal(shown[:ys.max() + 1, w - width:], right[:ys.max() + 1, w - width:]))
+        real_label_whole = x >= width
+        assert synthetic_label or real_label_whole, x
+        if w - x >= width:  # the synthetic part is at least as wide as its label: the label shows
+            assert synthetic_label, x
 
 
 def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_interval(built, predictor, tmp_path, monkeypatch):
@@ -430,7 +495,8 @@ def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_inter
     assert np.array_equal(again.sd, r.sd) and again.ratio_interval == r.ratio_interval  # same seed, same layer
     # The page: the SD picture beside the synthetic E-mode, its download, the interval in the text.
     out = _preview_handler(predictor)(str(bmode_file), None, box, True, 5.0, None)  # the page's seed: 0
-    assert np.array_equal(out[5], preview(predictor, bmode_file, None, box, samples=5).sd) and Path(out[4][-1]).name.endswith("_SYNTHETIC_strain_sd.png")
+    assert np.array_equal(np.asarray(Image.open(out[5])), preview(predictor, bmode_file, None, box, samples=5).sd)
+    assert Path(out[4][-1]).name.endswith("_SYNTHETIC_strain_sd.png") and Path(out[5]).name == Path(out[4][-1]).name
     assert "Uncertainty over 5 samples" in out[-1]
     for bad in (1, 33, 2.5, None):
         with pytest.raises(UploadError, match="whole number from 2 to 32"):
@@ -444,7 +510,12 @@ def test_preview_reads_extensionless_dicom(predictor, tmp_path):
     src = tmp_path / "IMG0001"
     shutil.copy(examples.get_path("rgb_color"), src)
     r = preview(predictor, src)
-    assert r.synthetic.shape == (240, 320, 3) and r.real is None
+    # the B-mode by the library's one rule (elastogan.bmode_input), as `elastogan predict` reads it
+    from elastogan.bmode_input import bmode_of
+    from elastogan.data.loaders import load_image
+
+    expected = bmode_of(load_image(examples.get_path("rgb_color")))
+    assert r.synthetic.shape == (*expected.shape, 3) and np.array_equal(r.bmode[..., 0], expected) and r.real is None
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom's own notes on the broken file
@@ -489,29 +560,89 @@ def test_app_command_names_the_missing_default_checkpoint_and_refuses_open_host(
     assert "loopback only" in capsys.readouterr().err
 
 
-def test_export_complete_only_keeps_the_readers_who_finished(study, tmp_path, capsys):
+def test_export_complete_only_keeps_the_readers_who_finished_and_report_says_unfinished(study, tmp_path, capsys):
     with pytest.raises(StudyError, match="no reader has answered their whole list yet"):
         export_tables(study, complete_only=True)
     _read_all(study, "r0", np.random.default_rng(1))
     v = reader_view(study, "r1")
-    submit_answer(study, "r1", v.image, "real", "2", "3")
+    submit_answer(study, "r1", v.token, "real", "2", "3")
     assert main(["study", "export", str(study), "--out", str(tmp_path / "all")]) == 0
     assert main(["study", "export", str(study), "--out", str(tmp_path / "done"), "--complete-only"]) == 0
     every = (tmp_path / "all" / "answers.csv").read_text().splitlines()[1:]
     done = (tmp_path / "done" / "answers.csv").read_text().splitlines()[1:]
-    assert len(every) == 2 * N_TEST_CASES + 1 and len(done) == 2 * N_TEST_CASES
+    assert len(every) == N_TEST_CASES + 1 and len(done) == N_TEST_CASES
     assert {line.split(",")[0] for line in done} == {"r0"}
+    capsys.readouterr()
+    # The report on the unfinished study says so at its top (and on stderr); --complete-only does not.
+    assert main(["study", "report", str(study), "--out", str(tmp_path / "rep"), "--n-boot", "100"]) == 0
+    assert "Unfinished study" in capsys.readouterr().err
+    first = (tmp_path / "rep" / "report.md").read_text().splitlines()[0]
+    assert first.startswith("> **Unfinished study**") and f"r1 (1/{N_TEST_CASES})" in first
+    assert main(["study", "report", str(study), "--out", str(tmp_path / "rep2"), "--n-boot", "100", "--complete-only"]) == 0
+    assert "Unfinished" not in (tmp_path / "rep2" / "report.md").read_text()
 
 
-def test_login_throttle_locks_a_name_after_repeated_wrong_passwords(study):
+def test_login_throttle_counts_per_name_and_address_in_the_database(study, capsys):
     from elastogan.app.accounts import LoginThrottle
 
-    now = [0.0]
-    t = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
-    assert t.check(study, "r0", PASSWORD)
+    now = [1000.0]
+
+    def throttle():  # a new one each time: a restarted server, reading the same database
+        return LoginThrottle(max_per_pair=3, max_per_address=5, max_per_name=8, window_s=60, clock=lambda: now[0])
+
+    t = throttle()
+    assert t.check(study, "r0", PASSWORD, "10.0.0.1")
     for _ in range(3):
-        assert not t.check(study, "r0", "wrong-password")
-    assert not t.check(study, "r0", PASSWORD)  # locked, even with the right password
-    assert t.check(study, "r1", PASSWORD)  # other names are not affected
-    now[0] = 61.0
-    assert t.check(study, "r0", PASSWORD)
+        assert not t.check(study, "r0", "wrong-password", "10.0.0.1")
+    locked = throttle().attempt(study, "r0", PASSWORD, "10.0.0.1")  # persisted across a restart
+    assert not locked.ok and locked.locked  # refused even with the right password
+    assert t.check(study, "r1", PASSWORD, "10.0.0.1")  # other names from that address are not affected
+    assert t.check(study, "r0", PASSWORD, "10.0.0.2")  # nor the name from another machine: no one locks another out
+    # Per address: 5 wrong passwords from one address, for any names, lock that address only.
+    for name in ("a", "b", "c", "d", "e"):
+        assert not t.check(study, name, "wrong-password", "10.0.0.9")
+    assert t.attempt(study, "r1", PASSWORD, "10.0.0.9").locked
+    assert t.check(study, "r1", PASSWORD, "10.0.0.8")
+    # Per name from many addresses (a spread-out guesser): 8 lock the name everywhere.
+    for k in range(8):
+        assert not t.check(study, "r1", "wrong-password", f"10.1.0.{k}")
+    assert t.attempt(study, "r1", PASSWORD, "10.2.0.1").locked
+    # The lead unlocks (a user mistake is one line and exit 2).
+    assert main(["study", "unlock", str(study), "--name", "r0"]) == 0
+    assert "unlocked name r0 (3 wrong password(s) forgotten)" in capsys.readouterr().out
+    assert t.check(study, "r0", PASSWORD, "10.0.0.1")
+    assert main(["study", "unlock", str(study), "--address", "10.0.0.9"]) == 0
+    assert t.attempt(study, "r1", PASSWORD, "10.0.0.9").locked  # still: the name's own 8
+    assert main(["study", "unlock", str(study), "--name", "r1"]) == 0
+    assert t.check(study, "r1", PASSWORD, "10.0.0.9")
+    assert main(["study", "unlock", str(study.parent)]) == 2
+    assert "not a study folder" in capsys.readouterr().err
+    # The window passes: a name is free again without the lead.
+    for _ in range(3):
+        t.check(study, "r1", "wrong-password", "10.0.0.4")
+    assert t.attempt(study, "r1", PASSWORD, "10.0.0.4").locked
+    now[0] += 61
+    assert t.check(study, "r1", PASSWORD, "10.0.0.4")
+
+
+def test_login_costs_one_scrypt_check_whatever_the_name(study, monkeypatch):
+    """Constant time by construction: an unknown name does the same hashing work as a known one
+    (counted, not timed)."""
+    import hashlib
+
+    from elastogan.app import passwords
+
+    calls: list[tuple] = []
+    real = hashlib.scrypt
+
+    def counting(password, *, salt, n, r, p, dklen, maxmem=0):
+        calls.append((n, r, p, dklen, len(salt)))
+        return real(password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=maxmem)
+
+    check_login(study, "nobody", PASSWORD)  # the dummy hash is made once, outside the count
+    monkeypatch.setattr(passwords.hashlib, "scrypt", counting)
+    for name, password, expected in (("r0", "wrong-password", False), ("nobody", PASSWORD, False),
+                                     ("r0", PASSWORD, True), ("x" * 500, "y", False)):
+        calls.clear()
+        assert check_login(study, name, password) is expected
+        assert calls == [(2**14, 8, 1, 32, 16)], (name, calls)
