@@ -98,7 +98,8 @@ class PreviewResult:
             if self.ratio_interval is not None:
                 i = self.ratio_interval
                 line += (f"; strain ratio of the mean map **{i['value']:.2f}**, "
-                         f"{i['level']:.0%} interval of the samples {i['lo']:.2f}–{i['hi']:.2f}")
+                         f"{i['level']:.0%} interval of the samples {i['lo']:.2f}–{i['hi']:.2f}"
+                         + (" (calibrated on held-out cases)" if i.get("calibrated") else " (not calibrated)"))
             lines.append(line + ". The SD picture is not an elastogram.")
         if self.ncc is not None:
             lines.append(f"NCC real vs synthetic (mapped strain in the box): **{self.ncc:.3f}** "
@@ -261,11 +262,10 @@ def preview(predictor, bmode_file: str | Path | None, real_file: str | Path | No
 def _uncertainty(result: PreviewResult, predictor, bmode: np.ndarray, lesion: Box | None, samples: int, seed: int) -> None:
     """Fill the uncertainty layer of ``result`` from ``samples`` draws of the generator."""
     from elastogan.uncertainty import labelled_sd_png
-    from elastogan.uncertainty import strain_ratio_interval, summarise_samples
 
     roi = result.roi
     strains = predictor.sample(bmode, samples=samples, seed=seed, roi=roi)  # (K, H, W)
-    summary = summarise_samples(strains)
+    summary = predictor.summarise(strains)  # intervals widened by the checkpoint's calibration, if any
     result.samples = samples
     result.sd = labelled_sd_png(summary.sd, roi)
     result.sd_mean = float(np.nanmean(summary.sd[_box_mask(bmode.shape, roi)]))
@@ -274,6 +274,8 @@ def _uncertainty(result: PreviewResult, predictor, bmode: np.ndarray, lesion: Bo
                             "It gives no uncertainty estimate.")
     if lesion is not None:
         try:
-            result.ratio_interval = strain_ratio_interval(strains, _box_mask(bmode.shape, lesion), roi, level=summary.level)
+            result.ratio_interval = predictor.ratio_interval(strains, _box_mask(bmode.shape, lesion), roi)
+            c = predictor.calibration
+            result.ratio_interval["calibrated"] = c is not None and c.ratio_scale is not None
         except ValueError as e:
             raise UploadError(f"No strain ratio for the lesion box {lesion}: {e}.") from None
