@@ -15,11 +15,13 @@ Layout (``FORMAT_VERSION`` 1)::
     best_ncc        best validation NCC so far (None before the first validation)
     uncertainty     optional: the interval factors ``elastogan calibrate`` fitted on held-out
                     cases (``elastogan.uncertainty.IntervalCalibration.to_dict``)
+    ood             optional: the out-of-distribution fingerprint of the training data
+                    (``elastogan.ood.OodFingerprint.to_dict``; ``elastogan fingerprint``, ``train``)
     versions        elastogan, torch, numpy, python
     time            UTC ISO time of writing
 
 ``export_for_inference`` keeps only what inference needs (``config``, ``step``,
-``generator_ema``, ``best_ncc``, ``uncertainty`` when calibrated, plus ``kind: "inference"``): a few MB instead of the
+``generator_ema``, ``best_ncc``, ``uncertainty`` when calibrated, ``ood`` when fingerprinted, plus ``kind: "inference"``): a few MB instead of the
 training state's tens, for shipping a model. ``elastogan.predict.Predictor`` reads both kinds.
 
 The model is rebuilt from ``config["model"]`` alone (``elastogan.models.registry``), so no
@@ -119,5 +121,7 @@ def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
     }
     if "uncertainty" in data:
         payload["uncertainty"] = data["uncertainty"]
+    if "ood" in data:
+        payload["ood"] = data["ood"]
     save_checkpoint(dst, payload)
     return payload

@@ -47,6 +47,7 @@ from elastogan.display import Box, render_emode
 from elastogan.errors import InputFileError, UserError
 from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
+from elastogan.ood import OodFingerprint, image_features
 from elastogan.typed_config import from_dict
 from elastogan.uncertainty import IntervalCalibration, SampleSummary, strain_ratio_interval, summarise_samples
 
@@ -120,7 +121,7 @@ class Predictor:
 
     def __init__(self, generator: nn.Module, model: ModelConfig, *, input_size: int | None,
                  device: str | torch.device = "cpu", step: int = 0,
-                 calibration: IntervalCalibration | None = None) -> None:
+                 calibration: IntervalCalibration | None = None, fingerprint: OodFingerprint | None = None) -> None:
         divisor = int(generator.divisor)
         if input_size is not None and input_size % divisor:
             raise ValueError(f"input_size {input_size} is not a multiple of the generator's divisor {divisor}")
@@ -132,6 +133,7 @@ class Predictor:
         self.step = step
         self.stochastic = bool(getattr(generator, "stochastic", False))
         self.calibration = calibration
+        self.fingerprint = fingerprint
 
     @property
     def interval_scale(self) -> float:
@@ -176,12 +178,24 @@ class Predictor:
             generator = build_generator(model)
             generator.load_state_dict(ckpt["generator_ema"])
             calibration = IntervalCalibration.from_dict(ckpt["uncertainty"]) if "uncertainty" in ckpt else None
+            fingerprint = OodFingerprint.from_dict(ckpt["ood"]) if "ood" in ckpt else None
         except UserError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise InputFileError(path, f"checkpoint does not hold a generator this code can build ({type(e).__name__}: {e})") from None
         return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)),
-                   calibration=calibration)
+                   calibration=calibration, fingerprint=fingerprint)
+
+    def ood_score(self, bmode: np.ndarray) -> dict | None:
+        """How unlike the training data ``bmode`` (H×W uint8) is, by the checkpoint's fingerprint
+        (``elastogan.ood``): ``{"score", "percentile", "in_distribution"}`` — the Mahalanobis
+        distance of its encoder features, its percentile among the validation split's scores,
+        and whether it is at or below the threshold — or ``None`` when the checkpoint has no
+        fingerprint (``elastogan fingerprint`` adds one)."""
+        check_frame(bmode)
+        if self.fingerprint is None:
+            return None
+        return self.fingerprint.assess(image_features(self, [bmode]))[0]
 
     @torch.no_grad()
     def _forward(self, bmodes: np.ndarray, seeds: Sequence[int]) -> np.ndarray:

@@ -28,6 +28,13 @@ With ``--samples K`` (K ≥ 2), from K samples whose first is the one above:
 - ``NAME_SYNTHETIC.json``: seed, samples, checkpoint, and with ``--lesion`` the strain ratio of
   the mean map with the samples' central interval.
 
+When the checkpoint carries an out-of-distribution fingerprint (``elastogan fingerprint``;
+``elastogan train`` stores one), ``NAME_SYNTHETIC.json`` is written for every input, whatever
+``--samples``, with ``ood_score`` (Mahalanobis distance of the B-mode's encoder features from the
+training data's), ``percentile`` (among the validation images' scores), ``ood_threshold`` and
+``in_distribution``; an input above the threshold gets a warning line on stderr: its elastogram
+is still written, but it is not meaningful.
+
 The same checkpoint, inputs and seed give byte-identical files.
 
 Heavy imports (torch, the models) happen inside the command, so ``elastogan --help`` stays fast.
@@ -62,7 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --samples K (K >= 2) "
         "also the mean and per-pixel SD of K samples (NAME_SYNTHETIC_strain_mean.npy, "
         "NAME_SYNTHETIC_strain_sd.npy, NAME_SYNTHETIC_strain_sd.png) and NAME_SYNTHETIC.json "
-        "(provenance; with --lesion the strain ratio and its interval). Every input is read and "
+        "(provenance; with --lesion the strain ratio and its interval). A checkpoint with a fingerprint "
+        "(elastogan fingerprint) also scores each input against its training data: NAME_SYNTHETIC.json is then "
+        "always written, with ood_score, percentile and in_distribution, and an input unlike the training data "
+        "gets a warning. Every input is read and "
         "checked before anything is written; without --skip-bad every bad one is named and nothing "
         "is written. A colour panel (Doppler, an elastogram) is refused unless --allow-colour.",
     )
@@ -275,6 +285,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UserError(f"no input could be used ({len(problems)} skipped); nothing written")
 
     make_folder(args.out)  # only now: there is something to write
+    unlike = 0
     for start in range(0, len(jobs), args.batch_size):
         chunk = jobs[start : start + args.batch_size]
         results = {}
@@ -287,23 +298,56 @@ def _predict(args: argparse.Namespace) -> int:
             emode, strain = results[i]
             base = args.out / f"{job.name}_SYNTHETIC"
             written = write_outputs(base, *_on_canvas(job, emode, strain))
+            meta = {"input": str(job.input.path), "frame": job.input.frame, "checkpoint": str(checkpoint),
+                    "checkpoint_step": predictor.step, "seed": args.seed, "samples": args.samples,
+                    "stochastic": predictor.stochastic, "roi": list(roi) if roi else None,
+                    "bmode_panel": list(job.out_box)}
+            ood = predictor.ood_score(job.input.bmode)
+            if ood is not None:
+                meta.update(ood_record(ood, predictor.fingerprint.threshold))
+                if not ood["in_distribution"]:
+                    unlike += 1
+                    print(f"elastogan: warning: {ood_warning(job, ood, predictor.fingerprint.threshold)}", file=sys.stderr)
             if args.samples > 1:
                 strains = predictor.sample(job.input.bmode, samples=args.samples, seed=args.seed, roi=job.roi)
-                meta = {"input": str(job.input.path), "frame": job.input.frame, "checkpoint": str(checkpoint),
-                        "checkpoint_step": predictor.step, "seed": args.seed, "samples": args.samples,
-                        "stochastic": predictor.stochastic, "roi": list(roi) if roi else None,
-                        "bmode_panel": list(job.out_box)}
                 box = _out_box(job, job.roi) if job.roi else job.out_box
                 placed = np.stack([_on_canvas(job, None, s)[1] for s in strains])
-                written += write_sample_outputs(base, placed, box, lesion, meta)
+                written += write_sample_outputs(base, placed, box, lesion, meta, predictor)
+            elif ood is not None:
+                written.append(write_sidecar(base, meta))
             print(f"{job.input.path} -> {written[0]}, " + ", ".join(p.name for p in written[1:]))
     note = "" if args.samples == 1 else f", {args.samples} samples each"
     if args.samples > 1 and not predictor.stochastic:
         note += " (this model draws no noise: all samples are equal and the SD is 0)"
     skipped = f"; skipped {len(problems)} input(s)" if problems else ""
+    if unlike:
+        skipped += f"; {unlike} frame(s) unlike the training data (see the warnings)"
     print(f"elastogan: {len(jobs)} frame(s) from {checkpoint} (step {predictor.step}, seed {args.seed}{note}) in {args.out}{skipped}",
           file=sys.stderr)
     return 0
+
+
+def ood_record(ood: dict, threshold: float) -> dict:
+    """The sidecar's out-of-distribution fields from ``Predictor.ood_score``."""
+    return {"ood_score": ood["score"], "percentile": ood["percentile"], "in_distribution": ood["in_distribution"],
+            "ood_threshold": threshold}
+
+
+def ood_warning(job: Job, ood: dict, threshold: float) -> str:
+    """One line for an input the model has seen nothing like."""
+    frame = f" frame {job.input.frame}" if job.input.n_frames > 1 else ""
+    return (f"{job.input.path}{frame}: unlike anything this model was trained on (OOD score {ood['score']:.1f} > "
+            f"threshold {threshold:.1f}; above {ood['percentile']:.0f}% of validation images): the synthetic "
+            "elastogram is not meaningful")
+
+
+def write_sidecar(base: Path, record: dict) -> Path:
+    """``NAME_SYNTHETIC.json`` (atomic) for a single sample: provenance and the OOD fields."""
+    from elastogan.atomic import atomic_write_text
+
+    path = Path(f"{base}.json")
+    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def _out_box(job: Job, box: Box) -> Box:
@@ -340,7 +384,7 @@ def write_outputs(base: Path, emode, strain) -> list[Path]:
 
 
 def write_sample_outputs(base: Path, strains, roi: tuple[int, int, int, int],
-                         lesion: tuple[int, int, int, int] | None, meta: dict) -> list[Path]:
+                         lesion: tuple[int, int, int, int] | None, meta: dict, predictor=None) -> list[Path]:
     """K samples' files: mean and SD (``.npy``), the labelled SD picture and the JSON sidecar (atomic).
 
     Args:
@@ -349,19 +393,25 @@ def write_sample_outputs(base: Path, strains, roi: tuple[int, int, int, int],
         roi: the elastography box (the whole frame when none was given).
         lesion: lesion box for the strain ratio's interval, or None.
         meta: provenance for the sidecar (seed, samples, checkpoint, …).
+        predictor: the ``Predictor`` that drew them: its calibration (``elastogan calibrate``)
+            widens the intervals; ``None``: the draws taken at their word.
     """
     from elastogan.atomic import atomic_write_text
     from elastogan.data.images import write_png, write_strain
     from elastogan.uncertainty import labelled_sd_png, strain_ratio_interval, summarise_samples
 
-    summary = summarise_samples(strains)
+    summary = predictor.summarise(strains) if predictor is not None else summarise_samples(strains)
     paths = [Path(f"{base}_strain_mean.npy"), Path(f"{base}_strain_sd.npy"), Path(f"{base}_strain_sd.png"), Path(f"{base}.json")]
     write_strain(paths[0], summary.mean)
     write_strain(paths[1], summary.sd)
     write_png(paths[2], labelled_sd_png(summary.sd, roi))
     record = {**meta, "level": summary.level}
+    if predictor is not None and predictor.calibration is not None:
+        record["calibration"] = predictor.calibration.to_dict()
     if lesion is not None:  # its geometry was checked with the inputs (read_inputs)
-        interval = strain_ratio_interval(strains, _box_map(strains.shape[1:], lesion, False, True), roi, level=summary.level)
+        mask = _box_map(strains.shape[1:], lesion, False, True)
+        interval = predictor.ratio_interval(strains, mask, roi) if predictor is not None else \
+            strain_ratio_interval(strains, mask, roi, level=summary.level)
         record["strain_ratio"] = {"lesion": list(lesion), "value": float(interval["value"]), "lo": float(interval["lo"]),
                                   "hi": float(interval["hi"]), "samples": [float(v) for v in interval["samples"]]}
     atomic_write_text(paths[3], json.dumps(record, indent=2, sort_keys=True) + "\n")

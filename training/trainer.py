@@ -16,7 +16,9 @@ One step::
 Every term that enters a loss is checked: a NaN or Inf stops the run with a message naming the
 step and the term (``NonFiniteLossError``, exit status 3). Validation runs the EMA generator on
 the val split and scores the strain head by NCC inside the ROI; the best score writes
-``best.pt``. Only process 0 writes files.
+``best.pt``. When the run reaches its last step, ``best.pt`` and ``last.pt`` each get the
+out-of-distribution fingerprint of their generator (``elastogan.ood``: train split, threshold on
+val). Only process 0 writes files.
 """
 
 from __future__ import annotations
@@ -439,7 +441,34 @@ def _train(cfg, data: Path, out: Path, max_steps, resume, dist: distributed.Dist
             bar.close()
         if log is not None:
             log.close()
+    if dist.is_main and val_set is not None and step > start and step >= cfg.optim.steps:
+        fingerprint_checkpoints(out / "checkpoints", source, dev)
     return last_path
+
+
+def fingerprint_checkpoints(folder: Path, manifest: Path, device: torch.device) -> None:
+    """Store the OOD fingerprint (``elastogan.ood``) in ``best.pt`` and ``last.pt`` of ``folder``.
+
+    Fitted on the user's ``manifest`` (not the resized cache), so the features are those
+    ``predict`` computes from the same files; one fit serves both when they hold the same step.
+    A fingerprint that cannot be fitted is reported, not fatal: the trained weights stand.
+    """
+    from elastogan.ood import fingerprint_manifest, store_fingerprint
+    from elastogan.predict import Predictor
+
+    fitted = {}
+    for name in ("last.pt", "best.pt"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            predictor = Predictor.from_checkpoint(path, device=device)
+            if predictor.step not in fitted:
+                fitted[predictor.step] = fingerprint_manifest(predictor, manifest)
+        except UserError as e:
+            print(f"elastogan: no OOD fingerprint stored in {path}: {e}", file=sys.stderr)
+            continue
+        store_fingerprint(path, fitted[predictor.step])
 
 
 def _write_samples(out: Path, step: int, grid: np.ndarray) -> None:

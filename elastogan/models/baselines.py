@@ -115,6 +115,26 @@ class Pix2PixUNet(nn.Module):
             out_channels=_OUT_CHANNELS,
         )
 
+    def encoder_features(self, bmode: Tensor) -> list[Tensor]:
+        """Every level's down-sampled map, fine → coarse, ending with the innermost code
+        ``(B, 8·channels, H/divisor, W/divisor)`` (the decoder is not run). ``elastogan.ood``
+        pools them into the fingerprint of the training data. ``bmode`` as for ``forward``.
+        """
+        check_divisible(bmode, self.divisor)
+        x, level, maps = bmode, self.net, []
+        while True:
+            x = level.act(x)
+            layers = list(level.model)
+            inner = next((m for m in layers if isinstance(m, UNetLevel)), None)
+            # the down-sampling is what precedes the inner level (conv [+ norm]); the innermost
+            # level's is its first layer alone
+            for layer in layers[: layers.index(inner)] if inner is not None else layers[:1]:
+                x = layer(x)
+            maps.append(x)
+            if inner is None:
+                return maps
+            level = inner
+
     def forward(self, bmode: Tensor, *, noise_seeds=None) -> dict[str, Tensor]:
         """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``.
 

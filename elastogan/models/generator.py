@@ -271,13 +271,8 @@ class TransUNet(nn.Module):
         self.emode_head = nn.Conv2d(widths[0], 3, 3, padding=1)
         self.strain_head = nn.Conv2d(widths[0], 1, 3, padding=1)
 
-    def forward(self, bmode: Tensor, *, noise_seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
-        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``.
-
-        ``noise_seeds``: one seed per sample for a reproducible draw (ignored without ``noise``).
-        """
-        check_divisible(bmode, self.divisor)
-        source = NoiseSource(bmode.shape[0], noise_seeds) if self.noise is not None else None
+    def _encode(self, bmode: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Encoder and transformer: ``(tokens (b, d, h, w), deepest map, skips fine → coarse)``."""
         x = self.stem(bmode)
         skips = [x]
         for down in self.down:
@@ -291,7 +286,28 @@ class TransUNet(nn.Module):
         t = t + sincos_position_embedding(h, w, t.shape[-1], device=t.device, dtype=t.dtype)
         for block in self.blocks:
             t = block(t)
-        t = rearrange(self.norm(t), "b (h w) d -> b d h w", h=h, w=w)
+        return rearrange(self.norm(t), "b (h w) d -> b d h w", h=h, w=w), deep, skips
+
+    def encoder_features(self, bmode: Tensor) -> list[Tensor]:
+        """Every encoder level's map, fine → coarse, then the transformer's output tokens as a map.
+
+        ``[stem (B, w_0, H, W), level 1 (B, w_1, H/2, W/2), …, level L, tokens (B, embed_dim,
+        H/divisor, W/divisor)]``: what the decoder is conditioned on, taken before any noise
+        input, so one B-mode gives one set whatever the seed. ``elastogan.ood`` pools them into
+        the fingerprint of the training data. ``bmode`` as for ``forward``.
+        """
+        check_divisible(bmode, self.divisor)
+        tokens, deep, skips = self._encode(bmode)
+        return [*skips, deep, tokens]
+
+    def forward(self, bmode: Tensor, *, noise_seeds: Sequence[int] | None = None) -> dict[str, Tensor]:
+        """``bmode`` ``(B, 1, H, W)`` in [-1, 1] → ``emode`` ``(B, 3, H, W)``, ``strain`` ``(B, 1, H, W)``.
+
+        ``noise_seeds``: one seed per sample for a reproducible draw (ignored without ``noise``).
+        """
+        check_divisible(bmode, self.divisor)
+        source = NoiseSource(bmode.shape[0], noise_seeds) if self.noise is not None else None
+        t, deep, skips = self._encode(bmode)
         # The transformer refines the deepest features: a residual keeps the conv path usable early.
         x = deep + self.from_tokens(t)
 
