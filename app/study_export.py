@@ -1,6 +1,6 @@
 """``elastogan study export`` and ``report``: the answers as the ``elastogan stats`` CSVs.
 
-| file | for | columns (``elastogan.eval.stats_io``) |
+| file | for | columns (``elastogan.eval.reader_stats.stats_io``) |
 |---|---|---|
 | ``answers.csv`` | ``stats authenticity`` | ``reader,case,is_synthetic,judged_synthetic[,group]``; ``case`` is one image, ``CASE/real`` or ``CASE/synthetic`` |
 | ``scores.csv`` | ``stats agreement`` | ``case,reader,score,condition`` (Tsukuba; condition ``real``/``synthetic``) |

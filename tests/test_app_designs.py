@@ -24,10 +24,7 @@ from elastogan.cli import main
 sys.path.insert(0, str(Path(__file__).parent))
 from app_support import N_TEST_CASES, PASSWORD, build, copy_study  # noqa: E402
 
-try:  # the statistics side is moving its readers into elastogan.eval.reader_stats (issue 13)
-    from elastogan.eval.reader_stats import stats_io
-except ImportError:
-    from elastogan.eval import stats_io
+from elastogan.eval.reader_stats import stats_io  # noqa: E402
 
 DAY = 86400.0
 T0 = 1_900_000_000.0  # the fake clock's start (2030)

@@ -33,10 +33,7 @@ from app_support import LEAD, N_TEST_CASES, PASSWORD, SIZE, build, copy_study  #
 
 BIRADS_ORDER = ("2", "3", "4a", "4b", "4c", "5")
 
-try:  # the statistics side is moving its readers into elastogan.eval.reader_stats (issue 13)
-    from elastogan.eval.reader_stats import stats_io
-except ImportError:
-    from elastogan.eval import stats_io
+from elastogan.eval.reader_stats import stats_io  # noqa: E402
 
 
 @pytest.fixture(scope="module")
