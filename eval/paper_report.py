@@ -389,7 +389,7 @@ def _roc_markdown(r: dict, heading: str, note: str) -> list[str]:
         lines += ["", "| reader | comparison | test | diff (95% CI) | p |", "|---|---|---|---|---|"]
         for c in r["comparisons"]:
             lines.append(f"| {c['reader']} | {c['modalities'][0]} − {c['modalities'][1]} | {c['test']} | "
-                         f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p'])} |")
+                         f"{num(c['diff'])} {interval(c['ci'])} | {pval(c['p']) if c['p'] is not None else c['note']} |")
     if "mrmc" in r and "undefined" in r["mrmc"]:
         lines += ["", f"Obuchowski–Rockette: undefined — {r['mrmc']['undefined'].rstrip('.')}."]
     elif "mrmc" in r:

@@ -141,6 +141,7 @@ def roc_table(res: dict) -> str:
         crow = [[c["reader"], f"{c['modalities'][0]} − {c['modalities'][1]}", c["test"], num(c["diff"]),
                  num(c["z"], 2), pval(c["p"]), interval(c["ci"])] for c in res["comparisons"]]
         text += "\n\n" + table(["reader", "comparison", "test", "diff", "z", "p", "95% CI"], crow)
+        text += "".join(f"\n{c['reader']}: {c['note']}" for c in res["comparisons"] if "note" in c)
     if "mrmc" in res and "undefined" in res["mrmc"]:
         text += f"\n\nObuchowski–Rockette: undefined for these data: {res['mrmc']['undefined']}"
     elif "mrmc" in res:

@@ -114,3 +114,48 @@ def test_one_class_truth_is_a_clear_error():
 def test_paired_test_of_identical_ratings_is_no_difference():
     res = roc.paired_test(roc.delong(np.array([[1, 2, 3, 4.0], [1, 2, 3, 4.0]]), np.array([0, 1, 0, 1])))
     assert (res["diff"], res["p"]) == (0.0, 1.0)
+
+
+def test_unpaired_test_of_two_perfect_aucs_is_no_difference_not_an_error():
+    # A dozen cases per modality often separate perfectly (AUC 1, DeLong variance 0): equal
+    # perfect AUCs do not differ; a perfect against a perfectly inverted one has no z or p.
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    perfect = roc.delong(np.array([1, 2, 3, 4, 5, 6.0]), truth)
+    also = roc.delong(np.array([1, 1, 2, 5, 6, 6.0]), truth)
+    inverted = roc.delong(np.array([6, 5, 4, 3, 2, 1.0]), truth)
+    assert float(perfect.cov[0, 0]) == 0.0 and float(perfect.auc[0]) == 1.0
+    same = roc.unpaired_test(perfect, also)
+    assert (same["diff"], same["p"], same["ci"]) == (0.0, 1.0, [0.0, 0.0])
+    opposite = roc.unpaired_test(perfect, inverted)
+    assert opposite["diff"] == 1.0 and opposite["p"] is None and opposite["ci"] is None
+    assert "zero variance" in opposite["note"]
+
+
+def test_paired_test_of_a_difference_without_variance_has_no_p():
+    truth = np.array([0, 0, 1, 1])
+    res = roc.paired_test(roc.delong(np.array([[1, 2, 3, 4.0], [4, 3, 2, 1.0]]), truth))
+    assert res["diff"] == 1.0 and res["z"] is None and res["p"] is None and "non-zero" in res["note"]
+
+
+def test_roc_report_stands_when_every_reader_separates_perfectly():
+    # The reader-study report used to lose its whole ROC section (and the app test flaked, 15
+    # in 40 study ids) when one reader's per-modality AUCs were both perfect.
+    from elastogan.eval.reader_stats.reader_study import roc_report
+    from elastogan.eval.reader_stats.stats_io import Ratings
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for rd in ("r0", "r1"):
+        for m, cases in (("real", range(0, 12)), ("synthetic", range(12, 24))):
+            for c in cases:
+                t = c % 2
+                rating = 3 * t + int(rng.integers(0, 3)) if rd == "r0" else int(rng.integers(0, 6))
+                rows.append((f"c{c}", t, rd, m, float(rating)))
+    case, truth, reader, modality, rating = map(np.array, zip(*rows))
+    r = Ratings(case=case, truth=truth.astype(int), reader=reader, modality=modality, rating=rating, order=None)
+    res = roc_report(r)
+    assert res["modalities"]["real"]["readers"]["r0"]["auc"] == 1.0
+    first = next(c for c in res["comparisons"] if c["reader"] == "r0")
+    assert first["design"] == "unpaired" and first["p"] == 1.0 and "perfect" in first["note"]
+    other = next(c for c in res["comparisons"] if c["reader"] == "r1")
+    assert other["p"] is not None and 0 < other["p"] <= 1

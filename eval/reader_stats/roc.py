@@ -144,7 +144,10 @@ def paired_test(d: DeLong, a: int = 0, b: int = 1, level: float = 0.95) -> dict[
         if diff == 0:
             return {"diff": 0.0, "se": 0.0, "z": 0.0, "p": 1.0, "p_greater": 0.5, "p_less": 0.5,
                     "ci": [0.0, 0.0], "note": "identical placements: the two ratings order the cases alike"}
-        raise UserError("paired DeLong test undefined: zero variance of a non-zero AUC difference")
+        # As in mrmc's per-reader rows: a non-zero difference with no variance has no z or p
+        # (not p = 1, as if there were no difference); the rest of the report still stands.
+        return {"diff": diff, "se": 0.0, "z": None, "p": None, "p_greater": None, "p_less": None, "ci": None,
+                "note": "paired DeLong test undefined: zero variance of a non-zero AUC difference"}
     se = math.sqrt(var)
     z = diff / se
     q = float(stats.norm.ppf(0.5 + level / 2))
@@ -175,7 +178,13 @@ def unpaired_test(d1: DeLong, d2: DeLong, level: float = 0.95) -> dict[str, floa
     n2 = d2.v10.shape[1] + d2.v01.shape[1]
     diff = float(d1.auc[0] - d2.auc[0])
     if v1 + v2 <= 0:
-        raise UserError("unpaired DeLong test undefined: both AUCs have zero variance")
+        # Both AUCs are 0 or 1 (a small reader sample separates the classes perfectly, common
+        # with a dozen cases per modality): equal ones do not differ; unequal ones have no z or p.
+        if diff == 0:
+            return {"diff": 0.0, "se": 0.0, "z": 0.0, "df": None, "p": 1.0, "ci": [0.0, 0.0],
+                    "note": "both AUCs are perfect and equal: no difference to test"}
+        return {"diff": diff, "se": 0.0, "z": None, "df": None, "p": None, "ci": None,
+                "note": "unpaired DeLong test undefined: both AUCs have zero variance"}
     se = math.sqrt(v1 + v2)
     stat = diff / se
     df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
