@@ -8,8 +8,8 @@ this, so a config written by a run is read back without any flags.
 
 Supported field types: ``bool``, ``int``, ``float`` (an int is accepted, and so is a string
 that is a plain number such as ``1e-4``, which YAML 1.1 reads as a string), ``str``,
-``Literal[...]``, ``X | None``, ``tuple[X, ...]``/``tuple[X, Y]``, ``list[X]`` and nested
-dataclasses. A ``ValueError`` raised by a dataclass's ``__post_init__`` becomes a
+``Literal[...]``, ``X | None``, ``tuple[X, ...]``/``tuple[X, Y]``, ``list[X]``, ``dict[K, V]`` and
+nested dataclasses. A ``ValueError`` raised by a dataclass's ``__post_init__`` becomes a
 ``ConfigError`` naming the section.
 """
 
@@ -43,7 +43,7 @@ def _type_name(tp: Any) -> str:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     if origin in (Union, types.UnionType):
         return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin in (tuple, list):
+    if origin in (tuple, list, dict):
         args = typing.get_args(tp)
         inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
         return f"{origin.__name__}[{inner}]"
@@ -83,6 +83,12 @@ def _convert(tp: Any, value: Any, path: str, source: str) -> Any:
             except ConfigError:
                 continue
         raise bad
+    if origin is dict:
+        key_type, value_type = typing.get_args(tp)
+        if not isinstance(value, Mapping):
+            raise bad
+        return {_convert(key_type, k, f"{path}.{k}", source): _convert(value_type, v, f"{path}.{k}", source)
+                for k, v in value.items()}
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise bad

@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--n", type=int, help="number of cases (default 16, or the recipe's)")
     p.add_argument("--size", type=int, help="frame size in pixels, a multiple of 8, at least 48 (default 256)")
+    p.add_argument("--simulator", choices=("v1", "v2"),
+                   help="v2: layered anatomy, BI-RADS lexicon lesions, a freehand compression sequence tracked, "
+                   "compounded and gated as a strain scanner does, a cine per case; v1: phantom-v1's simulator, "
+                   "kept byte for byte (default: the recipe's, else v1)")
     p.add_argument("--seed", type=int, help="data set seed, a non-negative integer (default 0, or the recipe's)")
     p.add_argument("--recipe", type=Path, help="a data set recipe, e.g. data_manifests/phantom-v1.json")
     p.add_argument("--workers", type=int, default=1, help="processes (default 1)")
@@ -92,9 +96,9 @@ def load_recipe(path: Path) -> dict:
     if retest is not None and not (isinstance(retest, list) and all(s in SPLITS for s in retest)):
         raise InputFileError(path, f"'retest' must be a list of splits ({', '.join(SPLITS)}), got {retest!r}")
     try:
-        SimConfig.from_dict(recipe.get("config", {}))
-    except ValueError as e:
-        raise InputFileError(path, f"config: {e}") from None
+        SimConfig.from_dict(recipe.get("config", {}), source="config")
+    except UserError as e:
+        raise InputFileError(path, str(e)) from None
     return recipe
 
 
@@ -111,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = dict(recipe.get("config", {}))
     if args.size is not None:
         settings["size"] = args.size
+    if args.simulator is not None:
+        settings["simulator"] = args.simulator
     n = args.n if args.n is not None else recipe.get("n", 16)
     seed = args.seed if args.seed is not None else recipe.get("seed", 0)
     if n < 1:
@@ -119,8 +125,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    cfg = SimConfig.from_dict(settings, source="settings" if args.recipe is None else f"{args.recipe}")
     try:
-        cfg = SimConfig.from_dict(settings)
         shard = parse_shard(args.shard) if args.shard is not None else tuple(recipe.get("shard", (0, 1)))
     except ValueError as e:
         raise UserError(str(e)) from None

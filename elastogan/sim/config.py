@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from elastogan import typed_config
 
 LESION_CLASSES = ("cyst", "fibroadenoma", "carcinoma")
+SIMULATORS = ("v1", "v2")  # v1: phantom-v1, kept byte for byte; v2: layered anatomy, lexicon lesions, scanner strain
 # The smallest lesions (≈ 12 mm²) need ≥ 9 pixels to be scored and a strain ratio measured.
 MAX_PIXEL_MM = 0.85
 MAX_PROPERTY_GRID = 2048  # tissue property grid per side (memory: several float64 maps)
@@ -52,6 +55,10 @@ class SimConfig:
     names the field, what it accepts and what it got.
 
     Args:
+        simulator: the simulator version. ``"v1"`` (the default, phantom-v1): thresholded
+            tissue, a pre/post RF pair; kept byte for byte. ``"v2"`` (phantom-v2): layered
+            anatomy, BI-RADS lexicon lesions, a freehand compression sequence with
+            quality-guided tracking and a quality-weighted, gated composite (``scanner``).
         size: output frame, ``size × size`` pixels (B-mode, E-mode, strain); a multiple of 8,
             with pixels of at most ``MAX_PIXEL_MM`` (size ≥ 48 over the default 40 mm).
         field_mm: lateral and axial extent of the imaged tissue.
@@ -79,6 +86,7 @@ class SimConfig:
         class_mix: probabilities of cyst, fibroadenoma, carcinoma.
     """
 
+    simulator: Literal["v1", "v2"] = "v1"
     size: int = 256
     field_mm: float = 40.0
     fem_elements: int = 96
@@ -105,6 +113,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         from elastogan.colormaps import COLORMAPS
 
+        if self.simulator not in SIMULATORS:
+            raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, got {self.simulator!r}")
         for f in fields(self):
             if f.name in LIMITS:
                 _check_number(f.name, getattr(self, f.name), type(f.default))
@@ -152,22 +162,18 @@ class SimConfig:
             )
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return typed_config.to_dict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SimConfig":
-        """Settings from a mapping (a recipe's ``config``); lists become ``(low, high)`` tuples.
+    def from_dict(cls, d: dict, *, source: str = "simulator settings") -> "SimConfig":
+        """Settings from a mapping (a recipe's ``config``), through the project's typed config:
+        lists become ``(low, high)`` tuples, and every key and value is checked.
 
         Raises:
-            ValueError: not a mapping, an unknown key, or a value of the wrong type or range.
+            typed_config.ConfigError: not a mapping, an unknown key, or a value of the wrong
+                type or range (the message names the key).
         """
-        if not isinstance(d, dict):
-            raise ValueError(f"simulator settings must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown simulator settings: {sorted(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return typed_config.from_dict(cls, d, source=source)
 
 
 def _check_number(name: str, value: Any, kind: type) -> None:

@@ -1,0 +1,1 @@
+"""Analyses of the simulated data sets themselves: how hard their diagnosis is."""
