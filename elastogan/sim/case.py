@@ -38,6 +38,13 @@ class SimulatedCase:
     strain_ratio: float
     source: dict = field(default_factory=dict)
     retest_strain: np.ndarray | None = None  # (S, S) float32 relative strain of a re-scan, NaN outside the ROI
+    # Simulator v2 only (None in v1): the freehand sequence as a cine, the composite's quality,
+    # and the BI-RADS labels of the lesion and the breast.
+    cine_bmode: np.ndarray | None = None  # (F, S, S) uint8, every frame's B-mode
+    cine_strain: np.ndarray | None = None  # (F-1, S, S) float16 relative strain of each frame pair, NaN outside the ROI
+    quality: np.ndarray | None = None  # (S, S) float32 displacement quality of the composite, in [0, 1]
+    birads: str | None = None  # assessment category from the lexicon labels alone (elastogan.sim.lexicon)
+    labels: dict | None = None  # {"lexicon": {...}, "composition": "a".."d", ...}
 
 
 def draw_lesion_type(rng: np.random.Generator, cfg: SimConfig) -> str:

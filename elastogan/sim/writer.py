@@ -12,6 +12,7 @@ and field is the same as without it.
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing as mp
 import os
@@ -21,7 +22,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from elastogan.atomic import atomic_write_text
+from elastogan.atomic import atomic_write_bytes, atomic_write_text
 from elastogan.folders import make_folder
 from elastogan.data.images import write_png, write_strain
 from elastogan.data.manifest import SPLITS
@@ -60,11 +61,22 @@ class SimJob:
         return [p for p in make_plan(self.n, self.seed) if p.index % k == i]
 
 
+def _write_array(path: Path, arr: np.ndarray) -> None:
+    """An ``.npy`` of ``arr`` as it is (dtype kept), atomically."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path, retest: bool = False) -> dict:
     """Simulate one planned case (and its re-scan if ``retest``), write its files under
     ``out/cases`` and return its record."""
-    case = simulate_case(np.random.SeedSequence(planned.tissue_seed), np.random.SeedSequence(planned.acquisition_seed), cfg,
-                         retest=np.random.SeedSequence(planned.retest_seed) if retest else None)
+    if cfg.simulator == "v1":
+        simulate = simulate_case
+    else:
+        from elastogan.sim.case_v2 import simulate_case_v2 as simulate
+    case = simulate(np.random.SeedSequence(planned.tissue_seed), np.random.SeedSequence(planned.acquisition_seed), cfg,
+                    retest=np.random.SeedSequence(planned.retest_seed) if retest else None)
     stem = f"{CASES_DIR}/{planned.id}"
     write_png(out / f"{stem}_bmode.png", case.bmode)
     write_png(out / f"{stem}_emode.png", case.emode)
@@ -76,6 +88,15 @@ def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path, retest: 
     if case.retest_strain is not None:
         write_strain(out / f"{stem}_retest_strain.npy", case.retest_strain)
         source.update(retest_strain=f"{stem}_retest_strain.npy", retest_seed=list(planned.retest_seed))
+    if case.labels is not None:
+        source.update(case.labels)
+    if case.cine_bmode is not None:
+        _write_array(out / f"{stem}_cine_bmode.npy", case.cine_bmode)
+        _write_array(out / f"{stem}_cine_strain.npy", case.cine_strain)
+        _write_array(out / f"{stem}_quality.npy", case.quality)
+        source.update(cine_bmode=f"{stem}_cine_bmode.npy", cine_strain=f"{stem}_cine_strain.npy",
+                      quality=f"{stem}_quality.npy")
+    extra = {"birads": case.birads} if case.birads is not None else {}
     return {
         "id": planned.id,
         "patient_id": planned.patient_id,
@@ -91,6 +112,7 @@ def simulate_and_write(planned: PlannedCase, cfg: SimConfig, out: Path, retest: 
         "colormap": cfg.colormap,
         "pixel_spacing_mm": [cfg.field_mm / cfg.size] * 2,
         "strain_ratio": case.strain_ratio,
+        **extra,
         "source": source,
     }
 
