@@ -109,8 +109,8 @@ def pool(features: Tensor) -> Tensor:
 
 
 def to_network(x: Tensor, *, input_size: int | None, divisor: int) -> Tensor:
-    """``(B, 1, H, W)`` B-mode in [−1, 1] → the generator's input, as ``Predictor._forward``
-    builds it: resized to ``input_size``² (antialiased bilinear) for a model trained at a fixed
+    """``(B, 1, H, W)`` B-mode in [−1, 1] → the generator's input (``Predictor._forward``, the
+    fingerprint and the explanation all feed the network through it): resized to ``input_size``² (antialiased bilinear) for a model trained at a fixed
     size, else padded with −1 (black) at the bottom and right to a multiple of ``divisor``.
     Differentiable (``elastogan.explain`` takes gradients through it)."""
     if input_size is not None:

@@ -47,7 +47,7 @@ from elastogan.display import Box, render_emode
 from elastogan.errors import InputFileError, UserError
 from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
-from elastogan.ood import OodFingerprint, image_features
+from elastogan.ood import OodFingerprint, image_features, to_network
 from elastogan.typed_config import from_dict
 from elastogan.uncertainty import IntervalCalibration, SampleSummary, strain_ratio_interval, summarise_samples
 
@@ -203,10 +203,7 @@ class Predictor:
         ``seeds``: the noise seed of each frame."""
         h, w = bmodes.shape[-2:]
         x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
-        if self.input_size is not None:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True)
-        else:
-            x = pad_to_multiple(x, self.divisor)
+        x = to_network(x, input_size=self.input_size, divisor=self.divisor)
         strain = self.generator(x, noise_seeds=list(seeds))["strain"].float()
         if self.input_size is not None:
             strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
