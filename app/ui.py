@@ -34,7 +34,10 @@ from elastogan.errors import UserError
 
 from elastogan.app import study_db
 from elastogan.app.accounts import role_of
-from elastogan.app.preview import DEFAULT_SAMPLES, MAX_SAMPLES, preview
+from elastogan.app.box_clicks import box_text, click, frame_pixel
+from elastogan.app.preview import DEFAULT_SAMPLES, MAX_SAMPLES, parse_box, preview
+from elastogan.app.preview_trust import click_scale, draw_box, ood_html
+from elastogan.app.uploads import load_bmode_upload
 from elastogan.app.reader_png import display_pixels, fixed_size_png
 from elastogan.app.reading import FINAL, ReaderView, lead_export_zip, lead_progress, reader_view, submit_answer
 from elastogan.app.served_files import ServedFiles, url
@@ -60,6 +63,10 @@ CSS = """
 .study-image img { max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
 .study-image { min-width: 400px; }
 footer { display: none !important; }
+.ood-banner { background: #fdecea; color: #611a15; border-left: 6px solid #d32f2f; padding: 10px 14px;
+              font-size: 1.05em; }
+.ood-ok, .ood-none { color: #555; font-size: 0.95em; }
+#bmode-frame img { cursor: crosshair; }
 """
 
 STALE = ("⚠️ **Your session has ended** (you signed out, or the study server restarted). "
@@ -128,22 +135,68 @@ def build_app(predictor, study: str | Path | None = None, *, files: ServedFiles 
         return role_of(study, _user(request))
 
     # ---------------------------------------------------------------- preview
-    def run_preview(bmode_file, real_file, lesion_box, uncertainty, n_samples, request: gr.Request):
+    def run_preview(bmode_file, real_file, lesion_box, uncertainty, n_samples, explain, request: gr.Request):
         if role(request) not in ("local", "lead"):
             raise gr.Error("The preview is not available to study readers.", print_exception=False)
-        empty = (None, None, None, None, None, None)
+        empty = (None, None, None, None, None, None, "", None)
         _sweep(downloads, PREVIEW_TTL_S)  # Gradio has its own copies of older downloads by now
         try:
             out = Path(tempfile.mkdtemp(dir=downloads))
-            r = preview(predictor, bmode_file, real_file, lesion_box, out, samples=n_samples if uncertainty else 0)
+            r = preview(predictor, bmode_file, real_file, lesion_box, out, samples=n_samples if uncertainty else 0,
+                        explain=bool(explain))
         except UserError as e:
             return (*empty, f"⚠️ {e}")
         except Exception:  # a bug must not take the app down; the log keeps the traceback
             log.exception("preview failed")
             return (*empty, "⚠️ The image could not be processed. Please check the file and try again.")
-        synthetic = str(r.png) if r.png is not None else r.synthetic  # the file: its name and metadata say SYNTHETIC
+        # the file: its name and metadata say SYNTHETIC (the shown one: box drawn, greyed out of distribution)
+        synthetic = str(r.shown_png or r.png) if r.png is not None else r.shown(r.synthetic, synthetic=True)
         sd = str(r.sd_png) if r.sd_png is not None else r.sd
-        return r.bmode, synthetic, r.real, r.slider(), r.downloads(), sd, r.summary()
+        bmode = r.shown(r.bmode, scale=click_scale(r.bmode.shape[:2]))
+        real = r.shown(r.real) if r.real is not None else None
+        ig = r.explanation["rgb"] if r.explanation is not None else None
+        return (bmode, synthetic, real, r.slider(), r.downloads(), sd, ood_html(r.ood, r.ood_threshold), ig,
+                r.summary())
+
+    def show_bmode(bmode_file, lesion_box, request: gr.Request):
+        """The uploaded B-mode at once (to draw the box on), the typed box on it."""
+        if role(request) not in ("local", "lead"):
+            raise gr.Error("The preview is not available to study readers.", print_exception=False)
+        if bmode_file is None:
+            return None, None, ""
+        try:
+            bmode = load_bmode_upload(bmode_file)
+        except UserError as e:
+            return None, None, f"⚠️ {e}"
+        except Exception:
+            log.exception("B-mode upload failed")
+            return None, None, "⚠️ The image could not be processed. Please check the file and try again."
+        grey = np.repeat(bmode[..., None], 3, axis=-1)
+        return (draw_box(grey, _typed_box(lesion_box, bmode.shape, quiet=True), scale=click_scale(bmode.shape)), None,
+                "Click two opposite corners of the lesion on the B-mode (or type the box), then make the elastogram.")
+
+    def box_click(bmode_file, lesion_box, pending, evt: gr.SelectData, request: gr.Request):
+        """A click on the B-mode: the first corner, or the box (then the preview runs)."""
+        if role(request) not in ("local", "lead"):
+            raise gr.Error("The preview is not available to study readers.", print_exception=False)
+        try:
+            bmode = load_bmode_upload(bmode_file)
+        except UserError as e:
+            return gr.skip(), None, gr.skip(), f"⚠️ {e}"
+        scale = click_scale(bmode.shape)
+        corner = tuple(pending["corner"]) if isinstance(pending, dict) and pending.get("corner") else None
+        c = click(corner, frame_pixel(evt.index, scale, bmode.shape))
+        grey = np.repeat(bmode[..., None], 3, axis=-1)
+        text = box_text(c.box) if c.box is not None else lesion_box
+        shown = draw_box(grey, c.box if c.box is not None else _typed_box(lesion_box, bmode.shape, quiet=True),
+                         scale=scale, corner=c.pending)
+        return text, {"corner": c.pending, "ready": c.box is not None}, shown, c.message
+
+    def preview_after_click(bmode_file, real_file, lesion_box, uncertainty, n_samples, explain, pending,
+                            request: gr.Request):
+        if not (isinstance(pending, dict) and pending.get("ready")):
+            return [gr.skip()] * len(preview_outputs)
+        return run_preview(bmode_file, real_file, lesion_box, uncertainty, n_samples, explain, request)
 
     # ---------------------------------------------------------------- reader
     def show(v: ReaderView, user: str, keep_choices: bool = False):
@@ -224,25 +277,34 @@ def build_app(predictor, study: str | Path | None = None, *, files: ServedFiles 
                 with gr.Row():
                     bmode_file = gr.File(label="B-mode (PNG, JPEG or DICOM)", type="filepath", elem_id="bmode-upload")
                     real_file = gr.File(label="Real E-mode, same view (optional)", type="filepath", elem_id="real-upload")
-                lesion_box = gr.Textbox(elem_id="lesion-box", label="Lesion box for the strain ratio: x0, y0, x1, y1 in pixels (optional)",
+                lesion_box = gr.Textbox(elem_id="lesion-box", label="Lesion box for the strain ratio, EI/B and Tsukuba "
+                                        "score: click two opposite corners on the B-mode, or type x0, y0, x1, y1 in "
+                                        "pixels (optional)",
                                         placeholder="e.g. 90, 100, 150, 150", max_length=200)
+                pending = gr.State(None)  # the first corner of a box being clicked (nothing to keep over a reload)
                 with gr.Row():
                     uncertainty = gr.Checkbox(label="Uncertainty layer: per-pixel SD of K samples of the generator "
                                               "(a grey/magenta map, not an elastogram), and the strain ratio's interval",
                                               value=False, elem_id="uncertainty")
                     n_samples = gr.Number(label=f"Samples K (2–{MAX_SAMPLES})", value=DEFAULT_SAMPLES, minimum=2,
                                           maximum=MAX_SAMPLES, precision=0, step=1, elem_id="n-samples")
+                    explain = gr.Checkbox(label="Explanation layer: which B-mode pixels drive the predicted stiffness "
+                                          "in the box (integrated gradients; a few seconds)", value=False,
+                                          elem_id="explain")
                 run = gr.Button("Make synthetic elastogram", variant="primary")
+                ood_status = gr.HTML(elem_id="ood-status")
                 message = gr.Markdown(elem_id="preview-message")
                 # Captions above the images, not Gradio's label badge: the badge would cover the
                 # top-left corner, where the SYNTHETIC label is burned in. Downloads only where
                 # the file is the labelled one (its name and metadata say SYNTHETIC); no Share.
                 with gr.Row():
-                    out_bmode = _frame("B-mode", height=300)
+                    out_bmode = _frame("B-mode — click two corners of the lesion", height=300, elem_id="bmode-frame")
                     out_synth = _frame("Synthetic E-mode (SYNTHETIC)", height=300, buttons=["download", "fullscreen"],
                                        elem_id="synthetic-frame")
                     out_sd = _frame("SD (uncertainty) — not an elastogram", height=300, buttons=["download", "fullscreen"])
                     out_real = _frame("Real E-mode", height=300)
+                    out_explain = _frame("Explanation (integrated gradients) — not an elastogram", height=300,
+                                         elem_id="explain-frame")
                 gr.Markdown("**Slider** — ◀ left: real E-mode (or the B-mode when none was given), labelled REAL "
                             "(B-MODE) · right: **SYNTHETIC** E-mode, labelled in both top corners ▶",
                             elem_id="slider-caption")
@@ -251,9 +313,16 @@ def build_app(predictor, study: str | Path | None = None, *, files: ServedFiles 
                 downloads_out = gr.File(label="Downloads: synthetic E-mode as PNG and DICOM Secondary Capture "
                                         "(and the SD picture with the uncertainty layer), all named SYNTHETIC",
                                         file_count="multiple", interactive=False)
-                run.click(run_preview, [bmode_file, real_file, lesion_box, uncertainty, n_samples],
-                          [out_bmode, out_synth, out_real, slider, downloads_out, out_sd, message],
-                          api_name="preview", concurrency_limit=1)
+                preview_inputs = [bmode_file, real_file, lesion_box, uncertainty, n_samples, explain]
+                preview_outputs = [out_bmode, out_synth, out_real, slider, downloads_out, out_sd, ood_status,
+                                   out_explain, message]
+                run.click(run_preview, preview_inputs, preview_outputs, api_name="preview", concurrency_limit=1)
+                bmode_file.change(show_bmode, [bmode_file, lesion_box], [out_bmode, pending, message],
+                                  api_visibility="private")
+                out_bmode.select(box_click, [bmode_file, lesion_box, pending], [lesion_box, pending, out_bmode, message],
+                                 api_visibility="private").then(
+                    preview_after_click, [*preview_inputs, pending], preview_outputs, api_visibility="private",
+                    concurrency_limit=1)
             if study is not None:
                 with gr.Tab("Reader study", id="reader", visible=False) as tab_reader:
                     progress = gr.Markdown(elem_id="reader-progress")
@@ -315,6 +384,16 @@ def _sweep(folder: Path, age_s: float) -> None:
     for p in folder.iterdir() if folder.is_dir() else ():
         if p.stat().st_mtime < cutoff:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _typed_box(text: str | None, shape: tuple[int, int], *, quiet: bool = False):
+    """The box typed in the lesion-box field, or None (blank; or, ``quiet``, not a box in the frame)."""
+    try:
+        return parse_box(text, shape)
+    except UserError:
+        if quiet:
+            return None
+        raise
 
 
 def _refusal(e: UserError) -> gr.Error:

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibration of the draws' spread (90%% interval coverage, sd-error correlation); observers that try "
         "to tell synthetic from real without readers (texture and CNN two-sample tests, Fréchet distance, "
         "memorisation). Writes OUT/metrics.json, OUT/report.md, per_case.csv and figures (NCC histogram, "
-        "gallery real | synthetic | difference, strain-ratio scatter, power spectrum, memorisation); several "
+        "gallery real | synthetic | difference, strain-ratio scatter, Bland-Altman of strain ratio and EI/B, power "
+        "spectrum, memorisation; the measurements (EI/B, Tsukuba kappa, AUC for malignancy) in metrics.json and "
+        "report.md); several "
         "checkpoints are reported side by side, their per-case files in one sub-folder each.",
     )
     e.add_argument("--checkpoint", type=Path, nargs="+", required=True, metavar="CKPT",
@@ -42,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare at N×N: real frames and maps resampled as training resamples them (e.g. the "
                    "model's data.image_size, so a 64² generator is judged on the texture a 64² map can hold; "
                    "default: the frames' own size, what a reader sees)")
+    e.add_argument("--explain", action="store_true",
+                   help="add an explanation panel to the gallery: integrated gradients of the mean predicted strain in "
+                   "the lesion box over the B-mode (orange: makes it look harder, teal: softer); slower")
     e.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=_evaluate)
@@ -70,7 +75,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     written = evaluate(models, cases, args.out, info=info,
                        source={"manifest": str(args.data), "split": args.split, "seed": args.seed},
                        gallery=args.gallery, progress=not args.no_progress, samples=args.samples, train=train,
-                       authenticity=not args.no_authenticity, cnn=not args.no_cnn, size=args.size)
+                       authenticity=not args.no_authenticity, cnn=not args.no_cnn, size=args.size,
+                       explain=args.explain)
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -15,8 +15,14 @@ For each case of the split every model predicts from the B-mode (inside the case
                       beside its ceiling, the observers' accuracies and the issue's goals
     per_case.csv      one row per case (columns of elastogan.eval.evaluate.COLUMNS;
                       `elastogan stats report` reads its ncc, ssim, psnr, mae)
-    ncc_histogram.png, gallery.png (real | synthetic | difference), strain_ratio.png,
+    ncc_histogram.png, gallery.png (real | synthetic | difference; | explanation with
+    ``explain``), strain_ratio.png, bland_altman.png (strain ratio and EI/B, synthetic vs real),
     spectrum.png (radially averaged power spectrum, real vs synthetic), memorisation.png
+
+The radiologist's measurements (issue 14 §3, ``elastogan.eval.measurements.report``): each case's
+row gets the EI/B of the real and the synthetic elastogram (``measure_case``); per checkpoint,
+``measurement_report`` (Bland–Altman, Tsukuba κ, AUC for malignancy with the paired DeLong
+test) goes into metrics.json under ``measurements`` and into report.md.
 
 With several checkpoints the per-checkpoint files go into one sub-folder each (named after
 the checkpoint), and ``metrics.json`` and ``report.md`` stay at the top. Every file is
@@ -53,8 +59,9 @@ from elastogan.errors import UserError
 from elastogan.data.resize import resize_box, resize_strain
 from elastogan.eval.evaluate import (COLUMNS, INTERVAL_LEVEL, RealCase, compare_case, gallery_picks, resize_real_case,
                                      summarise)
-from elastogan.eval.gallery_figure import GalleryRow, gallery_png
+from elastogan.eval.gallery_figure import GalleryRow, explanation_rgb, gallery_png
 from elastogan.eval.histogram_figure import histogram_png
+from elastogan.eval.measurements.report import case_labels, measure_case, measurement_report
 from elastogan.eval.paired import paired_comparison
 from elastogan.eval.paper_report import REFERENCE_PAPER
 from elastogan.eval.scatter_figure import scatter_png
@@ -63,6 +70,7 @@ from elastogan.eval.tsukuba_report import confusion_markdown
 
 PredictFn = Callable[[RealCase], tuple[np.ndarray, np.ndarray]]
 SampleFn = Callable[[RealCase, int], np.ndarray]
+ExplainFn = Callable[[RealCase, Box], np.ndarray]
 # Source fields of a phantom case: the simulator's reference maps, relative to the manifest.
 REFERENCE_MAPS = ("true_strain", "retest_strain")
 TRAIN_CAP = 500  # training maps read for the memorisation check (evenly spread over the split)
@@ -113,11 +121,15 @@ class Model:
             draws" is that output and it has no spread to calibrate.
         interval_scale: the conformal factor of the draws' 90 % interval (``elastogan
             calibrate``); 1 uncalibrated.
+        explain: ``(RealCase, box)`` → H×W attribution map of the mean predicted strain in the
+            box (``elastogan.explain.integrated_gradients``), for the gallery's explanation
+            panel; ``None``: the model cannot be explained.
     """
 
     one: PredictFn
     samples: SampleFn | None = None
     interval_scale: float = 1.0
+    explain: ExplainFn | None = None
 
 
 def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
@@ -129,9 +141,14 @@ def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
     def draws(real: RealCase, k: int) -> np.ndarray:
         return predictor.sample(real.bmode, samples=k, seed=seed, roi=real.roi)
 
+    def explain(real: RealCase, box: Box) -> np.ndarray:
+        from elastogan.explain import integrated_gradients
+
+        return integrated_gradients(predictor, real.bmode, box, seed=seed).attribution
+
     c = predictor.calibration
     scale = c.pixel_scale if c is not None and c.level == INTERVAL_LEVEL else 1.0
-    return Model(one=one, samples=draws if predictor.stochastic else None, interval_scale=scale)
+    return Model(one=one, samples=draws if predictor.stochastic else None, interval_scale=scale, explain=explain)
 
 
 def _as_model(m: Model | PredictFn) -> Model:
@@ -267,6 +284,7 @@ def evaluate(
     authenticity: bool = True,
     cnn: bool = True,
     size: int | None = None,
+    explain: bool = False,
 ) -> list[Path]:
     """Compare every model with the real cases; write metrics.json, report.md, CSV and figures.
 
@@ -287,6 +305,8 @@ def evaluate(
         size: compare at ``size × size``: every real case (and training map) is resampled as
             training resamples its frames (:func:`~elastogan.eval.evaluate.resize_real_case`)
             and the models predict from the resampled B-mode; ``None``: the frames' own size.
+        explain: add the explanation panel to each gallery (models with ``explain``): the
+            integrated gradients of the mean predicted strain in the lesion's bounding box.
 
     Returns:
         The files written.
@@ -322,7 +342,8 @@ def evaluate(
         for name, model in models.items():
             emode, strain = model.one(real)
             draws = model.samples(real, samples) if model.samples is not None and samples > 1 else None
-            rows[name].append(compare_case(real, emode, strain, draws, model.interval_scale))
+            row = compare_case(real, emode, strain, draws, model.interval_scale)
+            rows[name].append(row | measure_case(real.strain, strain, real.lesion, real.roi))
             synthetic_maps[name].add(strain, emode, box)
 
     groups = [c.patient_id for c in cases]
@@ -337,6 +358,8 @@ def evaluate(
     summaries: dict[str, dict[str, Any]] = {}
     folders: dict[str, str] = {}
     extras: dict[str, dict[str, Any]] = {}
+    measured: dict[str, list[str]] = {}
+    labels = case_labels(cases)
     for name, model in models.items():
         folder = "" if single else _slug(name)
         folders[name] = folder
@@ -350,8 +373,13 @@ def evaluate(
             found, extras[name] = _authenticity(real_maps, synthetic_maps[name], groups, train_maps, cnn)
             summary["notes"] += [f"authenticity: {n}" for n in found.pop("notes", [])]
             summary.update(found)
+        summary["measurements"], measured[name], figure = measurement_report(rows[name], labels)
         summaries[name] = {**source, **info.get(name, {}), **summary}
-        written += _write_checkpoint_files(d, rows[name], model.one, cases, gallery, extras.get(name))
+        written += _write_checkpoint_files(d, rows[name], model.one, cases, gallery, extras.get(name),
+                                           model.explain if explain else None)
+        if figure is not None:
+            atomic_write_bytes(d / "bland_altman.png", figure)
+            written.append(d / "bland_altman.png")
     names = list(models)
     for name in names[1:]:  # each later checkpoint against the first, on the same cases
         summaries[name]["paired"] = paired_against(rows[name], rows[names[0]], names[0])
@@ -359,7 +387,7 @@ def evaluate(
     js, md = out / "metrics.json", out / "report.md"
     atomic_write_text(js, to_json(metrics))
     atomic_write_text(md, markdown(summaries, rows, folders, {p.relative_to(out).as_posix() for p in written}, source,
-                                   extras))
+                                   extras, measured))
     return [js, md, *written]
 
 
@@ -550,7 +578,8 @@ def _paired_markdown(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: PredictFn, cases: Sequence[Case],
-                            gallery: int, authenticity: Mapping[str, Any] | None) -> list[Path]:
+                            gallery: int, authenticity: Mapping[str, Any] | None,
+                            explain: ExplainFn | None = None) -> list[Path]:
     written = [d / "per_case.csv"]
     atomic_write_text(written[0], per_case_csv(rows))
     ncc = [r["ncc"] for r in rows if r["ncc"] is not None]
@@ -568,11 +597,15 @@ def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: Predic
             real = load_real_case(cases[i])
             emode, strain = predict(real)
             ncc_text = "undefined" if rows[i]["ncc"] is None else f"{rows[i]['ncc']:.3f}"
+            panel = None
+            if explain is not None:
+                box = lesion_box(real)
+                panel = explanation_rgb(real.bmode, explain(real, box), box)
             grows.append(GalleryRow(
                 label=f"{real.id}  NCC {ncc_text}",
                 real_emode=real.emode if real.emode is not None else _grey(real.bmode),
                 synthetic_emode=emode, bmode=real.bmode, real_strain=real.strain, synthetic_strain=strain,
-                roi=real.roi))
+                roi=real.roi, explanation=panel))
         path = d / "gallery.png"
         atomic_write_bytes(path, gallery_png(grows))
         written.append(path)
@@ -593,6 +626,15 @@ def _write_checkpoint_files(d: Path, rows: list[dict[str, Any]], predict: Predic
                 atomic_write_bytes(d / name, draw(authenticity))
                 written.append(d / name)
     return written
+
+
+def lesion_box(real: RealCase) -> Box:
+    """The box the gallery's explanation explains: the lesion mask's bounding box, the ROI
+    without a lesion."""
+    if real.lesion is None or not real.lesion.any():
+        return real.roi
+    ys, xs = np.nonzero(real.lesion)
+    return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
 def _grey(bmode: np.ndarray) -> np.ndarray:
@@ -627,10 +669,12 @@ def _kappa_cell(s: Mapping[str, Any], which: str) -> str:
 
 def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequence[dict[str, Any]]],
              folders: Mapping[str, str], figures: set[str], source: Mapping[str, Any],
-             authenticity: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+             authenticity: Mapping[str, Mapping[str, Any]] | None = None,
+             measurements: Mapping[str, Sequence[str]] | None = None) -> str:
     """report.md: one column per checkpoint, the reference paper's NCC beside them; each NCC
     beside its ceiling, the observers and the calibration against the goals of issue 11;
-    ``authenticity``: name → the full ``authenticity_metrics`` result (texture table)."""
+    ``authenticity``: name → the full ``authenticity_metrics`` result (texture table);
+    ``measurements``: name → ``measurement_report``'s Markdown lines (in that checkpoint's section)."""
     names = list(summaries)
     first = next(iter(summaries.values()))
     what = ", ".join(f"{k} {v}" for k, v in source.items())
@@ -690,6 +734,10 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
                          ("memorisation.png", "distance to the nearest training map, synthetic vs real")):
             if prefix + fig in figures:
                 lines += [f"![{alt}]({prefix}{fig})", ""]
+        # one level below the checkpoint's own section
+        lines += ["#" + line if line.startswith("## ") else line for line in (measurements or {}).get(n, [])]
+        if prefix + "bland_altman.png" in figures:
+            lines += [f"![Bland–Altman, synthetic vs real]({prefix}bland_altman.png)", ""]
         noted = [r for r in rows[n] if r["note"]]
         if noted:
             lines += [f"Missing values in {len(noted)} case(s) (see `{prefix}per_case.csv`, column note):", ""]

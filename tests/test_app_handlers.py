@@ -403,20 +403,23 @@ def test_preview_of_a_known_strain_map_gives_ratio_two_and_ncc_one(built, predic
     from elastogan.app.preview import label_top_right
     from elastogan.predict import label_synthetic
 
-    out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, False, 8, None)
-    shown_bmode, shown_synth, shown_real, slider, files, shown_sd, summary = out
-    assert shown_sd is None  # no uncertainty layer unless asked
+    out = _preview_handler(predictor)(str(bmode_file), str(real_file), box, False, 8, False, None)
+    shown_bmode, shown_synth, shown_real, slider, files, shown_sd, _, shown_ig, summary = out
+    assert shown_sd is None and shown_ig is None  # no uncertainty or explanation layer unless asked
     # The synthetic panel shows (and its download button saves) the labelled file: SYNTHETIC
-    # in its name and its metadata, not Gradio's "image.png".
+    # in its name and its metadata, not Gradio's "image.png"; the lesion box drawn on it.
     assert "SYNTHETIC" in Path(shown_synth).name and "SYNTHETIC" in Image.open(shown_synth).info["Description"]
-    assert np.array_equal(shown_real, emode) and np.array_equal(np.asarray(Image.open(shown_synth)), r.synthetic)
-    assert len(slider) == 2 and np.array_equal(slider[0], label_synthetic(emode, "REAL"))
-    assert np.array_equal(slider[1], label_top_right(r.synthetic))
+    assert np.array_equal(shown_real, r.shown(emode)) and np.array_equal(np.asarray(Image.open(shown_synth)),
+                                                                          r.shown(r.synthetic, synthetic=True))
+    assert len(slider) == 2 and np.array_equal(slider[0], r.shown(label_synthetic(emode, "REAL")))
+    assert np.array_equal(slider[1], r.shown(label_top_right(r.synthetic), synthetic=True))
     assert [Path(f).suffix for f in files] == [".png", ".dcm"]
+    assert np.array_equal(np.asarray(Image.open(files[0])), r.synthetic)  # the download: no box drawn
     assert "synthetic **2.00**; real 2.0" in summary and "NCC real vs synthetic" in summary
     # Without a real E-mode the slider shows the B-mode (labelled B-MODE) against the synthetic image.
-    _, synth, real, slider, _, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", False, 8, None)
-    assert real is None and np.array_equal(slider[0], label_synthetic(shown_bmode, "B-MODE"))
+    _, synth, real, slider, _, _, _, _, summary = _preview_handler(predictor)(str(bmode_file), None, "", False, 8, False,
+                                                                              None)
+    assert real is None and np.array_equal(slider[0], label_synthetic(r.bmode, "B-MODE"))
     assert np.array_equal(slider[1], label_top_right(np.asarray(Image.open(synth))))
     assert "NCC" not in summary and "Strain ratio" not in summary
 
@@ -491,14 +494,15 @@ def test_preview_uncertainty_layer_shows_the_sd_of_k_samples_and_the_ratio_inter
     again = preview(predictor, bmode_file, None, box, samples=5, seed=3)
     assert np.array_equal(again.sd, r.sd) and again.ratio_interval == r.ratio_interval  # same seed, same layer
     # The page: the SD picture beside the synthetic E-mode, its download, the interval in the text.
-    out = _preview_handler(predictor)(str(bmode_file), None, box, True, 5.0, None)  # the page's seed: 0
+    out = _preview_handler(predictor)(str(bmode_file), None, box, True, 5.0, False, None)  # the page's seed: 0
     assert np.array_equal(np.asarray(Image.open(out[5])), preview(predictor, bmode_file, None, box, samples=5).sd)
     assert Path(out[4][-1]).name.endswith("_SYNTHETIC_strain_sd.png") and Path(out[5]).name == Path(out[4][-1]).name
     assert "Uncertainty over 5 samples" in out[-1]
     for bad in (1, 33, 2.5, None):
         with pytest.raises(UploadError, match="whole number from 2 to 32"):
             preview(predictor, bmode_file, samples=bad)
-        assert "whole number from 2 to 32" in _preview_handler(predictor)(str(bmode_file), None, "", True, bad, None)[-1]
+        assert "whole number from 2 to 32" in _preview_handler(predictor)(str(bmode_file), None, "", True, bad, False,
+                                                                          None)[-1]
 
 
 def test_preview_reads_extensionless_dicom(predictor, tmp_path):

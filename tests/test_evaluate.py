@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import doctest
+import io
 import json
 import math
 import shutil
@@ -184,7 +185,16 @@ def test_real_data_against_itself(data, tmp_path):
     assert m["ncc_mean_of_samples_over_oracle"] == pytest.approx(m["ncc_over_oracle"])
     assert m["coverage_90"] is None and m["sd_error_spearman"] is None and m["sd_ncc_spearman"] is None
     assert any(n.startswith("samples: the model draws one output") for n in m["notes"])
+    # the radiologist's measurements (issue 14): a case against itself agrees exactly
+    ba = m["measurements"]["bland_altman"]
+    assert ba["strain_ratio"]["n"] == 2 and ba["strain_ratio"]["bias"] == 0.0 and ba["strain_ratio"]["sd"] == 0.0
+    assert ba["ei_b"]["bias"] == 0.0 and ba["ei_b"]["n"] == 2
+    assert ba["strain_ratio_real_vs_true"]["n"] == 2  # the phantoms' FEM strain ratio
+    assert m["measurements"]["tsukuba"]["synthetic_vs_real"]["agreement"] == 1.0
+    assert (out / "bland_altman.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "report.md").read_text()
+    assert "### Measurements: real vs synthetic elastogram" in md and "![Bland–Altman, synthetic vs real](bland_altman.png)" in md
+    assert "| EI/B, synthetic − real | 2 | 0.000 [0.000, 0.000] | 0.000 to 0.000 |" in md
     assert f"| one draw / test–retest | {1 / np.mean(retest):.3f} (1.000 / {np.mean(retest):.3f}) | ≥ 0.85 |" in md
     assert f"| its ceiling: the oracle, true FEM strain vs scanner | {np.mean(oracle):.3f} |" in md
     rows = _read_csv(out / "per_case.csv")
@@ -245,6 +255,37 @@ def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):
     assert "| metric | last | paper |" in md and "0.70 ± 0.08" in md and "![real | synthetic | difference](gallery.png)" in md
     with Image.open(out / "gallery.png") as im:
         assert im.height > 2 * 192  # two cases in the split, one row each
+
+
+def test_explain_adds_the_integrated_gradients_panel_to_the_gallery(data, ckpt, tmp_path):
+    """``--explain``: the gallery's fourth panel is the IG map of the mean predicted strain in
+    the lesion's bounding box over the B-mode; without it the gallery is as before."""
+    from elastogan.eval.evaluate_report import lesion_box
+    from elastogan.eval.gallery_figure import GalleryRow, explanation_rgb, gallery_png
+    from elastogan.explain import integrated_gradients
+
+    common = ["--checkpoint", str(ckpt), "--data", str(data), "--device", "cpu", "--no-progress", "--gallery", "1",
+              "--samples", "1", "--no-authenticity"]
+    assert main(["evaluate", *common, "--out", str(tmp_path / "plain")]) == 0
+    assert main(["evaluate", *common, "--out", str(tmp_path / "explained"), "--explain"]) == 0
+    with Image.open(tmp_path / "plain" / "gallery.png") as plain, Image.open(tmp_path / "explained" / "gallery.png") as ex:
+        assert ex.height == plain.height and ex.width > plain.width + 100
+        shown = np.asarray(ex.convert("RGB"))
+    # the panel is explanation_rgb of the predictor's integrated gradients for the picked case
+    rows = _read_csv(tmp_path / "explained" / "per_case.csv")
+    pick = gallery_picks([{"ncc": None if r["ncc"] == "nan" else float(r["ncc"])} for r in rows], 1)[0]
+    real = load_real_case(split_cases(data, "test")[pick])
+    predictor = Predictor.from_checkpoint(ckpt, device="cpu")
+    box = lesion_box(real)
+    assert real.lesion is not None and box != real.roi
+    emode, strain = predictor.predict(real.bmode, roi=real.roi)
+    row = GalleryRow(label="x", real_emode=real.emode, synthetic_emode=emode, bmode=real.bmode, real_strain=real.strain,
+                     synthetic_strain=strain, roi=real.roi,
+                     explanation=explanation_rgb(real.bmode, integrated_gradients(predictor, real.bmode, box).attribution, box))
+    expected = np.asarray(Image.open(io.BytesIO(gallery_png([row]))).convert("RGB"))
+    assert shown.shape == expected.shape
+    right = slice(shown.shape[1] * 3 // 4 + 10, None)  # the fourth panel
+    assert np.abs(shown[30:, right].astype(int) - expected[30:, right].astype(int)).max() <= 2
 
 
 def test_two_checkpoints_side_by_side(data, ckpt, tmp_path):
