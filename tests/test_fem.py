@@ -66,3 +66,17 @@ def test_bad_arguments_are_named(kwargs, message):
     modulus = args.pop("modulus")
     with pytest.raises(ValueError, match=message):
         solve_compression(modulus, **args)
+
+
+@pytest.mark.parametrize("top", ["slip", "bonded"])
+def test_symmetric_factorisation_equals_the_general_solve(top):
+    # Simulator v2 factorises in SuperLU's symmetric mode; the stiffness matrix is SPD, so the
+    # answer must be the general solve's to rounding, on a stiff-inclusion phantom with a rib-like 30x block.
+    rng = np.random.default_rng(4)
+    modulus = 1.0 + rng.random((40, 40))
+    modulus[10:18, 12:20] = 8.0
+    modulus[32:36, 5:30] = 30.0
+    a = solve_compression(modulus, width=40, depth=40, applied_strain=0.01, top=top)
+    b = solve_compression(modulus, width=40, depth=40, applied_strain=0.01, top=top, symmetric=True)
+    scale = np.abs(a.uy).max()
+    assert np.abs(a.uy - b.uy).max() < 1e-10 * scale and np.abs(a.ux - b.ux).max() < 1e-10 * scale

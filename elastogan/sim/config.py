@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from elastogan import typed_config
+from elastogan.sim.sequence import ScannerSettings
 
 LESION_CLASSES = ("cyst", "fibroadenoma", "carcinoma")
 SIMULATORS = ("v1", "v2")  # v1: phantom-v1, kept byte for byte; v2: layered anatomy, lexicon lesions, scanner strain
@@ -84,6 +85,10 @@ class SimConfig:
         colormap: display map of the simulated scanner (a name from
             ``elastogan.colormaps.COLORMAPS``).
         class_mix: probabilities of cyst, fibroadenoma, carcinoma.
+        scanner: v2 only: the freehand sequence and how strain is formed from it
+            (``elastogan.sim.sequence.ScannerSettings``); its tracking window, step and
+            least-squares points are ``ncc_window_mm``, ``ncc_step_mm`` and ``lsq_points``
+            above, as in v1. Not written in a v1 recipe.
     """
 
     simulator: Literal["v1", "v2"] = "v1"
@@ -109,6 +114,7 @@ class SimConfig:
     class_mix: dict[str, float] = field(
         default_factory=lambda: {"cyst": 0.2, "fibroadenoma": 0.4, "carcinoma": 0.4}
     )
+    scanner: ScannerSettings = field(default_factory=ScannerSettings)
 
     def __post_init__(self) -> None:
         from elastogan.colormaps import COLORMAPS
@@ -162,7 +168,10 @@ class SimConfig:
             )
 
     def to_dict(self) -> dict:
-        return typed_config.to_dict(self)
+        d = typed_config.to_dict(self)
+        if self.simulator == "v1":
+            del d["scanner"]  # v1 has no sequence: its recipes stay as they were
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, *, source: str = "simulator settings") -> "SimConfig":

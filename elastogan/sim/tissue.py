@@ -51,6 +51,7 @@ class Phantom:
     lesion_type: str
     tsukuba: object
     params: dict = field(default_factory=dict)
+    layers: np.ndarray | None = None  # (n, n) int8 anatomy codes of elastogan.sim.breast (phantom-v2 only)
 
     @property
     def pixel_mm(self) -> float:

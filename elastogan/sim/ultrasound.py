@@ -225,3 +225,107 @@ def bmode_image(bb: np.ndarray, out_rows: int, dynamic_range_db: float) -> np.nd
     db = 20.0 * np.log10(np.maximum(dec, 1e-12) / ref)
     img = 255.0 * np.clip(1.0 + db / dynamic_range_db, 0.0, 1.0)
     return np.rint(img).astype(np.uint8)
+
+
+# --- Fast synthesis for frame sequences (phantom-v2). The functions above stay as they are:
+# phantom-v1 is reproduced byte for byte from them. The fast path is line-major, (n_lines, nz),
+# so that every axial operation (pulse filter, noise band-limit, the tracker's windows) runs
+# along contiguous memory.
+
+
+def lateral_psf_sigma_px(tx: Transducer, grid: Grid) -> np.ndarray:
+    """Lateral PSF σ per depth sample, in lines: σ_focus at the focus growing linearly to σ_edge."""
+    depth = grid.z_mm
+    reach = max(tx.focus_mm, grid.nz * grid.dz_mm - tx.focus_mm)
+    sigma_x = tx.sigma_focus_mm + (tx.sigma_edge_mm - tx.sigma_focus_mm) * np.abs(depth - tx.focus_mm) / reach
+    return sigma_x / grid.dx_mm
+
+
+def _axial_filter(lines: np.ndarray, sigma: float) -> None:
+    """In-place Gaussian filter along depth of complex64 (n_lines, nz), zero padding, 3σ."""
+    view = lines.view(np.float32).reshape(lines.shape[0], lines.shape[1], 2)
+    ndimage.gaussian_filter1d(view, sigma, axis=1, mode="constant", truncate=3.0, output=view)
+
+
+def echo_lines(x_mm: np.ndarray, z_mm: np.ndarray, amp: np.ndarray, tx: Transducer, grid: Grid) -> np.ndarray:
+    """:func:`echo_frame`'s convolution model, line-major and in single precision (≈3× faster).
+
+    The same bilinear splat of ``a · exp(−2ik₀z)`` and the same Gaussian pulse and beam, with
+    two differences that change values by ~0.2 % of the peak (well under the speckle's own
+    variation): the lateral beam is applied at each depth with that depth's own σ (a banded
+    shift-and-add, exact per depth, instead of interpolating between four blurred copies), and
+    everything runs in complex64. ``echo_lines(...).T`` ≈ ``echo_frame(...)``.
+
+    Args:
+        x_mm, z_mm: scatterer positions (lateral, depth) in the transducer frame.
+        amp: real scatterer amplitudes.
+        tx, grid: transducer and baseband grid.
+
+    Returns:
+        complex64 (n_lines, nz).
+    """
+    nz, nl = grid.nz, grid.n_lines
+    # The round-trip phase, reduced to one turn in double precision, then cos/sin in single
+    # (vectorised; the error, ~1e-7 rad, is a displacement of ~1e-9 mm).
+    phase = np.remainder((-2.0 * tx.k0) * z_mm, 2.0 * np.pi).astype(np.float32)
+    a_re = amp * np.cos(phase)
+    a_im = amp * np.sin(phase)
+    # Splat onto a grid with a one-sample border before and two after; positions off the grid
+    # are clipped into the border, which is cut away (the same as dropping them).
+    zi = np.clip(z_mm / grid.dz_mm + 0.5, 0.0, nz + 1.0)
+    xi = np.clip(x_mm / grid.dx_mm + 0.5, 0.0, nl + 1.0)
+    z0 = zi.astype(np.int64)
+    x0 = xi.astype(np.int64)
+    fz = zi - z0
+    fx = xi - x0
+    row = nl + 3
+    base = z0 * row + x0  # depth-major: scatterers come depth-sorted, so the adds stay local
+    idx = (base[None, :] + np.array([0, 1, row, row + 1])[:, None]).ravel()  # (4·n,) corners
+    w = np.empty((4, len(base)))
+    np.multiply(1 - fz, 1 - fx, out=w[0])
+    np.multiply(1 - fz, fx, out=w[1])
+    np.multiply(fz, 1 - fx, out=w[2])
+    np.multiply(fz, fx, out=w[3])
+    size = (nz + 3) * row
+    re = np.bincount(idx, weights=(w * a_re).ravel(), minlength=size).reshape(nz + 3, row)
+    im = np.bincount(idx, weights=(w * a_im).ravel(), minlength=size).reshape(nz + 3, row)
+    bb = np.empty((nz, nl), dtype=np.complex64)
+    bb.real = re[1 : nz + 1, 1 : nl + 1]
+    bb.imag = im[1 : nz + 1, 1 : nl + 1]
+    lines = np.ascontiguousarray(bb.T)  # (n_lines, nz)
+    _axial_filter(lines, tx.sigma_axial_mm / grid.dz_mm)
+    return lateral_blur_lines(lines, lateral_psf_sigma_px(tx, grid))
+
+
+def lateral_blur_lines(lines: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
+    """Blur line-major data (n_lines, nz) across lines with a Gaussian of σ ``sigma_px[z]``
+    (lines) at each depth; zero padding, truncated at 3σ, taps normalised per depth."""
+    half = max(1, int(np.ceil(3.0 * float(sigma_px.max()))))
+    k = np.arange(-half, half + 1, dtype=np.float64)[:, None]
+    taps = np.exp(-0.5 * (k / np.maximum(sigma_px, 1e-6)[None, :]) ** 2)
+    taps = (taps / taps.sum(axis=0, keepdims=True)).astype(np.float32)  # (2·half + 1, nz)
+    taps = np.repeat(taps, 2, axis=1)  # (2·half + 1, 2·nz): one tap per float of the (re, im) pairs
+    nl = lines.shape[0]
+    flat = lines.view(np.float32)  # (n_lines, 2·nz): real arithmetic, no complex promotion
+    out = flat * taps[half]
+    tmp = np.empty_like(flat)
+    for j in range(1, min(half, nl - 1) + 1):
+        np.multiply(flat[:-j], taps[half - j], out=tmp[:-j])
+        out[j:] += tmp[:-j]
+        np.multiply(flat[j:], taps[half + j], out=tmp[:-j])
+        out[:-j] += tmp[:-j]
+    return out.view(np.complex64)
+
+
+def band_limited_noise(shape: tuple[int, int], tx: Transducer, grid: Grid, rng: np.random.Generator) -> np.ndarray:
+    """Unit-power complex64 electronic noise, line-major (n_lines, nz), band-limited like the echoes.
+
+    Noise is white across lines (each line is its own receive), so a frame sequence can draw
+    one field and give frame k the field rolled by k·m lines: every frame's noise is then
+    independent of every other frame's on the same line (what the tracker compares), at a
+    fraction of the cost of one draw per frame.
+    """
+    noise = rng.standard_normal((shape[0], 2 * shape[1]), dtype=np.float32).view(np.complex64)
+    _axial_filter(noise, tx.sigma_axial_mm / grid.dz_mm)
+    noise *= np.float32(1.0 / np.sqrt(np.mean(np.abs(noise) ** 2)))
+    return noise
