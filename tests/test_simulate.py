@@ -216,12 +216,14 @@ def test_a_recipe_written_by_a_run_reads_back(one_worker):
 
 def test_bench_simulate_reports_a_plausible_throughput(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "simulate", "--n", "1", "--size", "48", "--workers", "1", "--json", str(out)]) == 0
-    (row,) = json.loads(out.read_text())
+    assert main(["bench", "simulate", "--n", "1", "--size", "48", "--workers", "1", "--simulator", "v1", "v2",
+                 "--json", str(out)]) == 0
+    v1, row = json.loads(out.read_text())
+    assert (v1["simulator"], row["simulator"]) == ("v1", "v2") and v1["speedup"] == 1.0
+    assert row["speedup"] == pytest.approx(row["pairs_per_s"] / v1["pairs_per_s"], abs=0.01)
     assert row["workers"] == 1 and row["cases"] == 1
     assert 0 < row["seconds"] < 60
     assert row["pairs_per_s"] == pytest.approx(1 / row["seconds"], rel=0.05)
-    assert row["speedup"] == 1.0
     assert row["vs_planning"] == pytest.approx(row["pairs_per_s"] / 1.6, abs=0.01)
     assert "48x48, 1 cases per run" in capsys.readouterr().out
 

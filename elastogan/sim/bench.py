@@ -17,12 +17,14 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="phantom pairs per second with 1 and 2 workers",
         description="Simulate N cases at SIZE² with 1 worker and with W workers (same seed, so the "
-        "same work) and report pairs/s, the speed-up over 1 worker, and the ratio to the planning "
-        "figure of 1.6 pairs/s on 2 cores.",
+        "same work), with each simulator version asked for, and report cases/s, the speed-up over the "
+        "first row, and the ratio to the planning figure of 1.6 pairs/s on 2 cores.",
     )
     p.add_argument("--n", type=int, default=8, help="cases per run, at least 1 (default 8)")
     p.add_argument("--size", type=int, default=256, help="frame size, a multiple of 8, at least 48 (default 256)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    p.add_argument("--simulator", choices=("v1", "v2"), nargs="+", default=["v2"],
+                   help="simulator versions to time, each with every worker count (default v2; 'v1 v2' gives their ratio)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_run)
 
@@ -40,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"--workers must all be at least 1, got {bad[0]}")
     try:
-        cfg = SimConfig(size=args.size)
+        configs = {v: SimConfig(simulator=v, size=args.size) for v in args.simulator}
     except ValueError as e:
         raise UserError(f"--size: {e}") from None
     if args.json is not None:
@@ -52,20 +54,23 @@ def _run(args: argparse.Namespace) -> int:
         except UserError as e:
             raise UserError(f"--json {args.json}: {e}") from None
     rows = []
-    for w in args.workers:
-        with tempfile.TemporaryDirectory() as tmp:
-            job = SimJob(out=Path(tmp), n=args.n, seed=12345, config=cfg)
-            t0 = time.perf_counter()
-            run_job(job, workers=w)
-            dt = time.perf_counter() - t0
-        rows.append({"workers": w, "cases": args.n, "seconds": round(dt, 2), "pairs_per_s": round(args.n / dt, 3)})
+    for version, cfg in configs.items():
+        for w in args.workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                job = SimJob(out=Path(tmp), n=args.n, seed=12345, config=cfg)
+                t0 = time.perf_counter()
+                run_job(job, workers=w)
+                dt = time.perf_counter() - t0
+            rows.append({"simulator": version, "workers": w, "cases": args.n, "seconds": round(dt, 2),
+                         "pairs_per_s": round(args.n / dt, 3)})
     base = rows[0]["pairs_per_s"]
     print(f"simulator throughput at {args.size}x{args.size}, {args.n} cases per run ({os.cpu_count()} CPUs)")
-    print(f"{'workers':>7}  {'seconds':>8}  {'pairs/s':>8}  {'vs 1st':>7}  {'vs 1.6/s plan':>13}")
+    print(f"{'sim':>3}  {'workers':>7}  {'seconds':>8}  {'cases/s':>8}  {'vs 1st':>7}  {'vs 1.6/s plan':>13}")
     for r in rows:
         r["speedup"] = round(r["pairs_per_s"] / base, 2)
         r["vs_planning"] = round(r["pairs_per_s"] / PLANNING_PAIRS_PER_S, 2)
-        print(f"{r['workers']:>7}  {r['seconds']:>8.2f}  {r['pairs_per_s']:>8.3f}  {r['speedup']:>6.2f}x  {r['vs_planning']:>12.2f}x")
+        print(f"{r['simulator']:>3}  {r['workers']:>7}  {r['seconds']:>8.2f}  {r['pairs_per_s']:>8.3f}  {r['speedup']:>6.2f}x  "
+              f"{r['vs_planning']:>12.2f}x")
     if args.json:
         from elastogan.atomic import atomic_write_text
 
