@@ -56,6 +56,11 @@ def summary(manifest_path: Path) -> str:
     lines.append("lesions: " + ", ".join(f"{k} {v}" for k, v in sorted(cls.items())))
     ts = Counter(str(c.tsukuba) for c in m.cases)
     lines.append("Tsukuba (design): " + ", ".join(f"{k}: {v}" for k, v in sorted(ts.items())))
+    if any(c.birads for c in m.cases):  # phantom-v2: BI-RADS from the lexicon labels, breast composition
+        br = Counter(c.birads for c in m.cases)
+        lines.append("BI-RADS (lexicon rule): " + ", ".join(f"{k}: {br[k]}" for k in ("2", "3", "4a", "4b", "4c", "5") if br[k]))
+        comp = Counter(c.source.get("composition") for c in m.cases)
+        lines.append("composition: " + ", ".join(f"{k}: {comp[k]}" for k in "abcd" if comp[k]))
     corr, agree_true, agree_est = [], 0, 0
     for c in m.cases:
         est = read_strain(c.strain)
@@ -79,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--simulator", choices=("v1", "v2"), default="v2",
+                        help="phantom simulator (default v2, the built-in phantom-v2's)")
     args = parser.parse_args(argv)
 
     from elastogan.cli import main as cli
@@ -88,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data = args.out / "data"
     t0 = time.perf_counter()
-    print(f"== 1. simulate {args.n} phantom cases at {args.size}x{args.size} ({args.workers} workers)", flush=True)
+    print(f"== 1. simulate {args.n} phantom-{args.simulator} cases at {args.size}x{args.size} ({args.workers} workers)",
+          flush=True)
     # The test split is also re-scanned: the scanner's test-retest NCC, the ceiling of one draw.
-    rc = cli(["simulate", "--out", str(data), "--n", str(args.n), "--size", str(args.size),
+    rc = cli(["simulate", "--out", str(data), "--n", str(args.n), "--size", str(args.size), "--simulator", args.simulator,
               "--seed", str(args.seed), "--workers", str(args.workers), "--retest", "test"])
     if rc:
         return rc
