@@ -1,8 +1,13 @@
-"""The app's door: an ASGI middleware in front of Gradio's routes.
+"""The app's door: an ASGI middleware in front of Gradio's routes, and the headers around all.
 
-- **Headers** on every response it passes: ``X-Frame-Options: DENY``, a
-  ``Content-Security-Policy`` (nothing from other origins, no framing, no plugins),
-  ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``.
+- **Headers** on every response the server sends (``SecurityHeaders``):
+  ``X-Frame-Options: DENY``, a ``Content-Security-Policy`` (nothing from other origins, no
+  framing, no plugins), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``.
+  They must sit outside *everything*: Gradio adds its CORS middleware (which answers
+  preflight ``OPTIONS`` itself) outside any middleware passed to it, and Starlette's
+  ``ServerErrorMiddleware`` (which writes the 500 page) outside those. So the server's
+  lifespan (``headers_outermost``) wraps the app's finished middleware stack, before the
+  first request is accepted.
 - **The app's files** (``served_files``): ``GET elastogan-file/<token>`` answers only the user
   the file was made for (anyone else: 404, the same as no such file), ``no-store``.
 - **Gradio's file and upload routes are closed to readers** (403): a reader needs neither (their
@@ -18,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -77,6 +83,37 @@ def _folder_bytes(folder: Path) -> int:
     return total
 
 
+class SecurityHeaders:
+    """ASGI wrapper: ``SECURITY_HEADERS`` on every HTTP response, replacing any of the same name."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def wrapped(message):
+            if message["type"] == "http.response.start":
+                ours = {k for k, _ in SECURITY_HEADERS}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+                message = {**message, "headers": kept + SECURITY_HEADERS}
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+@contextlib.asynccontextmanager
+async def headers_outermost(app):
+    """A lifespan for Gradio's app: ``SecurityHeaders`` around its whole middleware stack.
+
+    Starlette builds the stack on the first ASGI call, which is this lifespan's own startup
+    message, so it exists here; uvicorn accepts no request before the lifespan has started.
+    """
+    app.middleware_stack = SecurityHeaders(app.middleware_stack or app.build_middleware_stack())
+    yield
+
+
 class Guard:
     """ASGI middleware (see the module docstring).
 
@@ -126,7 +163,6 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
-        send = self._with_headers(send)
         if path.startswith("/" + URL_PREFIX):
             return await self._serve_file(scope, send, path[len(URL_PREFIX) + 1:])
         bare = path.rstrip("/")
@@ -139,15 +175,6 @@ class Guard:
         if bare in ("", "/config") and scope.get("method") == "GET" and _cookies(scope).get(NOTICE_COOKIE) == "locked":
             return await self._locked_page(scope, receive, send)
         return await self.app(scope, receive, send)
-
-    def _with_headers(self, send):
-        async def wrapped(message):
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                message = {**message, "headers": list(message.get("headers", [])) + extra}
-            await send(message)
-        return wrapped
 
     async def _serve_file(self, scope, send, token: str):
         entry = self.files.get(self.user(scope), token) if scope.get("method") in ("GET", "HEAD") else None

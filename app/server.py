@@ -10,8 +10,10 @@
   their one user; ``served/gradio`` is Gradio's own cache (``GRADIO_TEMP_DIR``: the lead's
   Preview), not the host's shared ``/tmp/gradio``; ``served/preview`` the Preview's downloads.
   The database and ``images/`` are in ``blocked_paths``.
-- ``guard.Guard`` in front of Gradio's routes: security headers on every response, Gradio's
-  file and upload routes closed to readers, upload limits for leads, the locked-login notice.
+- ``guard.Guard`` in front of Gradio's routes: Gradio's file and upload routes closed to
+  readers, upload limits for leads, the locked-login notice. ``guard.SecurityHeaders`` around
+  everything (installed by the lifespan ``guard.headers_outermost``): security headers on every
+  response, Gradio's CORS preflight answers and its 500 pages included.
 - No telemetry, no monitoring dashboard, no run history in the browser, no MCP server, no
   share link, no footer links; uploads capped at ``uploads.MAX_UPLOAD_BYTES``.
 """
@@ -116,7 +118,7 @@ def launch(predictor, *, study: str | Path | None, host: str = "127.0.0.1", port
     from starlette.middleware import Middleware
 
     from elastogan.app.accounts import LoginThrottle, role_of
-    from elastogan.app.guard import LOGIN, Guard
+    from elastogan.app.guard import LOGIN, Guard, headers_outermost
     from elastogan.app.ui import CSS, build_app, theme
 
     auth = None
@@ -163,7 +165,7 @@ def launch(predictor, *, study: str | Path | None, host: str = "127.0.0.1", port
         max_file_size=MAX_UPLOAD_BYTES,
         allowed_paths=[],
         blocked_paths=blocked,
-        app_kwargs={"middleware": [guard]},
+        app_kwargs={"middleware": [guard], "lifespan": headers_outermost},
         show_error=False,  # only our own gr.Error messages reach the page, never a traceback
         quiet=quiet,
         prevent_thread_lock=not block,

@@ -19,6 +19,9 @@ The rules:
 - colour becomes grey by ITU-R 601 luminance (``rgb_to_grey``), exact for grey pixels; whether
   the panel *is* grey is for the caller to check (``BmodeInput.colour_fraction``: ``predict``
   refuses a colour Doppler or elastography panel unless asked);
+- a grey panel must have ultrasound speckle (``speckle_problem``): a ramp, bars, a checkerboard,
+  colour bars or a blank frame is refused by ``read_bmode_input`` (``predict``'s reader), not
+  turned into an "elastogram";
 - every refusal is an ``InputFileError`` naming the file.
 """
 
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from scipy import ndimage
 
 from elastogan.data.loaders import LoadedImage, load_image, rgb_to_grey, sniff_format
 from elastogan.data.panels import colour_fraction, crop, find_blocks, find_twins, outside_mask, screen_background
@@ -43,11 +47,69 @@ MIN_SIDE = 2
 MAX_BMODE_COLOUR = 0.02
 SCREEN_CONTENT_LEVEL = 12  # farther than this from the screen's background colours is content
 MAX_SCREEN_CONTENT = 0.5  # outside a screen's panels at most this share is content (text, markers)
+# Speckle (``speckle_problem``), measured on every real ultrasound file of pydicom and
+# pydicom-data (also scaled ×1.5 and ×2, and as JPEG 50), phantom B-modes and 66 test patterns
+# (tests/test_bmode_input_patterns.py): real B-modes have texture ≥ 0.42 and peak share ≤ 0.49;
+# patterns have texture ≤ 0.2 unless their peak share is ≥ 0.76.
+SPECKLE_LEVEL = 2.0  # grey levels: the smaller structure-tensor eigenvalue must pass this squared
+SPECKLE_MIN_TEXTURE = 0.25  # share of the non-dark picture with 2-D fine texture
+SPECKLE_MAX_PEAK = 0.65  # share of the fine detail's power in the strongest 0.5 % of frequencies
+SPECKLE_MIN_SIDE = 32  # smaller frames are too small to judge
+DARK_LEVEL = 16  # a local mean at or below this is background or anechoic fluid, not judged
 
 
 def colourfulness(rgb: np.ndarray) -> float:
     """Mean channel spread (max − min) of H×W×3 uint8: 0 for a grey B-mode, large for colour."""
     return float((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).mean())
+
+
+def _texture(grey: np.ndarray, sigma: float = 1.5) -> float:
+    """Share of the non-dark pixels whose local structure tensor has a smaller eigenvalue above
+    ``SPECKLE_LEVEL²``: texture in two directions at once. Speckle has it everywhere; a ramp has
+    none, and bars or an edge have it in one direction only (one eigenvalue)."""
+    g = grey.astype(np.float32)
+    gy, gx = ndimage.sobel(g, 0, mode="nearest") / 8, ndimage.sobel(g, 1, mode="nearest") / 8
+    jxx, jyy, jxy = (ndimage.gaussian_filter(a, sigma) for a in (gx * gx, gy * gy, gx * gy))
+    smaller = (jxx + jyy) / 2 - np.sqrt(((jxx - jyy) / 2) ** 2 + jxy**2)
+    content = ndimage.uniform_filter(g, 5) > DARK_LEVEL
+    return float((smaller[content] > SPECKLE_LEVEL**2).mean()) if content.any() else 0.0
+
+
+def speckle_stats(grey: np.ndarray) -> tuple[float, float]:
+    """``(texture, peak)`` of an H×W grey picture.
+
+    ``texture``: ``_texture`` at full and half resolution, the larger (a screenshot scaled up
+    with interpolation has its speckle at half resolution). ``peak``: share of the fine detail's
+    power (the picture minus a Gaussian blur, σ = 2 px) in the strongest 0.5 % of its 2-D
+    Fourier coefficients: a checkerboard's or a bar pattern's detail sits on a few harmonics,
+    speckle's is broadband.
+    """
+    h2, w2 = grey.shape[0] // 2 * 2, grey.shape[1] // 2 * 2
+    half = grey[:h2, :w2].astype(np.float32).reshape(h2 // 2, 2, w2 // 2, 2).mean(axis=(1, 3))
+    texture = max(_texture(grey), _texture(half))
+    g = grey.astype(np.float32)
+    power = np.abs(np.fft.rfft2(g - ndimage.gaussian_filter(g, 2.0, mode="nearest"))) ** 2
+    power[0, 0] = 0.0
+    ranked = np.sort(power.ravel())[::-1]
+    total = float(ranked.sum())
+    peak = float(ranked[: max(1, ranked.size // 200)].sum() / total) if total > 0 else 1.0
+    return texture, peak
+
+
+def speckle_problem(grey: np.ndarray) -> str | None:
+    """Why an H×W grey picture is not a B-mode (no ultrasound speckle), or None.
+
+    Frames under ``SPECKLE_MIN_SIDE`` pixels are not judged.
+    """
+    if min(grey.shape) < SPECKLE_MIN_SIDE:
+        return None
+    texture, peak = speckle_stats(grey)
+    if texture >= SPECKLE_MIN_TEXTURE and peak <= SPECKLE_MAX_PEAK:
+        return None
+    return (f"no ultrasound speckle, so not a B-mode: a test pattern (ramp, bars, checkerboard, colour bars) or "
+            f"a blank frame? ({texture:.0%} of the picture has fine texture in two directions, a B-mode "
+            f"≥ {SPECKLE_MIN_TEXTURE:.0%}; {peak:.0%} of its fine detail lies on a few spatial frequencies, "
+            f"a B-mode ≤ {SPECKLE_MAX_PEAK:.0%})")
 
 
 def panel_boxes(image: LoadedImage) -> list[Box]:
@@ -136,13 +198,18 @@ def read_bmode_input(path: str | Path, *, frame: int = 0) -> BmodeInput:
     """Frame ``frame`` of a file as a ``BmodeInput`` (see the module rules).
 
     Raises:
-        InputFileError: naming the file (as ``load_bmode``).
+        InputFileError: naming the file (as ``load_bmode``), and a grey panel without speckle
+            (``speckle_problem``: a test pattern or a blank frame). A colour panel is left to
+            the caller (``colour_fraction``).
     """
     image = load_image(path, frame=frame)
     box = bmode_box(image)
     bmode = bmode_of(image)
-    return BmodeInput(Path(path), bmode, box, image.rgb.shape[:2], frame, int(image.source.get("n_frames", 1)),
-                      colour_fraction(crop(image.rgb, box)))
+    colour = colour_fraction(crop(image.rgb, box))
+    n_frames = int(image.source.get("n_frames", 1))
+    if colour <= MAX_BMODE_COLOUR and (problem := speckle_problem(bmode)) is not None:
+        raise InputFileError(path, f"frame {frame}: {problem}" if n_frames > 1 else problem)
+    return BmodeInput(Path(path), bmode, box, image.rgb.shape[:2], frame, n_frames, colour)
 
 
 def load_bmode(path: str | Path) -> np.ndarray:
