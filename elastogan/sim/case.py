@@ -86,6 +86,31 @@ def to_pixels(values: np.ndarray, field_mm: float, size: int, *, order: int = 1)
     return ndimage.map_coordinates(values.astype(np.float64), coords, order=order, mode="nearest")
 
 
+def scatterer_amplitudes(phantom: Phantom, x: np.ndarray, z: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Each scatterer's signed echo amplitude: the phantom's backscatter where it lies, times the
+    two-way excess attenuation accumulated from the probe down its column (time-gain
+    compensation removes the background's): shadows behind carcinoma, enhancement behind cysts."""
+    n = phantom.modulus.shape[0]
+    px = phantom.pixel_mm
+    iz = np.clip((z / px).astype(int), 0, n - 1)
+    ix = np.clip((x / px).astype(int), 0, n - 1)
+    gain = np.exp(-2.0 * np.cumsum(phantom.attenuation, axis=0) * px)
+    return sign * phantom.echo[iz, ix] * gain[iz, ix]
+
+
+def scan_source(tx: Transducer, dynamic_range_db: float, alpha: float) -> dict:
+    """The probe and display settings of a scan, as the manifest's ``source`` records them."""
+    return {
+        "f0_mhz": round(tx.f0_mhz, 3),
+        "bandwidth": round(tx.bandwidth, 3),
+        "lateral_sigma_mm": [round(tx.sigma_focus_mm, 4), round(tx.sigma_edge_mm, 4)],
+        "focus_mm": round(tx.focus_mm, 2),
+        "snr_db": round(tx.snr_db, 2),
+        "dynamic_range_db": round(dynamic_range_db, 2),
+        "display_alpha": round(alpha, 4),
+    }
+
+
 def draw_roi(rng: np.random.Generator, lesion: np.ndarray, cfg: SimConfig) -> tuple[int, int, int, int]:
     """An elastography box around the lesion with 1–2 lesion widths of tissue on each side,
     inside the frame and left of the colour bar, from below the skin to above the bottom."""
@@ -168,13 +193,7 @@ def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.rand
     extra = 1.2 * applied * cfg.field_mm + 1.0  # tissue below the field that moves into view
     x, z, sign = draw_scatterers(a_rng, cfg.field_mm, cfg.field_mm + extra, cfg.scatterers_per_mm2)
     n_sc = len(x)
-    px = phantom.pixel_mm
-    iz = np.clip((z / px).astype(int), 0, n_prop - 1)
-    ix = np.clip((x / px).astype(int), 0, n_prop - 1)
-    # Two-way excess attenuation accumulated from the probe down each column (TGC removes
-    # the background's): shadows behind carcinoma, enhancement behind cysts.
-    gain = np.exp(-2.0 * np.cumsum(phantom.attenuation, axis=0) * px)
-    amp = sign * phantom.echo[iz, ix] * gain[iz, ix]
+    amp = scatterer_amplitudes(phantom, x, z, sign)
 
     pre_echo = echo_frame(x, z, amp, tx, grid)
     pre, post = _acquire(pre_echo, *_compressed(x, z, disp, applied, cfg.field_mm), amp, tx, grid, a_rng)
@@ -202,13 +221,7 @@ def simulate_case(tissue_seed: np.random.SeedSequence, acquisition_seed: np.rand
         "lesion_params": phantom.params,
         "applied_strain": round(applied, 5),
         "top_boundary": top,
-        "f0_mhz": round(tx.f0_mhz, 3),
-        "bandwidth": round(tx.bandwidth, 3),
-        "lateral_sigma_mm": [round(tx.sigma_focus_mm, 4), round(tx.sigma_edge_mm, 4)],
-        "focus_mm": round(tx.focus_mm, 2),
-        "snr_db": round(tx.snr_db, 2),
-        "dynamic_range_db": round(dr, 2),
-        "display_alpha": round(alpha, 4),
+        **scan_source(tx, dr, alpha),
         "n_scatterers": n_sc,
         "mean_peak_ncc": round(float(np.mean(est.correlation)), 4),
         "strain_ratio_true": round(ratio_true, 4),

@@ -22,7 +22,7 @@ import numpy as np
 
 from elastogan.display import render_emode
 from elastogan.sim.case import (SimulatedCase, draw_lesion_type, draw_roi, draw_transducer, fem_modulus,
-                                to_pixels)
+                                scan_source, scatterer_amplitudes, to_pixels)
 from elastogan.sim.config import SimConfig
 from elastogan.sim.fem import solve_compression
 from elastogan.sim.sequence import ScanSequence, scan_sequence, scatterer_depth_mm, unit_displacement
@@ -77,12 +77,7 @@ def simulate_case_v2(tissue_seed: np.random.SeedSequence, acquisition_seed: np.r
     settings = cfg.scanner
     depth = scatterer_depth_mm(cfg.field_mm, max(applied, cfg.applied_strain[1]), settings)  # room for a re-scan too
     x, z, sign = draw_scatterers(a_rng, cfg.field_mm, depth, cfg.scatterers_per_mm2)
-    px = phantom.pixel_mm
-    iz = np.clip((z / px).astype(int), 0, n_prop - 1)
-    ix = np.clip((x / px).astype(int), 0, n_prop - 1)
-    # Two-way excess attenuation from the probe down each column (TGC removes the background's).
-    gain = np.exp(-2.0 * np.cumsum(phantom.attenuation, axis=0) * px)
-    amp = sign * phantom.echo[iz, ix] * gain[iz, ix]
+    amp = scatterer_amplitudes(phantom, x, z, sign)
     dr = a_rng.uniform(*cfg.dynamic_range_db)
     tracking = dict(size=cfg.size, field_mm=cfg.field_mm, dynamic_range_db=dr, window_mm=cfg.ncc_window_mm,
                     step_mm=cfg.ncc_step_mm, lsq_points=cfg.lsq_points)
@@ -115,13 +110,7 @@ def simulate_case_v2(tissue_seed: np.random.SeedSequence, acquisition_seed: np.r
         "lesion_params": params,
         "applied_strain": round(applied, 5),
         "top_boundary": top,
-        "f0_mhz": round(tx.f0_mhz, 3),
-        "bandwidth": round(tx.bandwidth, 3),
-        "lateral_sigma_mm": [round(tx.sigma_focus_mm, 4), round(tx.sigma_edge_mm, 4)],
-        "focus_mm": round(tx.focus_mm, 2),
-        "snr_db": round(tx.snr_db, 2),
-        "dynamic_range_db": round(dr, 2),
-        "display_alpha": round(alpha, 4),
+        **scan_source(tx, dr, alpha),
         "n_scatterers": len(x),
         "scanner": seq.info,
         "strain_ratio_true": round(ratio_true, 4),
