@@ -199,6 +199,7 @@ def test_lead_previews_an_upload_sees_progress_and_downloads_the_export(browser,
     manifest = build(server.study.parent.parent).manifest
     case = json.loads(manifest.read_text().splitlines()[-1])
     page = sign_in(browser, server.url, LEAD)
+    expect(page.get_by_role("tab", name="Study lead")).to_be_visible()  # the page has rendered its tabs
     assert page.get_by_role("tab").all_inner_texts() == ["Preview", "Study lead"]
     # Preview: a B-mode and its real E-mode, a lesion box.
     page.get_by_role("tab", name="Preview").click()
