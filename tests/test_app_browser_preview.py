@@ -58,7 +58,7 @@ def page(server):
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantom")
-    assert main(["simulate", "--out", str(out), "--n", "1", "--seed", "11", "--no-progress"]) == 0
+    assert main(["simulate", "--out", str(out), "--n", "1", "--seed", "11", "--simulator", "v2", "--no-progress"]) == 0
     case = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     return out / case["bmode"], out / case["lesion"]
 

@@ -2,8 +2,8 @@
 the greyed result, the lesion box set by clicks and drawn on the images, the measurements
 (EI/B, automatic Tsukuba score, over the draws too) and the explanation layer.
 
-The shipped model (``elastogan/weights/default.pt``) carries the fingerprint of phantom-v1; a
-phantom it never saw is simulated here (the phantom-v1 recipe, another seed), and pydicom's
+The shipped model (``elastogan/weights/default.pt``) carries the fingerprint of phantom-v2; a
+phantom it never saw is simulated here (simulator v2, another seed), and pydicom's
 own ultrasound files are the non-breast images.
 """
 
@@ -41,7 +41,7 @@ def shipped():
 def phantom(tmp_path_factory):
     """One phantom-v1 case the shipped model never saw: (B-mode file, lesion box, manifest record)."""
     out = tmp_path_factory.mktemp("phantom")
-    assert main(["simulate", "--out", str(out), "--n", "1", "--seed", "11", "--no-progress"]) == 0
+    assert main(["simulate", "--out", str(out), "--n", "1", "--seed", "11", "--simulator", "v2", "--no-progress"]) == 0
     case = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     ys, xs = np.nonzero(np.asarray(Image.open(out / case["lesion"])))
     return out / case["bmode"], (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), case
