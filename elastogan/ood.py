@@ -147,17 +147,14 @@ def image_features(predictor: Predictor, bmodes: Sequence[np.ndarray], *, batch_
             got = f"{b.dtype} {b.shape}" if isinstance(b, np.ndarray) else type(b).__name__
             raise ValueError(f"frame {i}: expected an H×W uint8 B-mode of at least 2×2, got {got}")
     rows: list[list[np.ndarray] | None] = [None] * len(bmodes)
-    by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, b in enumerate(bmodes):
-        by_shape.setdefault(b.shape, []).append(i)
-    for idx in by_shape.values():
-        for k in range(0, len(idx), batch_size):
-            chunk = idx[k : k + batch_size]
-            x = network_input(np.stack([bmodes[i] for i in chunk]), input_size=predictor.input_size,
-                              divisor=predictor.divisor).to(predictor.device)
-            pooled = [pool(m).cpu().numpy().astype(np.float64) for m in g.encoder_features(x)]
-            for j, i in enumerate(chunk):
-                rows[i] = [level[j] for level in pooled]
+    from elastogan.predict import same_shape_batches  # predict imports this module
+
+    for chunk in same_shape_batches(bmodes, batch_size):
+        x = network_input(np.stack([bmodes[i] for i in chunk]), input_size=predictor.input_size,
+                          divisor=predictor.divisor).to(predictor.device)
+        pooled = [pool(m).cpu().numpy().astype(np.float64) for m in g.encoder_features(x)]
+        for j, i in enumerate(chunk):
+            rows[i] = [level[j] for level in pooled]
     return [np.stack(level) for level in zip(*rows)]
 
 

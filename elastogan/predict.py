@@ -34,7 +34,7 @@ blinded, from the app's own store).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -102,6 +102,17 @@ def check_roi(roi: Box, shape: tuple[int, int]) -> None:
     if not (0 <= roi[0] < roi[2] <= w and 0 <= roi[1] < roi[3] <= h):
         raise ValueError(f"ROI {tuple(roi)} is not inside the {h}×{w} frame")
 
+
+
+def same_shape_batches(frames: Sequence[np.ndarray], batch_size: int) -> Iterator[list[int]]:
+    """Indices of ``frames`` in batches of at most ``batch_size`` frames of one shape (so each
+    batch stacks), in first-seen order of the shapes."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, f in enumerate(frames):
+        by_shape.setdefault(f.shape, []).append(i)
+    for idx in by_shape.values():
+        for k in range(0, len(idx), batch_size):
+            yield idx[k : k + batch_size]
 
 class Predictor:
     """A trained generator ready for frames of any size.
@@ -269,14 +280,9 @@ class Predictor:
         self._check_inputs(bmodes, roi, batch_size, seed)
         frame_seed = noise_seed(seed, 0)
         strains: list[np.ndarray | None] = [None] * len(bmodes)
-        by_shape: dict[tuple[int, int], list[int]] = {}
-        for i, b in enumerate(bmodes):
-            by_shape.setdefault(b.shape, []).append(i)
-        for idx in by_shape.values():
-            for k in range(0, len(idx), batch_size):
-                chunk = idx[k : k + batch_size]
-                for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]), [frame_seed] * len(chunk))):
-                    strains[i] = s
+        for chunk in same_shape_batches(bmodes, batch_size):
+            for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]), [frame_seed] * len(chunk))):
+                strains[i] = s
         out = []
         for b, s in zip(bmodes, strains):
             h, w = b.shape
