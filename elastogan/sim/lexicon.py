@@ -120,7 +120,7 @@ LATENT_CORRELATION = 0.45
 # Half the largest diameter (mm) by class: phantom-v1's ranges, so lesion areas stay comparable.
 HALF_SIZE_MM = {"cyst": (2.5, 6.0), "fibroadenoma": (4.0, 9.0), "carcinoma": (3.5, 8.0)}
 CLASS_MIX = {"cyst": 0.2, "fibroadenoma": 0.4, "carcinoma": 0.4}
-B_MODE_AUC_RANGE = (0.80, 0.92)  # published B-mode BI-RADS AUCs (docs/phantom_v2_sources.md)
+B_MODE_AUC_RANGE = (0.74, 0.94)  # published B-mode BI-RADS AUCs, 0.743-0.935 (docs/phantom_v2_sources.md §5)
 
 
 def _cumulative(table: dict, feature: str) -> np.ndarray:
