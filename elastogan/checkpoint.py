@@ -121,7 +121,8 @@ def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
     }
     if "uncertainty" in data:
         payload["uncertainty"] = data["uncertainty"]
-    if "ood" in data:
-        payload["ood"] = data["ood"]
+    for key in ("ood", "texture"):
+        if key in data:
+            payload[key] = data[key]
     save_checkpoint(dst, payload)
     return payload

@@ -11,7 +11,9 @@ and the attributions add up to ``F(x) − F(x₀)`` (completeness; the midpoint 
 as 1/m²). Strain is 0 hard … 1 soft, so a **negative** attribution marks a pixel that makes the
 box look **harder** than over a black frame. The gradient flows through the same input path
 ``predict`` uses (resize or pad, ``elastogan.ood.to_network``), so the map is in the B-mode's
-own pixels; a sampling generator is explained for one fixed noise draw (``seed``).
+own pixels; a sampling generator is explained for one fixed noise draw (``seed``). A checkpoint
+with a scanner-texture stage (``elastogan.models.texture``) is explained through its generator:
+the stiffness is the generator's prediction, the stage adds the scanner's local texture to it.
 
 Two sanity checks (Adebayo et al. 2018, NeurIPS, "Sanity checks for saliency maps"):
 :func:`randomized_predictor` gives the same architecture with re-initialised weights — a map
@@ -27,10 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy import ndimage, stats
 
-from elastogan.ood import to_network
 
 if TYPE_CHECKING:  # predict imports nothing from here; the type alone is needed
     from elastogan.predict import Predictor
@@ -68,13 +68,7 @@ def _box_mean(predictor: Predictor, x: torch.Tensor, box: Box, seed: int) -> tor
     """``F``: the mean predicted strain in ``box`` for each B-mode of ``x`` ``(B, 1, H, W)`` in [−1, 1]."""
     from elastogan.predict import noise_seed
 
-    h, w = x.shape[-2:]
-    net = to_network(x, input_size=predictor.input_size, divisor=predictor.divisor)
-    strain = predictor.generator(net, noise_seeds=[noise_seed(seed, 0)] * x.shape[0])["strain"].float()
-    if predictor.input_size is not None:
-        strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    else:
-        strain = strain[..., :h, :w]
+    strain = predictor.generator_strain(x, [noise_seed(seed, 0)] * x.shape[0])
     x0, y0, x1, y1 = box
     return strain[:, 0, y0:y1, x0:x1].mean(dim=(1, 2))
 

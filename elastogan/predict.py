@@ -47,6 +47,7 @@ from elastogan.display import Box, render_emode
 from elastogan.errors import InputFileError, UserError
 from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
+from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, texture_seeds
 from elastogan.ood import OodFingerprint, image_features, to_network
 from elastogan.typed_config import from_dict
 from elastogan.uncertainty import IntervalCalibration, SampleSummary, strain_ratio_interval, summarise_samples
@@ -132,7 +133,8 @@ class Predictor:
 
     def __init__(self, generator: nn.Module, model: ModelConfig, *, input_size: int | None,
                  device: str | torch.device = "cpu", step: int = 0,
-                 calibration: IntervalCalibration | None = None, fingerprint: OodFingerprint | None = None) -> None:
+                 calibration: IntervalCalibration | None = None, fingerprint: OodFingerprint | None = None,
+                 texture: ScannerTexture | None = None) -> None:
         divisor = int(generator.divisor)
         if input_size is not None and input_size % divisor:
             raise ValueError(f"input_size {input_size} is not a multiple of the generator's divisor {divisor}")
@@ -142,7 +144,8 @@ class Predictor:
         self.divisor = divisor
         self.input_size = input_size
         self.step = step
-        self.stochastic = bool(getattr(generator, "stochastic", False))
+        self.texture = texture.to(self.device).eval() if texture is not None else None
+        self.stochastic = bool(getattr(generator, "stochastic", False)) or texture is not None
         self.calibration = calibration
         self.fingerprint = fingerprint
 
@@ -190,12 +193,17 @@ class Predictor:
             generator.load_state_dict(ckpt["generator_ema"])
             calibration = IntervalCalibration.from_dict(ckpt["uncertainty"]) if "uncertainty" in ckpt else None
             fingerprint = OodFingerprint.from_dict(ckpt["ood"]) if "ood" in ckpt else None
+            texture = None
+            if "texture" in ckpt:
+                texture = build_texture(from_dict(TextureConfig, ckpt["texture"]["config"], path="texture.config",
+                                                  source=str(path)))
+                texture.load_state_dict(ckpt["texture"]["state"])
         except UserError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise InputFileError(path, f"checkpoint does not hold a generator this code can build ({type(e).__name__}: {e})") from None
         return cls(generator, model, input_size=input_size, device=device, step=int(ckpt.get("step", 0)),
-                   calibration=calibration, fingerprint=fingerprint)
+                   calibration=calibration, fingerprint=fingerprint, texture=texture)
 
     def ood_score(self, bmode: np.ndarray) -> dict | None:
         """How unlike the training data ``bmode`` (H×W uint8) is, by the checkpoint's fingerprint
@@ -208,18 +216,44 @@ class Predictor:
             return None
         return self.fingerprint.assess(image_features(self, [bmode]))[0]
 
+    def generator_strain(self, x: Tensor, seeds: Sequence[int]) -> Tensor:
+        """The generator's strain for B-modes ``x`` ``(B, 1, H, W)`` in [−1, 1], ``(B, 1, H, W)`` at
+        their size (resized or cropped back from the network's input), unclamped and
+        differentiable (``elastogan.explain`` takes gradients through it); ``seeds``: the noise
+        seed of each frame."""
+        h, w = x.shape[-2:]
+        strain = self.generator(to_network(x, input_size=self.input_size, divisor=self.divisor),
+                                noise_seeds=list(seeds))["strain"].float()
+        if self.input_size is not None:
+            return F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return strain[..., :h, :w]
+
+    @torch.no_grad()
+    def draw_generator(self, bmodes: np.ndarray, seeds: Sequence[int]) -> Tensor:
+        """The generator alone: ``(B, H, W)`` uint8 → strain ``(B, 1, H, W)`` float32 tensor in
+        [0, 1] at the frame size; ``seeds``: the noise seed of each frame."""
+        x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
+        return self.generator_strain(x, seeds).clamp(0.0, 1.0)
+
     @torch.no_grad()
     def _forward(self, bmodes: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
         """``(B, H, W)`` uint8 → strain ``(B, H, W)`` float32 (network in, network size out);
-        ``seeds``: the noise seed of each frame."""
-        h, w = bmodes.shape[-2:]
-        x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
-        x = to_network(x, input_size=self.input_size, divisor=self.divisor)
-        strain = self.generator(x, noise_seeds=list(seeds))["strain"].float()
-        if self.input_size is not None:
-            strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        else:
-            strain = strain[..., :h, :w]
+        ``seeds``: the noise seed of each frame.
+
+        With a texture stage (``elastogan train-texture``) the generator's draw and the B-mode
+        are brought to the stage's frame size, the stage adds the scanner's texture there, and the
+        result is brought back to H×W (no resampling at all for frames of that size)."""
+        strain = self.draw_generator(bmodes, seeds)
+        if self.texture is not None:
+            h, w = bmodes.shape[-2:]
+            side = self.texture.cfg.image_size
+            x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
+            if (h, w) != (side, side):
+                x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+                strain = F.interpolate(strain, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+            strain = self.texture(x, strain, noise_seeds=texture_seeds(seeds))
+            if (h, w) != (side, side):
+                strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
         return strain[:, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
     def predict(self, bmode: np.ndarray, *, roi: Box | None = None, alpha: float = 0.5, colorbar: bool = True,

@@ -31,6 +31,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
 
+    x = sub.add_parser(
+        "train-texture",
+        help="train the scanner-texture stage of a trained generator (draws at the frame's resolution)",
+        description="Freeze the generator of --checkpoint and train, on the train split of --data, a "
+        "small fully convolutional stage that adds the scanner's texture to its draws at the frames' "
+        "full resolution (elastogan.models.texture; fair CRPS over several draws plus the spectral "
+        "term). Writes OUT/texture.pt (the generator, its OOD fingerprint and the stage: predict, "
+        "evaluate and the app load it like any checkpoint) and OUT/metrics.jsonl. The interval "
+        "calibration no longer holds: run elastogan calibrate on OUT/texture.pt afterwards.",
+    )
+    x.add_argument("--checkpoint", type=Path, required=True, help="the generator, e.g. elastogan/weights/default.pt")
+    x.add_argument("--data", type=Path, required=True, help="manifest.jsonl with a train split (strain maps)")
+    x.add_argument("--out", type=Path, required=True, help="run folder")
+    x.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="texture.{image_size,channels,layers,noise_init} or train.{steps,batch_size,samples,crop,"
+                   "lr,crps,spectral,spectral_sectors,hflip,seed,log_every,val_cases,bank_draws} (repeatable)")
+    x.add_argument("--device", choices=("cpu", "cuda"), help="force a device (default: CUDA when available)")
+    x.add_argument("--no-progress", action="store_true", help="no log lines on stdout")
+    x.set_defaults(func=_train_texture)
+
     e = sub.add_parser(
         "export",
         help="keep only the EMA generator and config of a training checkpoint (for shipping a model)",
@@ -41,6 +61,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by elastogan train")
     e.add_argument("--out", type=Path, required=True, help="file to write, e.g. models/tiny.pt")
     e.set_defaults(func=_export)
+
+
+def _train_texture(args: argparse.Namespace) -> int:
+    from elastogan.folders import check_out_option
+    from elastogan.training.texture import run_config, train_texture
+
+    cfg = run_config(args.overrides)
+    check_out_option(args.out)
+    path = train_texture(args.checkpoint, args.data, args.out, cfg, device=args.device, progress=not args.no_progress)
+    print(f"elastogan: checkpoint {path} (generator + texture stage); next: elastogan calibrate --checkpoint {path} "
+          f"--data {args.data}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -31,7 +31,10 @@ REFERENCE = "pix2pix"
 # the latency goal is about.
 BENCH_MODELS: dict[str, dict] = {name: {"name": name} for name in MODEL_NAMES} | {
     "transunet-noise": {"name": "transunet", "noise": True},
+    "transunet-noise-texture": {"name": "transunet", "noise": True},
 }
+# models whose draw ends in the scanner-texture stage (elastogan.models.texture) at the same size
+WITH_TEXTURE = {"transunet-noise-texture"}
 LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
 BUSY_SHARE = 0.1  # warn when other processes took more than this share of the CPUs
 
@@ -55,6 +58,26 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_run)
+
+
+def WithTexture(generator, size: int):
+    """``generator`` followed by a default ``ScannerTexture`` at ``size``² (the generator's strain
+    and the B-mode in, one draw out), as ``Predictor`` runs a checkpoint that has one."""
+    from torch import nn
+
+    from elastogan.models.texture import ScannerTexture, TextureConfig
+
+    class _WithTexture(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.generator = generator
+            self.texture = ScannerTexture(TextureConfig(image_size=size))
+            self.divisor = generator.divisor
+
+        def forward(self, x):
+            return {"strain": self.texture(x, self.generator(x)["strain"])}
+
+    return _WithTexture().eval()
 
 
 def _count(module) -> int:
@@ -118,6 +141,8 @@ def _measure(*, names: list[str], size: int, repeats: int, warmup: int) -> list[
     for name in names:
         cfg = ModelConfig(**BENCH_MODELS[name])
         g = build_generator(cfg).eval()
+        if name in WITH_TEXTURE:
+            g = WithTexture(g, size)
         if size % g.divisor:
             raise UserError(f"--size must be a multiple of {g.divisor} for {name}, got {size}")
         gens[name] = g

@@ -1,0 +1,157 @@
+"""The scanner-texture stage: a generator's strain drawn at the resolution the reader sees.
+
+A strain scanner's elastogram carries texture no B-mode determines exactly: speckle
+decorrelation, peak-hopping outliers, streaks along the beam, gating where tracking fails.
+Its *amount* is not random, though: it follows the echo (dark, anechoic and shadowed tissue
+track badly), the depth and the strain itself. The TransUNet works at 128² and can only
+draw a smooth map there — scaled up to the frame it has no power above a quarter of the
+sampling rate, where the scanner's texture lives (docs/training.md, "Resolution matters").
+
+``ScannerTexture`` is a small, fully convolutional network at the frame's resolution
+(``TextureConfig.image_size``, the training frames' size). It sees the full-resolution B-mode
+(its speckle is what tells where tracking fails), the generator's draw scaled up to that size,
+and noise maps; it adds a residual to the draw. It is trained *after* the generator, which
+stays frozen (``elastogan train-texture``), with a proper scoring rule on several draws (the
+fair CRPS: ``elastogan.models.losses.crps_samples``) so each pixel's spread follows that
+pixel's error, and the phase-free spectral term so the draws carry the scanner's texture at
+every scale — not a blur of it.
+
+Noise comes from ``NoiseSource`` with its own seeds (``texture_seeds``): draw ``k`` of seed
+``S`` is reproducible and independent of the batch, as for the generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from elastogan.models.generator import NoiseInjection, NoiseSource
+
+# dilations of the 3×3 layers: with the 3×3 output layer the receptive field is 1 + 2·(Σd + 1)
+# pixels (31 for the default 6 layers),
+# a few speckle cells at 256² — wide enough to see an echo-poor patch, cheap at full size.
+DILATIONS = (1, 2, 4, 4, 2, 1)
+
+
+@dataclass(frozen=True)
+class TextureConfig:
+    """Architecture of the texture stage.
+
+    Args:
+        image_size: side of the square frames the stage works at (the training data's frame
+            size; ``Predictor`` resizes the generator's draw and the B-mode to it). Default 256.
+        channels: width of every layer. Default 24.
+        layers: 3×3 convolutions, dilated as ``DILATIONS`` (at most 6). Default 6.
+        noise_init: initial per-channel noise strength. Default 0.5.
+        input_noise: give the first layer noise maps of several kinds besides the per-layer
+            Gaussian injections (``INPUT_NOISE``): heavy-tailed and sparse ones, from which a
+            scanner's isolated outliers are easy to make, and coarse ones, from which an error
+            that spans a lesion is. Default True.
+    """
+
+    image_size: int = 256
+    channels: int = 24
+    layers: int = 6
+    noise_init: float = 0.5
+    input_noise: bool = True
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8:
+            raise ValueError(f"texture.image_size must be at least 8, got {self.image_size}")
+        if self.channels < 1:
+            raise ValueError(f"texture.channels must be at least 1, got {self.channels}")
+        if not 1 <= self.layers <= len(DILATIONS):
+            raise ValueError(f"texture.layers must be 1–{len(DILATIONS)}, got {self.layers}")
+        if self.noise_init < 0:
+            raise ValueError(f"texture.noise_init must be >= 0, got {self.noise_init}")
+
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the input window one output pixel depends on."""
+        return 1 + 2 * (sum(DILATIONS[: self.layers]) + 1)  # the output layer is 3×3 too
+
+
+# The first layer's extra noise maps: (kind, downsampling). A scanner's strain is a smooth field
+# with sparse spikes (tracking outliers: 4 % of the pixels on phantom-v2 against 0.9 % for a
+# stage fed Gaussian noise alone) and errors that span a lesion; Gaussian per-pixel noise makes
+# neither easily through a 31-pixel receptive field.
+INPUT_NOISE = (("gaussian", 1), ("cubed", 1), ("sparse", 1), ("gaussian", 8), ("gaussian", 32))
+
+
+def input_noise_maps(source: NoiseSource, like: Tensor) -> Tensor:
+    """``(B, len(INPUT_NOISE), H, W)`` noise maps of ``INPUT_NOISE``'s kinds, each of unit
+    variance: Gaussian; cubed Gaussian / √15 (kurtosis 36); Gaussian kept where a second
+    Gaussian exceeds 2 in magnitude (4.6 % of the pixels), / √0.046; coarse Gaussian drawn at
+    1/8 and 1/32 of the size and scaled up bilinearly."""
+    h, w = like.shape[-2:]
+    maps = []
+    for kind, down in INPUT_NOISE:
+        small = like[..., : max(1, -(-h // down)), : max(1, -(-w // down))]
+        n = source.draw(small)
+        if kind == "cubed":
+            n = n.pow(3) / 15**0.5
+        elif kind == "sparse":
+            n = n * (source.draw(small).abs() > 2.0) / 0.0455**0.5
+        if down > 1:
+            n = F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False)
+        maps.append(n)
+    return torch.cat(maps, dim=1)
+
+
+def texture_seeds(seeds: Sequence[int]) -> list[int]:
+    """The texture stage's noise seed for each generator noise seed (a 63-bit hash), so that its
+    noise never repeats the generator's."""
+    return [int(np.random.SeedSequence([int(s), 0x7E7]).generate_state(2, np.uint32).astype(np.uint64) @ [1 << 31, 1])
+            for s in seeds]
+
+
+class ScannerTexture(nn.Module):
+    """``strain + r(bmode, strain, noise)``, clamped to [0, 1], at the frame's resolution.
+
+    The last layer starts at zero, so an untrained stage returns the generator's draw.
+
+    Example:
+        >>> t = ScannerTexture(TextureConfig(image_size=32, channels=4, layers=2))
+        >>> s = torch.full((2, 1, 32, 32), 0.5)
+        >>> bool(torch.equal(t(torch.zeros(2, 1, 32, 32), s, noise_seeds=[1, 2]), s))
+        True
+    """
+
+    stochastic = True
+
+    def __init__(self, cfg: TextureConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        dil = DILATIONS[: cfg.layers]
+        first = 2 + (len(INPUT_NOISE) if cfg.input_noise else 0)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(first if i == 0 else c, c, 3, padding=d, dilation=d) for i, d in enumerate(dil))
+        self.noise = nn.ModuleList(NoiseInjection(c, cfg.noise_init) for _ in dil)
+        self.out = nn.Conv2d(c, 1, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, bmode: Tensor, strain: Tensor, *, noise_seeds: Sequence[int] | None = None) -> Tensor:
+        """``bmode`` ``(B, 1, H, W)`` in [−1, 1] and ``strain`` ``(B, 1, H, W)`` in [0, 1] → a draw
+        ``(B, 1, H, W)`` in [0, 1]. ``noise_seeds``: one per sample (``texture_seeds``) for a
+        reproducible draw; ``None`` draws from torch's global generator (training)."""
+        if bmode.shape != strain.shape or bmode.ndim != 4 or bmode.shape[1] != 1:
+            raise ValueError(f"expected bmode and strain of one shape (B, 1, H, W), got {tuple(bmode.shape)} and {tuple(strain.shape)}")
+        source = NoiseSource(bmode.shape[0], noise_seeds)
+        x = torch.cat([bmode, strain * 2 - 1], dim=1)
+        if self.cfg.input_noise:
+            x = torch.cat([x, input_noise_maps(source, bmode)], dim=1)
+        for conv, noise in zip(self.convs, self.noise):
+            x = F.gelu(noise(conv(x), source))
+        return (strain + self.out(x)).clamp(0.0, 1.0)
+
+
+def build_texture(cfg: TextureConfig) -> ScannerTexture:
+    """The texture stage of ``cfg`` (for symmetry with ``build_generator``)."""
+    return ScannerTexture(cfg)

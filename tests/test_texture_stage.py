@@ -1,0 +1,238 @@
+"""The scanner-texture stage: the fair CRPS, the stage's contract, its training and its checkpoint."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from elastogan.checkpoint import export_for_inference, load_checkpoint, save_checkpoint
+from elastogan.cli import main
+from elastogan.models import losses
+from elastogan.models.config import ModelConfig
+from elastogan.models.registry import build_generator
+from elastogan.models.texture import ScannerTexture, TextureConfig, texture_seeds
+from elastogan.predict import Predictor
+from elastogan.training.texture import TextureTrainConfig, fit_step, window_corners
+from elastogan.typed_config import to_dict
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_manifest import make_manifest  # noqa: E402
+
+SMALL = dict(base_channels=4, max_channels=16, num_levels=2, embed_dim=16, transformer_depth=1, num_heads=2, norm_groups=2)
+
+
+def gaussian_crps(mu: float, sigma: float, y: float) -> float:
+    """Closed form for N(mu, sigma²) (Gneiting & Raftery 2007, eq. 21)."""
+    z = (y - mu) / sigma
+    return sigma * (z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / math.sqrt(math.pi))
+
+
+@pytest.mark.parametrize("k", [2, 8])
+@pytest.mark.parametrize("y", [0.0, 0.7])
+def test_fair_crps_of_gaussian_draws_matches_the_closed_form(k, y):
+    # the fair estimator is unbiased at any K, so even K = 2 lands on the closed form
+    g = torch.Generator().manual_seed(k)
+    draws = 0.3 + 0.5 * torch.randn(k, 1, 1, 200, 200, generator=g)
+    got = losses.crps_samples(draws, torch.full((1, 1, 200, 200), y)).item()
+    assert got == pytest.approx(gaussian_crps(0.3, 0.5, y), rel=0.02)
+
+
+def test_crps_of_equal_draws_is_the_mae_and_the_mask_is_honoured():
+    pred = torch.rand(1, 2, 1, 8, 8)
+    draws = pred.expand(3, 2, 1, 8, 8)
+    target = torch.rand(2, 1, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    assert losses.crps_samples(draws, target, mask).item() == pytest.approx(
+        losses.masked_l1(pred[0], target, mask).item(), abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        losses.crps_samples(draws[:1], target)
+    with pytest.raises(ValueError, match="expected draws"):
+        losses.crps_samples(draws, target[:1])
+
+
+def test_crps_prefers_the_true_spread_to_a_point_or_a_wider_one():
+    # properness: draws from the target's own distribution score best
+    g = torch.Generator().manual_seed(0)
+    y = 0.2 * torch.randn(1, 1, 100, 100, generator=g)
+    scores = {s: losses.crps_samples(s * torch.randn(4, 1, 1, 100, 100, generator=g), y).item() for s in (0.0, 0.2, 0.6)}
+    assert scores[0.2] < scores[0.0] and scores[0.2] < scores[0.6]
+
+
+def stage(**kw) -> ScannerTexture:
+    torch.manual_seed(0)
+    return ScannerTexture(TextureConfig(**{"image_size": 32, "channels": 6, "layers": 3, **kw})).eval()
+
+
+def test_an_untrained_stage_returns_the_generator_draw():
+    s = stage()
+    strain = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(s(torch.rand(2, 1, 32, 32) * 2 - 1, strain, noise_seeds=[1, 2]), strain)
+
+
+def test_stage_draws_are_seeded_batch_independent_and_local():
+    s = stage()
+    with torch.no_grad():
+        s.out.weight.normal_(0, 0.1)  # a trained-looking last layer
+        b, m = torch.rand(1, 1, 32, 32) * 2 - 1, torch.full((1, 1, 32, 32), 0.5)
+        a1, a2 = s(b, m, noise_seeds=[5]), s(b, m, noise_seeds=[5])
+        other = s(b, m, noise_seeds=[6])
+        batch = s(b.repeat(2, 1, 1, 1), m.repeat(2, 1, 1, 1), noise_seeds=[6, 5])
+        assert torch.equal(a1, a2) and (a1 - other).abs().max() > 1e-3
+        torch.testing.assert_close(batch[1:], a1, rtol=0, atol=1e-6)
+        # an input pixel moves only outputs within half the receptive field
+        b2 = b.clone()
+        b2[..., 16, 16] = -b2[..., 16, 16] + 0.5
+        moved = (s(b2, m, noise_seeds=[5]) - a1).abs()[0, 0] > 0
+        ys, xs = np.nonzero(moved.numpy())
+        half = s.cfg.receptive_field // 2
+        assert len(ys) > 0 and np.abs(ys - 16).max() <= half and np.abs(xs - 16).max() <= half
+    assert texture_seeds([5]) != [5] and texture_seeds([5]) == texture_seeds([5])
+
+
+@pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),
+                                        (dict(image_size=4), "image_size"), (dict(noise_init=-1.0), "noise_init")])
+def test_texture_config_is_checked(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TextureConfig(**bad)
+
+
+@pytest.mark.parametrize("bad, match", [(dict(samples=1), "samples"), (dict(crop=4), "crop"), (dict(lr=0.0), "lr"),
+                                        (dict(crps=0.0, spectral=0.0), "not both 0"), (dict(bank_draws=0), "bank_draws")])
+def test_texture_training_config_is_checked(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TextureTrainConfig(**bad)
+
+
+def test_windows_lie_in_the_frame_and_score_inside_the_roi():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        size, crop, margin = 64, 16, 5
+        x0, y0 = rng.integers(0, 40, 2)
+        roi = (int(x0), int(y0), int(x0 + rng.integers(crop, 64 - x0 + 1)), int(y0 + rng.integers(crop, 64 - y0 + 1)))
+        y, x = window_corners(rng, roi, size, crop, margin)
+        assert 0 <= y <= size - crop - 2 * margin and 0 <= x <= size - crop - 2 * margin
+        # the scored centre stays inside the ROI wherever the frame leaves room for the margin
+        if roi[1] >= margin and roi[3] <= size - margin:
+            assert roi[1] <= y + margin and y + margin + crop <= roi[3]
+        if roi[0] >= margin and roi[2] <= size - margin:
+            assert roi[0] <= x + margin and x + margin + crop <= roi[2]
+
+
+def test_training_learns_a_spread_that_follows_the_echo():
+    """Planted: the scanner's map is noisy (sd 0.12) under dark B-mode and clean (sd 0.01) under
+    bright B-mode. The CRPS must teach the stage draws whose spread follows the echo — what an
+    L1 on each draw, or a fixed noise strength, cannot do."""
+    torch.manual_seed(0)
+    s = ScannerTexture(TextureConfig(image_size=32, channels=8, layers=2, noise_init=0.5))
+    opt = torch.optim.Adam(s.parameters(), lr=3e-3)
+    cfg = TextureTrainConfig(samples=4, crop=16, crps=100.0, spectral=0.0)
+    margin, side, batch = 3, 22, 8
+    dark = torch.zeros(1, 1, side, side, dtype=torch.bool)
+    dark[..., :, : side // 2] = True
+    bmode = torch.where(dark, -0.8, 0.6).expand(batch, 1, side, side)
+    gen = torch.full((4 * batch, 1, side, side), 0.5)
+    for _ in range(250):
+        real = 0.5 + torch.where(dark, 0.12, 0.01) * torch.randn(batch, 1, side, side)
+        fit_step(s, opt, bmode, gen, real, cfg, margin)
+    s.eval()
+    with torch.no_grad():
+        draws = s(bmode[:1].repeat(64, 1, 1, 1), torch.full((64, 1, side, side), 0.5), noise_seeds=list(range(64)))
+    sd = draws.std(0)[0, margin:-margin, margin:-margin]
+    inner_dark = dark[0, 0, margin:-margin, margin:-margin]
+    sd_dark, sd_bright = sd[inner_dark].mean().item(), sd[~inner_dark].mean().item()
+    assert 0.07 < sd_dark < 0.17, sd_dark
+    assert sd_bright < 0.04, sd_bright
+    assert draws.mean(0)[0, margin:-margin, margin:-margin].sub(0.5).abs().mean().item() < 0.03
+
+
+def base_checkpoint(path: Path, *, noise: bool = True) -> Path:
+    cfg = ModelConfig(**SMALL, noise=noise, noise_init=0.5)
+    torch.manual_seed(0)
+    g = build_generator(cfg)
+    save_checkpoint(path, {"kind": "inference", "config": {"model": to_dict(cfg), "data": {"image_size": None}},
+                           "step": 7, "generator_ema": g.state_dict(), "best_ncc": None,
+                           "uncertainty": {"level": 0.9, "samples": 4, "pixel_scale": 2.0, "ratio_scale": None,
+                                           "cases": 10, "ratio_cases": 0, "coverage_before": 0.5, "source": {}}})
+    return path
+
+
+def test_train_texture_command_writes_a_checkpoint_the_product_loads(tmp_path, capsys):
+    data = make_manifest(tmp_path / "data", size=(32, 32), splits={"train": 4, "val": 2})
+    base = base_checkpoint(tmp_path / "base.pt")
+    sets = ["texture.image_size=32", "texture.channels=4", "texture.layers=2", "train.steps=3", "train.crop=12",
+            "train.batch_size=2", "train.val_cases=2", "train.bank_draws=2", "train.log_every=1"]
+    argv = ["train-texture", "--checkpoint", str(base), "--data", str(data), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
+    assert "elastogan calibrate" in capsys.readouterr().out
+    path = tmp_path / "run" / "texture.pt"
+    ckpt = load_checkpoint(path)
+    assert ckpt["texture"]["config"]["channels"] == 4 and ckpt["texture"]["train"]["steps"] == 3
+    assert "uncertainty" not in ckpt  # the generator's calibration described draws without the stage
+    assert set(ckpt["texture"]["val"]) >= {"crps_generator", "crps_textured", "ncc_mean_textured"}
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # three steps and the validation
+
+    p = Predictor.from_checkpoint(path, device="cpu")
+    assert p.texture is not None and p.stochastic
+    bmode = np.random.default_rng(0).integers(0, 255, (32, 32), dtype=np.uint8)
+    with torch.no_grad():
+        p.texture.out.weight.normal_(0, 0.2)  # three steps barely move it: make the stage visible
+    a = p.sample(bmode, samples=3, seed=4)
+    assert np.array_equal(a, p.sample(bmode, samples=3, seed=4))
+    np.testing.assert_allclose(a[0], p.predict(bmode, seed=4)[1], rtol=0, atol=1e-5)  # float rounding of batching
+    assert np.abs(a[0] - a[1]).max() > 1e-3
+    assert np.abs(a[0] - p.draw_generator(bmode[None], [p_seed(4)])[0, 0].numpy()).max() > 1e-3
+    # another frame size: resized to the stage's side and back
+    big = np.random.default_rng(1).integers(0, 255, (40, 48), dtype=np.uint8)
+    emode, strain = p.predict(big)
+    assert strain.shape == (40, 48) and emode.shape == (40, 48, 3) and 0 <= strain.min() and strain.max() <= 1
+
+    exported = export_for_inference(path, tmp_path / "shipped.pt")
+    assert "texture" in exported
+    assert Predictor.from_checkpoint(tmp_path / "shipped.pt", device="cpu").texture is not None
+
+
+def p_seed(seed: int) -> int:
+    from elastogan.predict import noise_seed
+
+    return noise_seed(seed, 0)
+
+
+def test_train_texture_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
+    data = make_manifest(tmp_path / "data", size=(32, 32), splits={"train": 2, "val": 1})
+    base = base_checkpoint(tmp_path / "base.pt")
+    run = tmp_path / "run"
+    cases = [
+        (["--checkpoint", str(base), "--set", "train.samples=1"], "train.samples must be at least 2"),
+        (["--checkpoint", str(base), "--set", "texture.colour=3"], "unknown key 'texture.colour'"),
+        (["--checkpoint", str(tmp_path / "missing.pt")], "missing.pt"),
+        (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "train.crop=30"], "exceeds texture.image_size"),
+    ]
+    for extra, message in cases:
+        code = main(["train-texture", "--data", str(data), "--out", str(run), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (extra, err)
+        assert not (run / "texture.pt").exists()
+
+
+def test_bench_model_times_the_generator_with_its_texture_stage(tmp_path):
+    import json
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "model", "--models", "transunet-noise", "transunet-noise-texture", "--size", "256",
+                 "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads(out.read_text())}
+    stage_params = sum(p.numel() for p in ScannerTexture(TextureConfig()).parameters())
+    assert rows["transunet-noise-texture"]["generator_params"] == rows["transunet-noise"]["generator_params"] + stage_params
+    # the stage's convolutions at 256²: 3×3 kernels, 2 + 5 input maps → 24, five 24 → 24, 24 → 1
+    c, k = 24, 2 + 5
+    gflops = 2 * 256 * 256 * 9 * (k * c + 5 * c * c + c) / 1e9
+    extra = rows["transunet-noise-texture"]["gflops"] - rows["transunet-noise"]["gflops"]
+    assert extra == pytest.approx(gflops, abs=0.02)

@@ -1,0 +1,329 @@
+"""Train the scanner-texture stage (``elastogan.models.texture``) on top of a frozen generator.
+
+The generator of a checkpoint draws at its own size (128² for the shipped model); the stage
+learns, at the frames' full resolution, what the scanner adds to a smooth strain map. Each
+step takes ``batch_size`` training frames, draws ``samples`` generator maps of each (the
+inference path, ``Predictor.draw_generator``: the same resampling the product applies), cuts
+one random window per frame inside its ROI, runs the stage on the window ``samples`` times
+with fresh noise and scores the draws against the scanner's map:
+
+- ``crps`` · the fair CRPS of the draws (``losses.crps_samples``): each pixel's spread
+  follows that pixel's error;
+- ``spectral`` · the phase-free ring (× axial/lateral) power of every draw against the real
+  map's (``losses.spectral_loss``): the texture at every scale.
+
+The window is cut with a margin of half the stage's receptive field and scored inside it only,
+so the zero padding at the window's edge never shapes what is learnt. The result is the
+generator's checkpoint plus a ``texture`` entry (config, weights, training config): one file
+that ``Predictor``, predict, evaluate, the Preview and the reader study load as before. The
+interval calibration of the generator alone no longer holds and is dropped; run
+``elastogan calibrate`` on the new file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from elastogan.checkpoint import load_checkpoint, save_checkpoint
+from elastogan.data.dataset import load_case_arrays
+from elastogan.data.manifest import read_manifest
+from elastogan.data.resize import resize_case_arrays
+from elastogan.errors import UserError
+from elastogan.models import losses
+from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture
+from elastogan.predict import Predictor
+from elastogan.typed_config import from_dict, to_dict
+
+
+@dataclass(frozen=True)
+class TextureTrainConfig:
+    """How the texture stage is trained (``--set train.KEY=VALUE``).
+
+    Args:
+        steps: optimiser steps. Default 1500.
+        batch_size: frames per step. Default 8.
+        samples: draws per frame (K ≥ 2: the CRPS needs a spread). Default 4.
+        crop: side of the scored window. Default 64.
+        lr: Adam learning rate, decayed linearly to 0 over the last third. Default 1e-3.
+        crps: weight of the fair CRPS. Default 100 (the generator's L1 weight: same units).
+        crps_pool: score the CRPS on ``crps_pool × crps_pool`` block means of the draws and of
+            the real map (masked), not on pixels. Per pixel the cheapest spread is white noise,
+            which a reader sees as grain the scanner does not show; on block means only spread
+            that is coherent over the block counts, and the fine texture is left to the spectral
+            term. Default 1 (pixels).
+        spectral: weight of the spectral term. Default 20 (as ``default.yaml``).
+        spectral_sectors: 2 scores axial and lateral texture apart. Default 2.
+        hflip: mirror half the windows left-right (the scanner's texture has no side). Default True.
+        seed: windows, draws and initial weights. Default 0.
+        log_every: steps between log lines in ``metrics.jsonl``. Default 50.
+        val_cases: validation frames scored at the end (whole frames, 4 draws). Default 24.
+        bank_draws: generator draws made once per training frame before the first step (the
+            generator is frozen, so they need not be redrawn: 4 draws of 900 frames at 256²
+            take 0.5 GB as float16); each step picks ``samples`` of them. Default 4.
+    """
+
+    steps: int = 1500
+    batch_size: int = 8
+    samples: int = 4
+    crop: int = 64
+    lr: float = 1e-3
+    crps: float = 100.0
+    spectral: float = 20.0
+    spectral_sectors: int = 2
+    hflip: bool = True
+    seed: int = 0
+    log_every: int = 50
+    val_cases: int = 24
+    bank_draws: int = 4
+    crps_pool: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "crop", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.samples < 2:
+            raise ValueError(f"train.samples must be at least 2 (the CRPS scores a spread), got {self.samples}")
+        if self.crop < 8:
+            raise ValueError(f"train.crop must be at least 8, got {self.crop}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be positive, got {self.lr}")
+        if self.crps < 0 or self.spectral < 0 or self.crps + self.spectral == 0:
+            raise ValueError(f"train.crps and train.spectral must be >= 0 and not both 0, got {self.crps} and {self.spectral}")
+        if self.spectral_sectors not in (1, 2):
+            raise ValueError(f"train.spectral_sectors must be 1 or 2, got {self.spectral_sectors}")
+        if self.crps_pool < 1 or self.crop % self.crps_pool:
+            raise ValueError(f"train.crps_pool must be a positive divisor of train.crop ({self.crop}), got {self.crps_pool}")
+        if self.bank_draws < 1:
+            raise ValueError(f"train.bank_draws must be at least 1, got {self.bank_draws}")
+        if self.seed < 0 or self.val_cases < 0:
+            raise ValueError("train.seed and train.val_cases must be >= 0")
+
+
+@dataclass(frozen=True)
+class TextureRunConfig:
+    """The whole texture run: the stage's architecture and its training."""
+
+    texture: TextureConfig = field(default_factory=TextureConfig)
+    train: TextureTrainConfig = field(default_factory=TextureTrainConfig)
+
+
+@dataclass
+class Frames:
+    """Frames of one split at the stage's size: uint8 B-modes, strain (NaN outside the ROI), ROI boxes."""
+
+    ids: list[str]
+    bmode: np.ndarray  # (N, S, S) uint8
+    strain: np.ndarray  # (N, S, S) float32, NaN where undefined
+    roi: list[tuple[int, int, int, int]]
+
+
+def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = None) -> Frames:
+    """Every case of ``split`` with a strain map, resized to ``size²`` where it differs (as
+    training resizes); raises ``UserError`` when the split has none."""
+    cases = [c for c in read_manifest(manifest, check_files=False).split(split) if c.strain]
+    if limit is not None:
+        cases = cases[:limit]
+    if not cases:
+        raise UserError(f"{manifest}: no case of split {split!r} has a strain map; the texture stage learns from them")
+    ids, bmodes, strains, rois = [], [], [], []
+    for case in cases:
+        a = load_case_arrays(case)
+        if a["bmode"].shape != (size, size):
+            a = resize_case_arrays(a, size)
+        ids.append(case.id)
+        bmodes.append(a["bmode"])
+        strains.append(a["strain"].astype(np.float32))
+        rois.append(tuple(int(v) for v in a["roi"]))
+    return Frames(ids, np.stack(bmodes), np.stack(strains), rois)
+
+
+def window_corners(rng: np.random.Generator, roi: tuple[int, int, int, int], size: int, crop: int,
+                   margin: int) -> tuple[int, int]:
+    """Top-left corner of a ``crop + 2·margin`` window inside a ``size²`` frame whose scored
+    ``crop²`` centre lies inside ``roi`` as far as the ROI allows."""
+    side = crop + 2 * margin
+    x0, y0, x1, y1 = roi
+    corners = []
+    for lo, hi in ((y0, y1), (x0, x1)):
+        first = min(max(lo - margin, 0), size - side)
+        last = max(min(hi - crop - margin, size - side), first)
+        corners.append(int(rng.integers(first, last + 1)))
+    return corners[0], corners[1]
+
+
+def generator_bank(predictor: Predictor, bmodes: np.ndarray, draws: int, seed: int, *, batch: int = 32) -> np.ndarray:
+    """``draws`` generator maps of every frame, ``(N, draws, S, S)`` float16; draw ``d`` of frame
+    ``n`` uses noise seed ``(seed, n, d)``."""
+    out = np.empty((len(bmodes), draws, *bmodes.shape[1:]), np.float16)
+    jobs = [(n, d) for n in range(len(bmodes)) for d in range(draws)]
+    for k in range(0, len(jobs), batch):
+        chunk = jobs[k : k + batch]
+        seeds = [int(np.random.SeedSequence([seed, n, d]).generate_state(1)[0]) for n, d in chunk]
+        maps = predictor.draw_generator(np.stack([bmodes[n] for n, _ in chunk]), seeds)[:, 0].cpu().numpy()
+        for (n, d), m in zip(chunk, maps):
+            out[n, d] = m
+    return out
+
+
+def pooled(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, size: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Masked ``size × size`` block means of ``draws`` ``(K, B, 1, H, W)`` and ``target``, and the
+    mask of the blocks that are at least half defined."""
+    k = draws.shape[0]
+    covered = F.avg_pool2d(mask, size)
+    weight = covered.clamp_min(1e-6)
+    d = F.avg_pool2d((draws * mask).flatten(0, 1), size).unflatten(0, (k, -1)) / weight
+    t = F.avg_pool2d(target * mask, size) / weight
+    return d, t, (covered >= 0.5).float()
+
+
+def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig) -> dict[str, torch.Tensor]:
+    """The unweighted terms for ``draws`` ``(K, B, 1, H, W)`` against ``target`` ``(B, 1, H, W)``."""
+    k = draws.shape[0]
+    terms = {}
+    if cfg.crps > 0:
+        if cfg.crps_pool > 1:
+            draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)
+        terms["crps"] = losses.crps_samples(draws, target, mask)
+    if cfg.spectral > 0:
+        rep = (k, 1, 1, 1)
+        terms["spectral"] = losses.spectral_loss(draws.flatten(0, 1), target.repeat(rep), mask.repeat(rep),
+                                                 sectors=cfg.spectral_sectors)
+    return terms
+
+
+def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, device: str | None = None,
+                  progress: bool = True) -> Path:
+    """Train the stage on ``data``'s train split over ``base``'s frozen generator; write
+    ``out/texture.pt`` and ``out/metrics.jsonl``; return the checkpoint's path."""
+    t, tex = cfg.train, cfg.texture
+    predictor = Predictor.from_checkpoint(base, device=device or "cpu")
+    predictor.texture = None  # a stage already in ``base`` is replaced, never stacked
+    torch.manual_seed(t.seed)
+    rng = np.random.default_rng(t.seed)
+    frames = load_frames(data, "train", tex.image_size)
+    margin = tex.receptive_field // 2
+    if t.crop + 2 * margin > tex.image_size:
+        raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} exceeds texture.image_size {tex.image_size}")
+    bank = generator_bank(predictor, frames.bmode, t.bank_draws, t.seed)
+    stage = build_texture(tex).to(predictor.device)
+    opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
+    decay_from = t.steps - t.steps // 3
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "metrics.jsonl").open("w")
+    start = time.perf_counter()
+    for step in range(1, t.steps + 1):
+        for g in opt.param_groups:
+            g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
+        idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
+        picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
+        windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
+        side = t.crop + 2 * margin
+        flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
+        b_win, s_win, y_win = [], [], []
+        for j, (i, (y, x)) in enumerate(zip(idx, windows)):
+            sl = (slice(y, y + side), slice(x, x + side))
+            b = torch.from_numpy(frames.bmode[i][sl].astype(np.float32) / 127.5 - 1.0)
+            r = torch.from_numpy(frames.strain[i][sl])
+            s = torch.from_numpy(bank[i, picks[j]][:, sl[0], sl[1]].astype(np.float32))
+            if flips[j]:
+                b, r, s = b.flip(-1), r.flip(-1), s.flip(-1)
+            b_win.append(b)
+            y_win.append(r)
+            s_win.append(s)
+        bmode = torch.stack(b_win)[:, None].to(predictor.device)  # (B, 1, side, side)
+        real = torch.stack(y_win)[:, None].to(predictor.device)
+        gen = torch.stack(s_win).transpose(0, 1).reshape(t.samples * t.batch_size, 1, side, side).to(predictor.device)  # draw-major
+        terms, total = fit_step(stage, opt, bmode, gen, real, t, margin)
+        if not torch.isfinite(total):
+            raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
+                            "lower train.lr")
+        if step % t.log_every == 0 or step == t.steps:
+            line = {"step": step, "seconds": round(time.perf_counter() - start, 1), "total": total.item(),
+                    **{k: v.item() for k, v in terms.items()}}
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+            if progress:
+                print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()), flush=True)
+    val = validate(predictor, stage, data, cfg) if t.val_cases else {}
+    if val:
+        log.write(json.dumps({"step": t.steps, "val": val}) + "\n")
+    log.close()
+    path = out / "texture.pt"
+    save_checkpoint(path, with_texture(load_checkpoint(base), stage, cfg, val))
+    return path
+
+
+def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: dict) -> dict:
+    """The inference payload of ``ckpt`` (a training or exported checkpoint) with the stage added.
+    The generator's interval calibration is dropped: it described draws without the stage."""
+    if "generator_ema" not in ckpt or "config" not in ckpt:
+        raise UserError("the base checkpoint holds no EMA generator and config")
+    payload = {"kind": "inference", "config": ckpt["config"], "step": ckpt.get("step", 0),
+               "generator_ema": ckpt["generator_ema"], "best_ncc": ckpt.get("best_ncc")}
+    if "ood" in ckpt:
+        payload["ood"] = ckpt["ood"]  # the generator's encoder is unchanged, so its fingerprint holds
+    payload["texture"] = {"config": to_dict(cfg.texture), "train": to_dict(cfg.train),
+                          "state": {k: v.detach().cpu() for k, v in stage.state_dict().items()}, "val": val}
+    return payload
+
+
+def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
+             real: torch.Tensor, cfg: TextureTrainConfig, margin: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
+    generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
+    ``margin``. Returns the unweighted terms and the weighted total (no step when not finite)."""
+    k = gen.shape[0] // bmode.shape[0]
+    stage.train()
+    draws = stage(bmode.repeat(k, 1, 1, 1), gen).unflatten(0, (k, bmode.shape[0]))
+    inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
+    target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]
+    mask = torch.isfinite(target).float()
+    terms = score_draws(draws, torch.nan_to_num(target), mask, cfg)
+    total = sum(getattr(cfg, name) * v for name, v in terms.items())
+    if torch.isfinite(total):
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+    return terms, total.detach()
+
+
+@torch.no_grad()
+def validate(predictor: Predictor, stage: ScannerTexture, data: Path, cfg: TextureRunConfig) -> dict:
+    """CRPS and NCC on the first ``val_cases`` frames of the val split, whole frames, 4 draws,
+    with and without the stage (the generator's draws alone as the peer)."""
+    try:
+        frames = load_frames(data, "val", cfg.texture.image_size, limit=cfg.train.val_cases)
+    except UserError:
+        return {}
+    stage.eval()
+    k = 4
+    seeds = [s * 1000 + d for s in range(len(frames.ids)) for d in range(k)]
+    gen = predictor.draw_generator(np.repeat(frames.bmode, k, axis=0), seeds)
+    bmode = torch.from_numpy(np.repeat(frames.bmode, k, axis=0).astype(np.float32) / 127.5 - 1.0)[:, None]
+    textured = stage(bmode.to(gen.device), gen, noise_seeds=seeds)
+    real = torch.from_numpy(frames.strain)[:, None].to(gen.device)
+    mask = torch.isfinite(real).float()
+    real = torch.nan_to_num(real)
+    out = {}
+    for name, x in (("generator", gen), ("textured", textured)):
+        draws = x.unflatten(0, (len(frames.ids), k)).transpose(0, 1)  # (K, N, 1, S, S)
+        out[f"crps_{name}"] = float(losses.crps_samples(draws, real, mask))
+        out[f"ncc_one_draw_{name}"] = float(losses.ncc(draws[0], real, mask).mean())
+        out[f"ncc_mean_{name}"] = float(losses.ncc(draws.mean(0), real, mask).mean())
+    return out
+
+
+def run_config(overrides: list[str]) -> TextureRunConfig:
+    """The run's config from ``--set`` overrides (``texture.*``, ``train.*``) over the defaults."""
+    from elastogan.training.config import apply_overrides
+
+    return from_dict(TextureRunConfig, apply_overrides(to_dict(TextureRunConfig()), overrides), source="--set")
+
