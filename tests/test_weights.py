@@ -77,3 +77,19 @@ def test_model_card_numbers_match_the_file():
     assert step == ckpt["step"]
     # the validation table's bold entry is that step and its NCC
     assert f"**{step}**" in card and f"**{ckpt['best_ncc']:.3f}**" in card
+
+
+def test_texture_stage_is_what_the_model_card_command_gives():
+    """The card's ``elastogan train-texture`` command (its --set flags over the defaults) resolves to
+    the stage's stored config, and the predictor runs the stage at the data's 256²."""
+    from elastogan.training.texture import run_config
+
+    commands = re.findall(r"`(elastogan train-texture [^`]*)`", CARD.read_text(encoding="utf-8"))
+    assert len(commands) == 1
+    argv = shlex.split(commands[0])
+    overrides = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    stored = load_checkpoint(DEFAULT_CHECKPOINT)["texture"]
+    cfg = run_config(overrides)
+    assert to_dict(cfg.texture) == stored["config"] and to_dict(cfg.train) == stored["train"]
+    p = Predictor.from_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+    assert p.texture is not None and p.texture.cfg.image_size == 256
