@@ -236,3 +236,20 @@ def test_bench_model_times_the_generator_with_its_texture_stage(tmp_path):
     gflops = 2 * 256 * 256 * 9 * (k * c + 5 * c * c + c) / 1e9
     extra = rows["transunet-noise-texture"]["gflops"] - rows["transunet-noise"]["gflops"]
     assert extra == pytest.approx(gflops, abs=0.02)
+
+
+def test_pooled_crps_scores_masked_block_means():
+    from elastogan.training.texture import pooled
+
+    g = torch.Generator().manual_seed(0)
+    draws, target = torch.rand(3, 2, 1, 8, 8, generator=g), torch.rand(2, 1, 8, 8, generator=g)
+    mask = torch.ones(2, 1, 8, 8)
+    mask[..., :4, :] = 0  # the top blocks undefined
+    mask[..., 4, 0] = 0  # one pixel of a lower block undefined: its mean is over the other 15
+    d, t, m = pooled(draws, target, mask, 4)
+    assert d.shape == (3, 2, 1, 2, 2) and m[..., 0, :].sum() == 0 and m[..., 1, :].min() == 1
+    keep = mask[0, 0, 4:, :4].bool()
+    assert d[1, 0, 0, 1, 0].item() == pytest.approx(draws[1, 0, 0, 4:, :4][keep].mean().item(), abs=1e-6)
+    assert t[0, 0, 1, 0].item() == pytest.approx(target[0, 0, 4:, :4][keep].mean().item(), abs=1e-6)
+    with pytest.raises(ValueError, match="crps_pool"):
+        TextureTrainConfig(crop=64, crps_pool=5)
