@@ -285,9 +285,9 @@ def crps_samples(draws: Tensor, target: Tensor, mask: Tensor | None = None) -> T
         mask: ``(B, 1, H, W)`` in {0, 1}, or ``None``.
 
     Example:
-        >>> y = torch.zeros(1, 1, 1, 1)
-        >>> round(crps_samples(torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1, 1), y).item(), 3)
-        0.5
+        >>> draws = torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1, 1)
+        >>> [round(crps_samples(draws, torch.full((1, 1, 1, 1), y)).item(), 3) for y in (0.0, 2.0)]
+        [0.0, 1.0]
     """
     if draws.ndim != 5 or draws.shape[1:] != target.shape:
         raise ValueError(f"expected draws (K, *target.shape), got {tuple(draws.shape)} for target {tuple(target.shape)}")
