@@ -102,16 +102,15 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     return data
 
 
-def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
-    """Write the inference part of training checkpoint ``src`` to ``dst`` (atomically); returns it.
+def inference_payload(data: dict[str, Any], *, keep: tuple[str, ...] = ("uncertainty", "ood", "texture")) -> dict[str, Any]:
+    """The inference part of a checkpoint's contents: resolved config, step, EMA generator, best
+    validation NCC, and those of ``keep`` it has (calibration, fingerprint, texture stage).
 
     Raises:
-        InputFileError: ``src`` is not a checkpoint of this format version, or holds no EMA
-            generator.
+        KeyError: ``data`` holds no EMA generator and config.
     """
-    data = load_checkpoint(src)
     if "generator_ema" not in data or "config" not in data:
-        raise InputFileError(src, "checkpoint holds no EMA generator and config to export")
+        raise KeyError("generator_ema")
     payload = {
         "kind": "inference",
         "config": data["config"],
@@ -119,10 +118,20 @@ def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
         "generator_ema": data["generator_ema"],
         "best_ncc": data.get("best_ncc"),
     }
-    if "uncertainty" in data:
-        payload["uncertainty"] = data["uncertainty"]
-    for key in ("ood", "texture"):
-        if key in data:
-            payload[key] = data[key]
+    payload.update({key: data[key] for key in keep if key in data})
+    return payload
+
+
+def export_for_inference(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Write the inference part of training checkpoint ``src`` to ``dst`` (atomically); returns it.
+
+    Raises:
+        InputFileError: ``src`` is not a checkpoint of this format version, or holds no EMA
+            generator.
+    """
+    try:
+        payload = inference_payload(load_checkpoint(src))
+    except KeyError:
+        raise InputFileError(src, "checkpoint holds no EMA generator and config to export") from None
     save_checkpoint(dst, payload)
     return payload

@@ -224,16 +224,17 @@ class Predictor:
         h, w = x.shape[-2:]
         strain = self.generator(to_network(x, input_size=self.input_size, divisor=self.divisor),
                                 noise_seeds=list(seeds))["strain"].float()
-        if self.input_size is not None:
-            return F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        return strain[..., :h, :w]
+        return _resized(strain, (h, w)) if self.input_size is not None else strain[..., :h, :w]
+
+    def _tensor(self, bmodes: np.ndarray) -> Tensor:
+        """``(B, H, W)`` uint8 → ``(B, 1, H, W)`` float32 in [−1, 1] on the device."""
+        return torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
 
     @torch.no_grad()
     def draw_generator(self, bmodes: np.ndarray, seeds: Sequence[int]) -> Tensor:
         """The generator alone: ``(B, H, W)`` uint8 → strain ``(B, 1, H, W)`` float32 tensor in
         [0, 1] at the frame size; ``seeds``: the noise seed of each frame."""
-        x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
-        return self.generator_strain(x, seeds).clamp(0.0, 1.0)
+        return self.generator_strain(self._tensor(bmodes), seeds).clamp(0.0, 1.0)
 
     @torch.no_grad()
     def _forward(self, bmodes: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
@@ -243,17 +244,14 @@ class Predictor:
         With a texture stage (``elastogan train-texture``) the generator's draw and the B-mode
         are brought to the stage's frame size, the stage adds the scanner's texture there, and the
         result is brought back to H×W (no resampling at all for frames of that size)."""
-        strain = self.draw_generator(bmodes, seeds)
+        x = self._tensor(bmodes)
+        strain = self.generator_strain(x, seeds).clamp(0.0, 1.0)
         if self.texture is not None:
-            h, w = bmodes.shape[-2:]
+            h, w = x.shape[-2:]
             side = self.texture.cfg.image_size
-            x = torch.from_numpy(bmodes).to(self.device, torch.float32)[:, None] / 127.5 - 1.0
-            if (h, w) != (side, side):
-                x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-                strain = F.interpolate(strain, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-            strain = self.texture(x, strain, noise_seeds=texture_seeds(seeds))
-            if (h, w) != (side, side):
-                strain = F.interpolate(strain, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+            strain = self.texture(_resized(x, (side, side)), _resized(strain, (side, side)),
+                                  noise_seeds=texture_seeds(seeds))
+            strain = _resized(strain, (h, w))
         return strain[:, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)
 
     def predict(self, bmode: np.ndarray, *, roi: Box | None = None, alpha: float = 0.5, colorbar: bool = True,
@@ -326,6 +324,13 @@ class Predictor:
             emode = render_emode(b, s, box, colormap=self.model.colormap, alpha=alpha, colorbar=colorbar)
             out.append((emode, s))
         return out
+
+
+def _resized(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """``x`` ``(B, C, H, W)`` at ``size`` (antialiased bilinear, as ``to_network``); itself when already so."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _box_mask(shape: tuple[int, int], box: Box) -> np.ndarray:

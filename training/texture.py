@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from elastogan.checkpoint import load_checkpoint, save_checkpoint
+from elastogan.checkpoint import inference_payload, load_checkpoint, save_checkpoint
 from elastogan.data.dataset import load_case_arrays
 from elastogan.data.manifest import read_manifest
 from elastogan.data.resize import resize_case_arrays
@@ -199,6 +199,27 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
     return terms
 
 
+def cut_windows(frames: Frames, bank: np.ndarray, idx, picks, corners, flips, side: int, device
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step's windows: B-modes ``(B, 1, side, side)`` in [−1, 1], the picked generator draws
+    ``(K·B, 1, side, side)`` draw-major, and the real strain ``(B, 1, side, side)`` (NaN where
+    undefined); frame ``idx[j]`` at corner ``corners[j]``, mirrored where ``flips[j]``."""
+    b_win, s_win, y_win = [], [], []
+    for i, pick, (y, x), flip in zip(idx, picks, corners, flips):
+        rows, cols = slice(y, y + side), slice(x, x + side)
+        b = torch.from_numpy(frames.bmode[i][rows, cols].astype(np.float32) / 127.5 - 1.0)
+        r = torch.from_numpy(frames.strain[i][rows, cols])
+        s = torch.from_numpy(bank[i, pick][:, rows, cols].astype(np.float32))
+        if flip:
+            b, r, s = b.flip(-1), r.flip(-1), s.flip(-1)
+        b_win.append(b)
+        y_win.append(r)
+        s_win.append(s)
+    k = len(picks[0])
+    gen = torch.stack(s_win).transpose(0, 1).reshape(k * len(idx), 1, side, side)
+    return torch.stack(b_win)[:, None].to(device), gen.to(device), torch.stack(y_win)[:, None].to(device)
+
+
 def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, device: str | None = None,
                   progress: bool = True) -> Path:
     """Train the stage on ``data``'s train split over ``base``'s frozen generator; write
@@ -216,46 +237,32 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
+    side = t.crop + 2 * margin
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "metrics.jsonl").open("w")
-    start = time.perf_counter()
-    for step in range(1, t.steps + 1):
-        for g in opt.param_groups:
-            g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
-        idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
-        picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
-        windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
-        side = t.crop + 2 * margin
-        flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
-        b_win, s_win, y_win = [], [], []
-        for j, (i, (y, x)) in enumerate(zip(idx, windows)):
-            sl = (slice(y, y + side), slice(x, x + side))
-            b = torch.from_numpy(frames.bmode[i][sl].astype(np.float32) / 127.5 - 1.0)
-            r = torch.from_numpy(frames.strain[i][sl])
-            s = torch.from_numpy(bank[i, picks[j]][:, sl[0], sl[1]].astype(np.float32))
-            if flips[j]:
-                b, r, s = b.flip(-1), r.flip(-1), s.flip(-1)
-            b_win.append(b)
-            y_win.append(r)
-            s_win.append(s)
-        bmode = torch.stack(b_win)[:, None].to(predictor.device)  # (B, 1, side, side)
-        real = torch.stack(y_win)[:, None].to(predictor.device)
-        gen = torch.stack(s_win).transpose(0, 1).reshape(t.samples * t.batch_size, 1, side, side).to(predictor.device)  # draw-major
-        terms, total = fit_step(stage, opt, bmode, gen, real, t, margin)
-        if not torch.isfinite(total):
-            raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
-                            "lower train.lr")
-        if step % t.log_every == 0 or step == t.steps:
-            line = {"step": step, "seconds": round(time.perf_counter() - start, 1), "total": total.item(),
-                    **{k: v.item() for k, v in terms.items()}}
-            log.write(json.dumps(line) + "\n")
-            log.flush()
-            if progress:
-                print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()), flush=True)
-    val = validate(predictor, stage, data, cfg) if t.val_cases else {}
-    if val:
-        log.write(json.dumps({"step": t.steps, "val": val}) + "\n")
-    log.close()
+    with (out / "metrics.jsonl").open("w") as log:
+        start = time.perf_counter()
+        for step in range(1, t.steps + 1):
+            for g in opt.param_groups:
+                g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
+            idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
+            picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
+            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
+            flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
+            bmode, gen, real = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin)
+            if not torch.isfinite(total):
+                raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
+                                "lower train.lr")
+            if step % t.log_every == 0 or step == t.steps:
+                line = {"step": step, "seconds": round(time.perf_counter() - start, 1), "total": total.item(),
+                        **{k: v.item() for k, v in terms.items()}}
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                if progress:
+                    print(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in line.items()), flush=True)
+        val = validate(predictor, stage, data, cfg) if t.val_cases else {}
+        if val:
+            log.write(json.dumps({"step": t.steps, "val": val}) + "\n")
     path = out / "texture.pt"
     save_checkpoint(path, with_texture(load_checkpoint(base), stage, cfg, val))
     return path
@@ -263,13 +270,12 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
 
 def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: dict) -> dict:
     """The inference payload of ``ckpt`` (a training or exported checkpoint) with the stage added.
-    The generator's interval calibration is dropped: it described draws without the stage."""
-    if "generator_ema" not in ckpt or "config" not in ckpt:
-        raise UserError("the base checkpoint holds no EMA generator and config")
-    payload = {"kind": "inference", "config": ckpt["config"], "step": ckpt.get("step", 0),
-               "generator_ema": ckpt["generator_ema"], "best_ncc": ckpt.get("best_ncc")}
-    if "ood" in ckpt:
-        payload["ood"] = ckpt["ood"]  # the generator's encoder is unchanged, so its fingerprint holds
+    The generator's interval calibration is dropped: it described draws without the stage; the
+    fingerprint stays, since the generator's encoder is unchanged."""
+    try:
+        payload = inference_payload(ckpt, keep=("ood",))
+    except KeyError:
+        raise UserError("the base checkpoint holds no EMA generator and config") from None
     payload["texture"] = {"config": to_dict(cfg.texture), "train": to_dict(cfg.train),
                           "state": {k: v.detach().cpu() for k, v in stage.state_dict().items()}, "val": val}
     return payload

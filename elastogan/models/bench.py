@@ -60,7 +60,7 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def WithTexture(generator, size: int):
+def with_texture_stage(generator, size: int):
     """``generator`` followed by a default ``ScannerTexture`` at ``size``² (the generator's strain
     and the B-mode in, one draw out), as ``Predictor`` runs a checkpoint that has one."""
     from torch import nn
@@ -142,7 +142,7 @@ def _measure(*, names: list[str], size: int, repeats: int, warmup: int) -> list[
         cfg = ModelConfig(**BENCH_MODELS[name])
         g = build_generator(cfg).eval()
         if name in WITH_TEXTURE:
-            g = WithTexture(g, size)
+            g = with_texture_stage(g, size)
         if size % g.divisor:
             raise UserError(f"--size must be a multiple of {g.divisor} for {name}, got {size}")
         gens[name] = g
