@@ -104,7 +104,7 @@ def test_texture_config_is_checked(bad, match):
 
 
 @pytest.mark.parametrize("bad, match", [(dict(samples=1), "samples"), (dict(crop=4), "crop"), (dict(lr=0.0), "lr"),
-                                        (dict(crps=0.0, spectral=0.0), "not both 0"), (dict(bank_draws=0), "bank_draws")])
+                                        (dict(crps=0.0, spectral=0.0, stats=0.0), "not all 0"), (dict(bank_draws=0), "bank_draws")])
 def test_texture_training_config_is_checked(bad, match):
     with pytest.raises(ValueError, match=match):
         TextureTrainConfig(**bad)

@@ -10,7 +10,11 @@ with fresh noise and scores the draws against the scanner's map:
 - ``crps`` · the fair CRPS of the draws (``losses.crps_samples``): each pixel's spread
   follows that pixel's error;
 - ``spectral`` · the phase-free ring (× axial/lateral) power of every draw against the real
-  map's (``losses.spectral_loss``): the texture at every scale.
+  map's (``losses.spectral_loss``): the texture at every scale;
+- ``stats`` · the texture observer's kinds of statistic (local sd, gradient energy along and
+  across the beam, neighbour correlation, outlier share, homogeneity) of every draw against
+  the real window's, in units of their spread over real windows
+  (``models.texture_stats``): what neither term above pins down.
 
 The window is cut with a margin of half the stage's receptive field and scored inside it only,
 so the zero padding at the window's edge never shapes what is learnt. The result is the
@@ -36,7 +40,7 @@ from elastogan.data.dataset import load_case_arrays
 from elastogan.data.manifest import read_manifest
 from elastogan.data.resize import resize_case_arrays
 from elastogan.errors import UserError
-from elastogan.models import losses
+from elastogan.models import losses, texture_stats
 from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
@@ -60,6 +64,14 @@ class TextureTrainConfig:
             term. Default 1 (pixels).
         spectral: weight of the spectral term. Default 20 (as ``default.yaml``).
         spectral_sectors: 2 scores axial and lateral texture apart. Default 2.
+        stats: weight of the texture-statistics term (``texture_stats_loss``; its units are
+            the statistics' sd over ``stats_windows`` real windows). Default 0 (off).
+        stats_batch: weight, inside the stats term, of the statistics' batch means against the
+            real windows' (``texture_stats_loss``'s ``batch``: the paired L1 alone leaves every
+            draw a little too clean). Default 0.
+        stats_windows: real training windows that set the statistics' units, drawn once
+            before the first step from their own stream (seed + 1), so ``stats = 0`` runs
+            draw exactly the windows they drew before the term existed. Default 256.
         hflip: mirror half the windows left-right (the scanner's texture has no side). Default True.
         seed: windows, draws and initial weights. Default 0.
         log_every: steps between log lines in ``metrics.jsonl``. Default 50.
@@ -77,6 +89,9 @@ class TextureTrainConfig:
     crps: float = 100.0
     spectral: float = 20.0
     spectral_sectors: int = 2
+    stats: float = 0.0
+    stats_batch: float = 0.0
+    stats_windows: int = 256
     hflip: bool = True
     seed: int = 0
     log_every: int = 50
@@ -94,8 +109,13 @@ class TextureTrainConfig:
             raise ValueError(f"train.crop must be at least 8, got {self.crop}")
         if self.lr <= 0:
             raise ValueError(f"train.lr must be positive, got {self.lr}")
-        if self.crps < 0 or self.spectral < 0 or self.crps + self.spectral == 0:
-            raise ValueError(f"train.crps and train.spectral must be >= 0 and not both 0, got {self.crps} and {self.spectral}")
+        if min(self.crps, self.spectral, self.stats) < 0 or self.crps + self.spectral + self.stats == 0:
+            raise ValueError("train.crps, train.spectral and train.stats must be >= 0 and not all 0, "
+                             f"got {self.crps}, {self.spectral} and {self.stats}")
+        if self.stats_batch < 0:
+            raise ValueError(f"train.stats_batch must be >= 0, got {self.stats_batch}")
+        if self.stats_windows < 2:
+            raise ValueError(f"train.stats_windows must be at least 2 (a spread), got {self.stats_windows}")
         if self.spectral_sectors not in (1, 2):
             raise ValueError(f"train.spectral_sectors must be 1 or 2, got {self.spectral_sectors}")
         if self.crps_pool < 1 or self.crop % self.crps_pool:
@@ -184,10 +204,16 @@ def pooled(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, size: 
     return d, t, (covered >= 0.5).float()
 
 
-def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig) -> dict[str, torch.Tensor]:
-    """The unweighted terms for ``draws`` ``(K, B, 1, H, W)`` against ``target`` ``(B, 1, H, W)``."""
+def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig,
+                scale: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The unweighted terms for ``draws`` ``(K, B, 1, H, W)`` against ``target`` ``(B, 1, H, W)``;
+    ``scale``: the statistics' units (``stats_scale``), needed when ``cfg.stats > 0``."""
     k = draws.shape[0]
     terms = {}
+    if cfg.stats > 0:
+        if scale is None:
+            raise ValueError("train.stats > 0 needs the statistics' scale")
+        terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch)
     if cfg.crps > 0:
         if cfg.crps_pool > 1:
             draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)
@@ -197,6 +223,20 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
         terms["spectral"] = losses.spectral_loss(draws.flatten(0, 1), target.repeat(rep), mask.repeat(rep),
                                                  sectors=cfg.spectral_sectors)
     return terms
+
+
+def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
+    """The texture statistics' sd over ``stats_windows`` real scored windows, cut as training
+    cuts them, from the stream ``seed + 1``."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    side = cfg.crop + 2 * margin
+    windows = []
+    for i in rng.choice(len(frames.ids), size=cfg.stats_windows):
+        y, x = window_corners(rng, frames.roi[i], size, cfg.crop, margin)
+        windows.append(frames.strain[i][y + margin : y + side - margin, x + margin : x + side - margin])
+    real = torch.from_numpy(np.stack(windows))[:, None]
+    mask = torch.isfinite(real).float()
+    return texture_stats.statistic_scale(torch.nan_to_num(real), mask)
 
 
 def cut_windows(frames: Frames, bank: np.ndarray, idx, picks, corners, flips, side: int, device
@@ -234,6 +274,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     if t.crop + 2 * margin > tex.image_size:
         raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} exceeds texture.image_size {tex.image_size}")
     bank = generator_bank(predictor, frames.bmode, t.bank_draws, t.seed)
+    scale = stats_scale(frames, t, tex.image_size, margin).to(predictor.device) if t.stats > 0 else None
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
@@ -249,7 +290,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
-            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -282,17 +323,19 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 
 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
-             real: torch.Tensor, cfg: TextureTrainConfig, margin: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
-    ``margin``. Returns the unweighted terms and the weighted total (no step when not finite)."""
+    ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``. Returns the unweighted
+    terms and the weighted total (no step when not finite)."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     draws = stage(bmode.repeat(k, 1, 1, 1), gen).unflatten(0, (k, bmode.shape[0]))
     inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
     target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]
     mask = torch.isfinite(target).float()
-    terms = score_draws(draws, torch.nan_to_num(target), mask, cfg)
+    terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale)
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
     if torch.isfinite(total):
         opt.zero_grad(set_to_none=True)

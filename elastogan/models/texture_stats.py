@@ -1,0 +1,158 @@
+"""Differentiable texture statistics of strain windows, and a loss that matches them.
+
+The texture observer of ``elastogan evaluate`` (``eval/authenticity/texture.py``) tells the
+scanner's strain from a synthetic one by a handful of named statistics: how much a map varies
+within 3×3 and 7×7 windows, its lateral and axial gradient energy (the scanner's streaks run
+along the beam), how alike neighbouring pixels are, and how many pixels jump away from their
+neighbourhood (tracking outliers). A CRPS per pixel and a phase-free spectrum leave several of
+them free: a stage trained on those two alone made maps rougher than the scanner's at the
+pixel scale, with a sixth of its outliers and streaks along the beam two thirds as strong
+(docs/training.md, "The scanner-texture stage").
+
+``texture_statistics`` computes the observer's statistics with operations torch can
+differentiate (sigmoids for the outlier and strong-edge counts, the continuous form of the GLCM
+homogeneity),
+on masked windows; ``texture_stats_loss`` scores each draw's statistics against those of the
+real window at the same place (the texture a scanner shows follows the echo, the depth and the
+strain, so the paired window is the right target), each statistic in units of its spread over
+real windows (``statistic_scale``): the logistic observer standardises its features the same
+way, so every statistic counts as much as it can betray.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+STATISTICS = ("log_local_sd_3", "log_local_sd_7", "local_sd_ratio", "log_gradient_mean", "strong_edge_fraction",
+              "anisotropy", "autocorrelation_lateral", "autocorrelation_axial", "outlier_fraction", "homogeneity")
+# As the observer: an outlier departs from the 5×5 median by more than 3 robust sd of the
+# neighbour steps; homogeneity is 1/(1 + |step|) with the step in 16ths of the display range.
+OUTLIER_SD, MAD_TO_SD, MEDIAN_WINDOW, LEVELS = 3.0, 1.4826, 5, 16
+# A strong edge: a central-difference gradient above a tenth of the display range per pixel.
+STRONG_EDGE = 0.1
+# Sharpness of the soft counts (outliers, strong edges): 10 % above the threshold counts 0.73.
+SHARPNESS = 10.0
+EPS = 1e-8
+
+
+def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Per-map mean of ``x`` ``(B, 1, H, W)`` over ``mask`` → ``(B,)``."""
+    return (x * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
+
+
+def _local_sd(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Standard deviation in every ``k × k`` window and the mask of the windows wholly inside ``mask``."""
+    mean = F.avg_pool2d(x, k, stride=1)
+    var = (F.avg_pool2d(x * x, k, stride=1) - mean * mean).clamp_min(0.0)
+    inside = (F.avg_pool2d(mask, k, stride=1) > 1 - 1e-6).float()
+    return torch.sqrt(var + EPS), inside
+
+
+def _median_residual(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``x`` minus its ``MEDIAN_WINDOW²`` median (valid windows only) and where that is defined."""
+    k, h, w = MEDIAN_WINDOW, x.shape[-2] - MEDIAN_WINDOW + 1, x.shape[-1] - MEDIAN_WINDOW + 1
+    patches = F.unfold(x, k)  # (B, k², h·w)
+    median = patches.median(dim=1).values.view(-1, 1, h, w)
+    centre = x[..., k // 2 : k // 2 + h, k // 2 : k // 2 + w]
+    inside = (F.avg_pool2d(mask, k, stride=1) > 1 - 1e-6).float()
+    return centre - median, inside
+
+
+def texture_statistics(x: Tensor, mask: Tensor) -> Tensor:
+    """The ``STATISTICS`` of each map, ``(B, len(STATISTICS))``.
+
+    Args:
+        x: ``(B, 1, H, W)`` strain windows (finite; values outside the mask are ignored), at
+            least ``MEDIAN_WINDOW + 2`` pixels a side.
+        mask: ``(B, 1, H, W)`` in {0, 1}: where ``x`` is defined.
+
+    Example:
+        >>> x = torch.linspace(0, 1, 16).repeat(1, 1, 16, 1)  # a lateral ramp: no axial change
+        >>> s = dict(zip(STATISTICS, texture_statistics(x, torch.ones_like(x))[0].tolist()))
+        >>> round(s["anisotropy"], 3), round(s["outlier_fraction"], 3)
+        (1.0, 0.0)
+    """
+    if x.ndim != 4 or x.shape[1] != 1 or mask.shape != x.shape:
+        raise ValueError(f"expected x and mask of one shape (B, 1, H, W), got {tuple(x.shape)} and {tuple(mask.shape)}")
+    if min(x.shape[-2:]) < MEDIAN_WINDOW + 2:
+        raise ValueError(f"windows must be at least {MEDIAN_WINDOW + 2} pixels a side, got {tuple(x.shape[-2:])}")
+    x = x * mask
+    stats = []
+    for k in (3, 7):
+        sd, inside = _local_sd(x, mask, k)
+        stats.append(torch.log(_masked_mean(sd, inside) + EPS))
+    stats.append(torch.exp(stats[0] - stats[1]))
+
+    # Gradients as ``np.gradient`` takes them inside the map (central differences): their
+    # energy peaks at a quarter of the sampling rate, so grain at the Nyquist frequency cannot
+    # pass for the scanner's streaks, as it could with neighbour steps.
+    inner = mask[..., 1:-1, 1:-1]
+    gx = (x[..., 1:-1, 2:] - x[..., 1:-1, :-2]) / 2
+    gy = (x[..., 2:, 1:-1] - x[..., :-2, 1:-1]) / 2
+    both = inner * mask[..., 1:-1, 2:] * mask[..., 1:-1, :-2] * mask[..., 2:, 1:-1] * mask[..., :-2, 1:-1]
+    magnitude = torch.sqrt(gx * gx + gy * gy + EPS)
+    stats.append(torch.log(_masked_mean(magnitude, both) + EPS))
+    stats.append(_masked_mean(torch.sigmoid(SHARPNESS * (magnitude / STRONG_EDGE - 1)), both))
+    ex, ey = _masked_mean(gx * gx, both), _masked_mean(gy * gy, both)
+    stats.append((ex - ey) / (ex + ey + EPS))
+
+    dx, mx = x[..., :, 1:] - x[..., :, :-1], mask[..., :, 1:] * mask[..., :, :-1]
+    dy, my = x[..., 1:, :] - x[..., :-1, :], mask[..., 1:, :] * mask[..., :-1, :]
+
+    # Lag-1 autocorrelation as the observer computes it: Σ c_a·c_b over neighbour pairs / Σ c².
+    c = (x - _masked_mean(x, mask).view(-1, 1, 1, 1)) * mask
+    energy = (c * c).sum((1, 2, 3)) + EPS
+    stats += [(c[..., :, 1:] * c[..., :, :-1]).sum((1, 2, 3)) / energy,
+              (c[..., 1:, :] * c[..., :-1, :]).sum((1, 2, 3)) / energy]
+
+    residual, inside = _median_residual(x, mask)
+    steps = torch.cat([dx.abs().flatten(1).where(mx.flatten(1) > 0, torch.nan),
+                       dy.abs().flatten(1).where(my.flatten(1) > 0, torch.nan)], dim=1)
+    # The threshold scales the count; it is not what the stage should learn to move.
+    threshold = (OUTLIER_SD * MAD_TO_SD * steps.nanmedian(dim=1).values).detach().clamp_min(EPS).view(-1, 1, 1, 1)
+    soft = torch.sigmoid(SHARPNESS * (residual.abs() / threshold - 1))
+    stats.append(_masked_mean(soft, inside))
+
+    homogeneity = (_masked_mean(1 / (1 + LEVELS * dx.abs()), mx) + _masked_mean(1 / (1 + LEVELS * dy.abs()), my)) / 2
+    stats.append(homogeneity)
+    return torch.stack(stats, dim=1)
+
+
+def statistic_scale(real: Tensor, mask: Tensor) -> Tensor:
+    """Standard deviation of each statistic over real windows, ``(len(STATISTICS),)``: the unit
+    ``texture_stats_loss`` measures differences in (1e-3 where a statistic does not vary)."""
+    return texture_statistics(real, mask).std(dim=0).clamp_min(1e-3).detach()
+
+
+def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tensor, *, batch: float = 0.0) -> Tensor:
+    """``mean |s(draw) − s(target)| / scale`` over draws, windows and statistics, plus ``batch ×``
+    the same for the statistics' means over the batch.
+
+    The paired term pulls each draw's statistics to those of its real window, but an L1 pulls
+    to the conditional *median*: for a right-skewed statistic (the outlier and strong-edge
+    shares) that is below the mean, and every draw comes out a little too clean. A linear
+    observer sees exactly such a shift of the means; the batch term scores it.
+
+    Args:
+        draws: ``(K, B, 1, H, W)``.
+        target: ``(B, 1, H, W)``, finite (0 outside ``mask``).
+        mask: ``(B, 1, H, W)`` in {0, 1}; the draws are scored where the target is defined.
+        scale: ``(len(STATISTICS),)`` from ``statistic_scale``.
+        batch: weight of the batch-mean term (0: paired only).
+
+    Example:
+        >>> t = torch.rand(2, 1, 16, 16)
+        >>> texture_stats_loss(t.expand(3, -1, -1, -1, -1), t, torch.ones_like(t), torch.ones(len(STATISTICS))).item()
+        0.0
+    """
+    if draws.ndim != 5 or draws.shape[1:] != target.shape:
+        raise ValueError(f"expected draws (K, *target.shape), got {tuple(draws.shape)} for target {tuple(target.shape)}")
+    k = draws.shape[0]
+    s_draws = texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1)).unflatten(0, (k, -1))
+    s_real = texture_statistics(target, mask)
+    loss = ((s_draws - s_real) / scale).abs().mean()
+    if batch > 0:
+        loss = loss + batch * ((s_draws.mean((0, 1)) - s_real.mean(0)) / scale).abs().mean()
+    return loss

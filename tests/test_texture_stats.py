@@ -1,0 +1,129 @@
+"""Differentiable texture statistics (``elastogan.models.texture_stats``) against the texture
+observer's own features, on the simulated scanner's strain, the smooth FEM strain under it and
+blurred copies; and the loss the texture stage learns them from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from scipy.stats import spearmanr
+
+from elastogan.eval.authenticity.texture import FEATURE_NAMES, texture_features
+from elastogan.models.texture_stats import STATISTICS, statistic_scale, texture_statistics, texture_stats_loss
+from elastogan.sim.case import simulate_case
+from elastogan.sim.config import SimConfig
+from elastogan.sim.plan import make_plan
+from elastogan.training.texture import TextureTrainConfig, fit_step
+from elastogan.models.texture import ScannerTexture, TextureConfig
+
+N_CASES = 8
+
+
+@pytest.fixture(scope="module")
+def maps() -> dict[str, list[np.ndarray]]:
+    """ROI crops of the scanner's strain, the FEM strain and the scanner's strain blurred."""
+    cfg = SimConfig(size=64, fem_elements=32)
+    out = {"scanner": [], "fem": [], "blurred": []}
+    for p in make_plan(N_CASES, 3):
+        c = simulate_case(np.random.SeedSequence(p.tissue_seed), np.random.SeedSequence(p.acquisition_seed), cfg)
+        x0, y0, x1, y1 = c.roi
+        s = c.strain[y0:y1, x0:x1].astype(np.float64)
+        out["scanner"].append(s)
+        out["fem"].append(c.true_strain[y0:y1, x0:x1].astype(np.float64))
+        out["blurred"].append(ndimage.gaussian_filter(s, 1.5, mode="nearest"))
+    return out
+
+
+def _stats(m: np.ndarray) -> dict[str, float]:
+    x = torch.from_numpy(m).float()[None, None]
+    return dict(zip(STATISTICS, texture_statistics(x, torch.ones_like(x))[0].tolist()))
+
+
+def test_statistics_rank_maps_as_the_observer_features_do(maps):
+    every = [m for kind in maps.values() for m in kind]
+    ours = [_stats(m) for m in every]
+    theirs = [dict(zip(FEATURE_NAMES, texture_features(m))) for m in every]
+    pairs = {"log_local_sd_3": "local_sd_3", "log_local_sd_7": "local_sd_7", "outlier_fraction": "outlier_fraction",
+             "autocorrelation_lateral": "autocorrelation_lateral", "autocorrelation_axial": "autocorrelation_axial",
+             "homogeneity": "glcm_homogeneity", "local_sd_ratio": "local_sd_ratio", "anisotropy": "anisotropy",
+             "log_gradient_mean": "gradient_mean", "strong_edge_fraction": "strong_edge_fraction"}
+    for mine, observer in pairs.items():
+        rho = spearmanr([o[mine] for o in ours], [t[observer] for t in theirs]).statistic
+        assert rho > 0.9, (mine, observer, rho)
+
+
+def test_the_scanner_has_outliers_the_smooth_maps_lack(maps):
+    # the observer's reading: the scanner ~2 % outliers, the FEM strain and a blur far fewer
+    share = {k: np.median([_stats(m)["outlier_fraction"] for m in v]) for k, v in maps.items()}
+    assert share["scanner"] > 2 * max(share["fem"], share["blurred"]), share
+
+
+def test_values_outside_the_mask_are_ignored(maps):
+    m = maps["scanner"][0]
+    x = torch.from_numpy(m).float()[None, None]
+    mask = torch.zeros_like(x)
+    mask[..., 2:-3, 1:-2] = 1
+    garbage = x.where(mask > 0, torch.rand_like(x) * 50)
+    assert torch.allclose(texture_statistics(x, mask), texture_statistics(garbage, mask), atol=1e-5)
+    with pytest.raises(ValueError, match="one shape"):
+        texture_statistics(x, mask[..., 1:])
+    with pytest.raises(ValueError, match="at least 7"):
+        texture_statistics(x[..., :6, :6], mask[..., :6, :6])
+
+
+def test_the_loss_teaches_a_smooth_map_the_scanner_texture(maps):
+    # Gradient descent on the loss alone, from the FEM strain towards the scanner's statistics
+    # (not its pixels): the outlier share and the pixel-scale roughness move to the scanner's.
+    target = torch.from_numpy(np.stack([m[:24, :24] for m in maps["scanner"]])).float()[:, None]
+    start = torch.from_numpy(np.stack([m[:24, :24] for m in maps["fem"]])).float()[:, None]
+    mask = torch.ones_like(target)
+    scale = statistic_scale(target, mask)
+    torch.manual_seed(0)
+    residual = (0.01 * torch.randn_like(start)).requires_grad_()
+    opt = torch.optim.Adam([residual], lr=3e-3)
+    first = None
+    for _ in range(300):
+        loss = texture_stats_loss((start + residual)[None], target, mask, scale)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+    got = texture_statistics((start + residual).detach(), mask)
+    want, was = texture_statistics(target, mask), texture_statistics(start, mask)
+    for name in ("outlier_fraction", "log_local_sd_3", "homogeneity"):
+        i = STATISTICS.index(name)
+        assert (got[:, i] - want[:, i]).abs().mean() < 0.3 * (was[:, i] - want[:, i]).abs().mean(), name
+
+
+def test_a_training_step_with_the_statistics_term():
+    torch.manual_seed(0)
+    cfg = TextureTrainConfig(stats=5.0, crps=100.0, spectral=20.0, samples=2)
+    stage = ScannerTexture(TextureConfig(image_size=32, channels=4, layers=2))
+    opt = torch.optim.Adam(stage.parameters(), lr=1e-3)
+    bmode, real = torch.rand(2, 1, 24, 24) * 2 - 1, torch.rand(2, 1, 24, 24)
+    gen = torch.full((4, 1, 24, 24), 0.5)
+    with pytest.raises(ValueError, match="scale"):
+        fit_step(stage, opt, bmode, gen, real, cfg, 2)
+    terms, total = fit_step(stage, opt, bmode, gen, real, cfg, 2, torch.ones(len(STATISTICS)))
+    assert set(terms) == {"crps", "spectral", "stats"} and terms["stats"].item() > 0
+    assert total.item() == pytest.approx(sum(getattr(cfg, k) * v.item() for k, v in terms.items()), rel=1e-5)
+    with pytest.raises(ValueError, match="train.stats"):
+        TextureTrainConfig(stats=-1.0)
+    with pytest.raises(ValueError, match="stats_windows"):
+        TextureTrainConfig(stats_windows=1)
+
+
+def test_the_batch_term_scores_a_shift_of_the_means_not_the_pairing(maps):
+    target = torch.from_numpy(np.stack([m[:24, :24] for m in maps["scanner"]])).float()[:, None]
+    mask = torch.ones_like(target)
+    scale = statistic_scale(target, mask)
+    swapped = target.roll(1, dims=0)[None]  # the same windows, each against another's statistics
+    paired = texture_stats_loss(swapped, target, mask, scale).item()
+    assert paired > 0.1
+    assert texture_stats_loss(swapped, target, mask, scale, batch=1.0).item() == pytest.approx(paired, abs=1e-5)
+    smooth = torch.from_numpy(np.stack([m[:24, :24] for m in maps["blurred"]])).float()[None, :, None]
+    assert (texture_stats_loss(smooth, target, mask, scale, batch=1.0).item()
+            > texture_stats_loss(smooth, target, mask, scale).item() + 0.5)
