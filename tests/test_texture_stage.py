@@ -76,8 +76,10 @@ def test_an_untrained_stage_returns_the_generator_draw():
         assert torch.equal(s(torch.rand(2, 1, 32, 32) * 2 - 1, strain, noise_seeds=[1, 2]), strain)
 
 
-def test_stage_draws_are_seeded_batch_independent_and_local():
-    s = stage()
+@pytest.mark.parametrize("frame_noise", [False, True])
+def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise):
+    s = stage(frame_noise=frame_noise)
+    assert s.convs[0].in_channels == 2 + 5 + frame_noise
     with torch.no_grad():
         s.out.weight.normal_(0, 0.1)  # a trained-looking last layer
         b, m = torch.rand(1, 1, 32, 32) * 2 - 1, torch.full((1, 1, 32, 32), 0.5)
@@ -94,6 +96,22 @@ def test_stage_draws_are_seeded_batch_independent_and_local():
         half = s.cfg.receptive_field // 2
         assert len(ys) > 0 and np.abs(ys - 16).max() <= half and np.abs(xs - 16).max() <= half
     assert texture_seeds([5]) != [5] and texture_seeds([5]) == texture_seeds([5])
+
+
+def test_frame_noise_sets_a_draws_amount_of_texture():
+    # The frame-wide input is one value per draw: with the first layer reading only it, the
+    # residual is the same at every pixel of a draw and differs between draws.
+    s = stage(frame_noise=True, layers=1)
+    with torch.no_grad():
+        s.convs[0].weight.zero_()
+        s.convs[0].weight[:, -1, 1, 1] = 1.0
+        s.noise[0].strength.zero_()
+        s.out.weight.zero_()
+        s.out.weight[0, :, 1, 1] = 0.05
+        m = torch.full((2, 1, 32, 32), 0.5)
+        d = s(torch.zeros(2, 1, 32, 32), m, noise_seeds=[1, 2]) - m
+    inner = d[..., 2:-2, 2:-2]  # away from the zero padding
+    assert inner[0].std() < 1e-6 and inner[1].std() < 1e-6 and (inner[0].mean() - inner[1].mean()).abs() > 1e-4
 
 
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),
@@ -132,7 +150,7 @@ def test_training_learns_a_spread_that_follows_the_echo():
     torch.manual_seed(0)
     s = ScannerTexture(TextureConfig(image_size=32, channels=8, layers=2, noise_init=0.5))
     opt = torch.optim.Adam(s.parameters(), lr=3e-3)
-    cfg = TextureTrainConfig(samples=4, crop=16, crps=100.0, spectral=0.0)
+    cfg = TextureTrainConfig(samples=4, crop=16, crps=100.0, spectral=0.0, stats=0.0)
     margin, side, batch = 3, 22, 8
     dark = torch.zeros(1, 1, side, side, dtype=torch.bool)
     dark[..., :, : side // 2] = True
@@ -231,8 +249,8 @@ def test_bench_model_times_the_generator_with_its_texture_stage(tmp_path):
     rows = {r["model"]: r for r in json.loads(out.read_text())}
     stage_params = sum(p.numel() for p in ScannerTexture(TextureConfig()).parameters())
     assert rows["transunet-noise-texture"]["generator_params"] == rows["transunet-noise"]["generator_params"] + stage_params
-    # the stage's convolutions at 256²: 3×3 kernels, 2 + 5 input maps → 24, five 24 → 24, 24 → 1
-    c, k = 24, 2 + 5
+    # the stage's convolutions at 256²: 3×3 kernels, 2 + 5 input maps → c, five c → c, c → 1
+    c, k = TextureConfig().channels, 2 + 5
     gflops = 2 * 256 * 256 * 9 * (k * c + 5 * c * c + c) / 1e9
     extra = rows["transunet-noise-texture"]["gflops"] - rows["transunet-noise"]["gflops"]
     assert extra == pytest.approx(gflops, abs=0.02)

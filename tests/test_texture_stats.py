@@ -127,3 +127,20 @@ def test_the_batch_term_scores_a_shift_of_the_means_not_the_pairing(maps):
     smooth = torch.from_numpy(np.stack([m[:24, :24] for m in maps["blurred"]])).float()[None, :, None]
     assert (texture_stats_loss(smooth, target, mask, scale, batch=1.0).item()
             > texture_stats_loss(smooth, target, mask, scale).item() + 0.5)
+
+
+def test_the_crps_score_of_equal_draws_is_the_l1_and_rewards_a_true_spread(maps):
+    target = torch.from_numpy(np.stack([m[:24, :24] for m in maps["scanner"]])).float()[:, None]
+    mask = torch.ones_like(target)
+    scale = statistic_scale(target, mask)
+    smooth = torch.from_numpy(np.stack([m[:24, :24] for m in maps["blurred"]])).float()[:, None]
+    same = smooth.expand(3, -1, -1, -1, -1)
+    assert texture_stats_loss(same, target, mask, scale, score="crps").item() == pytest.approx(
+        texture_stats_loss(same, target, mask, scale).item(), rel=1e-5)
+    # draws that are other real windows: a spread like the target's own; scored better by the
+    # CRPS than by the per-draw L1, which charges every draw its full distance
+    others = torch.stack([target.roll(k, dims=0) for k in (1, 2, 3, 4)])
+    assert (texture_stats_loss(others, target, mask, scale, score="crps").item()
+            < 0.75 * texture_stats_loss(others, target, mask, scale).item())
+    with pytest.raises(ValueError, match="score"):
+        texture_stats_loss(same, target, mask, scale, score="l2")

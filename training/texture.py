@@ -65,10 +65,13 @@ class TextureTrainConfig:
         spectral: weight of the spectral term. Default 20 (as ``default.yaml``).
         spectral_sectors: 2 scores axial and lateral texture apart. Default 2.
         stats: weight of the texture-statistics term (``texture_stats_loss``; its units are
-            the statistics' sd over ``stats_windows`` real windows). Default 0 (off).
+            the statistics' sd over ``stats_windows`` real windows). Default 30 (0: off; 10
+            and 100 did worse in the ablation of docs/training.md).
         stats_batch: weight, inside the stats term, of the statistics' batch means against the
             real windows' (``texture_stats_loss``'s ``batch``: the paired L1 alone leaves every
             draw a little too clean). Default 0.
+        stats_score: ``"l1"`` scores each draw's statistics against its window's; ``"crps"``
+            the draws' statistics together (``texture_stats_loss``'s ``score``). Default "l1".
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -89,8 +92,9 @@ class TextureTrainConfig:
     crps: float = 100.0
     spectral: float = 20.0
     spectral_sectors: int = 2
-    stats: float = 0.0
+    stats: float = 30.0
     stats_batch: float = 0.0
+    stats_score: str = "l1"
     stats_windows: int = 256
     hflip: bool = True
     seed: int = 0
@@ -112,6 +116,8 @@ class TextureTrainConfig:
         if min(self.crps, self.spectral, self.stats) < 0 or self.crps + self.spectral + self.stats == 0:
             raise ValueError("train.crps, train.spectral and train.stats must be >= 0 and not all 0, "
                              f"got {self.crps}, {self.spectral} and {self.stats}")
+        if self.stats_score not in ("l1", "crps"):
+            raise ValueError(f"train.stats_score must be 'l1' or 'crps', got {self.stats_score!r}")
         if self.stats_batch < 0:
             raise ValueError(f"train.stats_batch must be >= 0, got {self.stats_batch}")
         if self.stats_windows < 2:
@@ -213,7 +219,8 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
     if cfg.stats > 0:
         if scale is None:
             raise ValueError("train.stats > 0 needs the statistics' scale")
-        terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch)
+        terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch,
+                                                          score=cfg.stats_score)
     if cfg.crps > 0:
         if cfg.crps_pool > 1:
             draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)

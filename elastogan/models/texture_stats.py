@@ -126,7 +126,8 @@ def statistic_scale(real: Tensor, mask: Tensor) -> Tensor:
     return texture_statistics(real, mask).std(dim=0).clamp_min(1e-3).detach()
 
 
-def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tensor, *, batch: float = 0.0) -> Tensor:
+def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tensor, *, batch: float = 0.0,
+                       score: str = "l1") -> Tensor:
     """``mean |s(draw) − s(target)| / scale`` over draws, windows and statistics, plus ``batch ×``
     the same for the statistics' means over the batch.
 
@@ -141,6 +142,10 @@ def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tenso
         mask: ``(B, 1, H, W)`` in {0, 1}; the draws are scored where the target is defined.
         scale: ``(len(STATISTICS),)`` from ``statistic_scale``.
         batch: weight of the batch-mean term (0: paired only).
+        score: ``"l1"`` scores each draw's statistics apart; ``"crps"`` scores the K draws'
+            statistics together with the fair CRPS (``losses.crps_samples``), a proper score
+            that is lowest when their spread matches the real window's uncertainty, so draws
+            may differ in how much texture they carry, as scans of one breast do.
 
     Example:
         >>> t = torch.rand(2, 1, 16, 16)
@@ -152,7 +157,14 @@ def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tenso
     k = draws.shape[0]
     s_draws = texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1)).unflatten(0, (k, -1))
     s_real = texture_statistics(target, mask)
-    loss = ((s_draws - s_real) / scale).abs().mean()
+    if score == "crps":
+        from elastogan.models.losses import crps_samples
+
+        loss = crps_samples((s_draws / scale)[..., None, None], (s_real / scale)[..., None, None])
+    elif score == "l1":
+        loss = ((s_draws - s_real) / scale).abs().mean()
+    else:
+        raise ValueError(f"score must be 'l1' or 'crps', got {score!r}")
     if batch > 0:
         loss = loss + batch * ((s_draws.mean((0, 1)) - s_real.mean(0)) / scale).abs().mean()
     return loss
