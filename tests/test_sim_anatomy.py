@@ -170,13 +170,19 @@ def test_same_seed_same_phantom():
         assert p.params == q.params
 
 
+# Digests of the maps rounded to float32. The float64 bytes depend on numpy's vector path:
+# with AVX-512 (X86_V4) its exp/log differ from AVX2's in the last bit, and the modulus map
+# with them. Rounded to float32 the three maps hash alike on every path (checked with
+# NPY_DISABLE_CPU_FEATURES="X86_V4" and "X86_V3 X86_V4"), and on AVX2 the float64 bytes still
+# give the digests pinned before v2 existed (fec1919e…, b7be4435…, 67ea87c0…).
 @pytest.mark.parametrize(("seed", "lesion_type", "digest"), [
-    (0, "cyst", "fec1919e4b86796e"), (1, "fibroadenoma", "b7be4435fbac1209"), (2, "carcinoma", "67ea87c033bf05b3")])
+    (0, "cyst", "8433546417b93396"), (1, "fibroadenoma", "92edaf1ad6a41df0"), (2, "carcinoma", "3b63782cc588a49a")])
 def test_phantom_v1_is_unchanged(seed, lesion_type, digest):
     p = make_phantom(np.random.default_rng(seed), 96, 40.0, lesion_type)
     h = hashlib.sha256()
     for a in (p.modulus, p.echo, p.attenuation, p.lesion, p.halo):
-        h.update(np.ascontiguousarray(a).tobytes())
+        a = np.asarray(a)
+        h.update(np.ascontiguousarray(a.astype(np.float32) if a.dtype.kind == "f" else a).tobytes())
     assert h.hexdigest()[:16] == digest
     assert p.layers is None
 

@@ -271,14 +271,18 @@ def test_ddp_two_cpu_processes_match_one_process(manifest, tmp_path):
     for n, ck in zip(nets, (a, b)):
         restore_training_state(ck, n, restore_rng=False)
         n.generator.eval()
+    # How far round-off goes depends on the CPU's vector path (torch and numpy dispatch on it):
+    # measured 1.4e-5 with AVX-512 and 1.4e-4 with ATEN_CPU_CAPABILITY=avx2, against 6.5e-2 when
+    # the single process trains on other batches (batch 1) — a broken DDP.
+    tol = 1e-3
     x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for head in ("emode", "strain"):
         ya, yb = nets[0].generator(x)[head], nets[1].generator(x)[head]
-        assert torch.allclose(ya, yb, atol=1e-5), f"{head}: max |diff| {(ya - yb).abs().max():.2e}"
+        assert torch.allclose(ya, yb, atol=tol), f"{head}: max |diff| {(ya - yb).abs().max():.2e}"
     for k, d in nets[0].discriminators.items():
         xd = torch.rand(2, d.in_channels, 32, 32, generator=torch.Generator().manual_seed(1))
         ya, yb = d(xd), nets[1].discriminators[k](xd)
-        assert torch.allclose(ya, yb, atol=1e-5), f"D_{k}: max |diff| {(ya - yb).abs().max():.2e}"
+        assert torch.allclose(ya, yb, atol=tol), f"D_{k}: max |diff| {(ya - yb).abs().max():.2e}"
 
 
 def test_wandb_is_optional_and_offline_by_default(tmp_path, monkeypatch, capsys):
