@@ -11,8 +11,7 @@ pixel scale, with a sixth of its outliers and streaks along the beam two thirds 
 
 ``texture_statistics`` computes the observer's statistics with operations torch can
 differentiate (sigmoids for the outlier and strong-edge counts, the continuous form of the GLCM
-homogeneity),
-on masked windows; ``texture_stats_loss`` scores each draw's statistics against those of the
+homogeneity), on masked windows; ``texture_stats_loss`` scores each draw's statistics against those of the
 real window at the same place (the texture a scanner shows follows the echo, the depth and the
 strain, so the paired window is the right target), each statistic in units of its spread over
 real windows (``statistic_scale``): the logistic observer standardises its features the same
@@ -24,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from elastogan.models.losses import crps_samples
 
 STATISTICS = ("log_local_sd_3", "log_local_sd_7", "local_sd_ratio", "log_gradient_mean", "strong_edge_fraction",
               "anisotropy", "autocorrelation_lateral", "autocorrelation_axial", "outlier_fraction", "homogeneity")
@@ -42,12 +43,16 @@ def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * mask).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
 
 
+def _inside(mask: Tensor, k: int) -> Tensor:
+    """Mask of the ``k × k`` windows (valid positions) that lie wholly inside ``mask``."""
+    return (F.avg_pool2d(mask, k, stride=1) > 1 - 1e-6).float()
+
+
 def _local_sd(x: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Standard deviation in every ``k × k`` window and the mask of the windows wholly inside ``mask``."""
+    """Standard deviation in every ``k × k`` window and where the window lies inside ``mask``."""
     mean = F.avg_pool2d(x, k, stride=1)
     var = (F.avg_pool2d(x * x, k, stride=1) - mean * mean).clamp_min(0.0)
-    inside = (F.avg_pool2d(mask, k, stride=1) > 1 - 1e-6).float()
-    return torch.sqrt(var + EPS), inside
+    return torch.sqrt(var + EPS), _inside(mask, k)
 
 
 def _median_residual(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -56,8 +61,7 @@ def _median_residual(x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     patches = F.unfold(x, k)  # (B, k², h·w)
     median = patches.median(dim=1).values.view(-1, 1, h, w)
     centre = x[..., k // 2 : k // 2 + h, k // 2 : k // 2 + w]
-    inside = (F.avg_pool2d(mask, k, stride=1) > 1 - 1e-6).float()
-    return centre - median, inside
+    return centre - median, _inside(mask, k)
 
 
 def texture_statistics(x: Tensor, mask: Tensor) -> Tensor:
@@ -158,8 +162,6 @@ def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tenso
     s_draws = texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1)).unflatten(0, (k, -1))
     s_real = texture_statistics(target, mask)
     if score == "crps":
-        from elastogan.models.losses import crps_samples
-
         loss = crps_samples((s_draws / scale)[..., None, None], (s_real / scale)[..., None, None])
     elif score == "l1":
         loss = ((s_draws - s_real) / scale).abs().mean()
