@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "elastogan.predict_cli",
     "elastogan.eval.evaluate_cli",
     "elastogan.eval.uncertainty.calibrate_cli",
+    "elastogan.eval.uncertainty.rescan_cli",
     "elastogan.ood_cli",
     "elastogan.eval.stats_cli",
     "elastogan.app.cli",

@@ -76,12 +76,14 @@ def test_an_untrained_stage_returns_the_generator_draw():
         assert torch.equal(s(torch.rand(2, 1, 32, 32) * 2 - 1, strain, noise_seeds=[1, 2]), strain)
 
 
-@pytest.mark.parametrize("frame_noise", [False, True])
-def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise):
-    s = stage(frame_noise=frame_noise)
+@pytest.mark.parametrize("frame_noise, streaks", [(False, False), (True, False), (False, True)])
+def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise, streaks):
+    s = stage(frame_noise=frame_noise, streaks=streaks)
     assert s.convs[0].in_channels == 2 + 5 + frame_noise
     with torch.no_grad():
         s.out.weight.normal_(0, 0.1)  # a trained-looking last layer
+        if streaks:
+            s.streak_gain.weight.normal_(0, 0.1)
         b, m = torch.rand(1, 1, 32, 32) * 2 - 1, torch.full((1, 1, 32, 32), 0.5)
         a1, a2 = s(b, m, noise_seeds=[5]), s(b, m, noise_seeds=[5])
         other = s(b, m, noise_seeds=[6])
@@ -112,6 +114,28 @@ def test_frame_noise_sets_a_draws_amount_of_texture():
         d = s(torch.zeros(2, 1, 32, 32), m, noise_seeds=[1, 2]) - m
     inner = d[..., 2:-2, 2:-2]  # away from the zero padding
     assert inner[0].std() < 1e-6 and inner[1].std() < 1e-6 and (inner[0].mean() - inner[1].mean()).abs() > 1e-4
+
+
+def test_streaks_are_sparse_runs_along_the_beam_at_the_amplitude_the_network_sets():
+    # With the gain a constant and nothing else, the residual is the streak noise itself: sparse
+    # spikes (1.2 % of the pixels) drawn out by the initial kernel, a vertical line of 9 pixels.
+    s = stage(streaks=True)
+    with torch.no_grad():
+        m = torch.full((1, 1, 128, 128), 0.5)
+        assert torch.equal(s(torch.zeros_like(m), m, noise_seeds=[3]), m)  # the gain starts at zero
+        s.streak_gain.bias.fill_(0.01)
+        d = (s(torch.zeros_like(m), m, noise_seeds=[3]) - m)[0, 0, 8:-8, 8:-8].numpy()
+    moved = np.abs(d) > 1e-6
+    assert 0.05 < moved.mean() < 0.2  # about 1.2 % × 9 pixels
+    c = d - d.mean()
+    axial = (c[1:] * c[:-1]).sum() / (c * c).sum()
+    lateral = (c[:, 1:] * c[:, :-1]).sum() / (c * c).sum()
+    assert axial > 0.8 and abs(lateral) < 0.1, (axial, lateral)
+    # the kernel is learnt: a gradient reaches it once the gain is not zero
+    m.requires_grad_(False)
+    s.zero_grad()
+    s(torch.zeros_like(m), m, noise_seeds=[3]).square().sum().backward()
+    assert s.streak_kernel.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),

@@ -143,4 +143,34 @@ def test_the_crps_score_of_equal_draws_is_the_l1_and_rewards_a_true_spread(maps)
     assert (texture_stats_loss(others, target, mask, scale, score="crps").item()
             < 0.75 * texture_stats_loss(others, target, mask, scale).item())
     with pytest.raises(ValueError, match="score"):
-        texture_stats_loss(same, target, mask, scale, score="l2")
+        texture_stats_loss(same, target, mask, scale, score="l3")
+
+
+def _grain(seed: int, amplitude: float) -> torch.Tensor:
+    """A 48² map of smooth Gaussian grain (sd ``0.02 × amplitude``) about 0.5."""
+    n = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal((48, 48)), 1.0)
+    return torch.from_numpy(0.5 + 0.02 * amplitude * n / n.std()).float()[None, None]
+
+
+def test_the_squared_score_pulls_to_the_windows_mean_statistics_the_l1_to_their_median():
+    # Windows whose texture is right-skewed, as the scanner's is from case to case: four quiet,
+    # one eight times as rough. Draws of one roughness a are scored against all five; the best a
+    # of the L1 is the median window's (1), that of the squared error the mean of the log-scale
+    # statistics (local sd, gradient: 8^(1/5) = 1.52), which is what a linear observer compares.
+    amplitudes = (1, 1, 1, 1, 8)
+    target = torch.cat([_grain(i, a) for i, a in enumerate(amplitudes)])
+    mask, unit = torch.ones_like(target), torch.ones(len(STATISTICS))
+    grid = np.exp(np.linspace(np.log(0.5), np.log(8), 61))
+    best = {}
+    for score in ("l1", "l2"):
+        loss = [texture_stats_loss(torch.cat([_grain(100 + i, a) for i in range(5)])[None], target, mask, unit,
+                                   score=score).item() for a in grid]
+        best[score] = grid[int(np.argmin(loss))]
+    assert best["l1"] == pytest.approx(1.0, rel=0.1)
+    assert best["l2"] == pytest.approx(8 ** 0.2, rel=0.1)
+    # the batch term is squared with the squared score: a mean shift of z costs z² per statistic
+    draws = torch.cat([_grain(100 + i, 2.0) for i in range(5)])[None]
+    z = (texture_statistics(draws[0], mask).mean(0) - texture_statistics(target, mask).mean(0))
+    paired = texture_stats_loss(draws, target, mask, unit, score="l2")
+    assert (texture_stats_loss(draws, target, mask, unit, score="l2", batch=1.0) - paired).item() == pytest.approx(
+        z.square().mean().item(), rel=1e-4)

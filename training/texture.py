@@ -70,8 +70,9 @@ class TextureTrainConfig:
         stats_batch: weight, inside the stats term, of the statistics' batch means against the
             real windows' (``texture_stats_loss``'s ``batch``: the paired L1 alone leaves every
             draw a little too clean). Default 0.
-        stats_score: ``"l1"`` scores each draw's statistics against its window's; ``"crps"``
-            the draws' statistics together (``texture_stats_loss``'s ``score``). Default "l1".
+        stats_score: ``"l1"`` scores each draw's statistics against its window's; ``"l2"`` the
+            same squared (to the conditional mean, not the median); ``"crps"`` the draws'
+            statistics together (``texture_stats_loss``'s ``score``). Default "l1".
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -116,8 +117,8 @@ class TextureTrainConfig:
         if min(self.crps, self.spectral, self.stats) < 0 or self.crps + self.spectral + self.stats == 0:
             raise ValueError("train.crps, train.spectral and train.stats must be >= 0 and not all 0, "
                              f"got {self.crps}, {self.spectral} and {self.stats}")
-        if self.stats_score not in ("l1", "crps"):
-            raise ValueError(f"train.stats_score must be 'l1' or 'crps', got {self.stats_score!r}")
+        if self.stats_score not in ("l1", "l2", "crps"):
+            raise ValueError(f"train.stats_score must be 'l1', 'l2' or 'crps', got {self.stats_score!r}")
         if self.stats_batch < 0:
             raise ValueError(f"train.stats_batch must be >= 0, got {self.stats_batch}")
         if self.stats_windows < 2:

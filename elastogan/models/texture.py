@@ -54,6 +54,14 @@ class TextureConfig:
             Gaussian injections (``INPUT_NOISE``): heavy-tailed and sparse ones, from which a
             scanner's isolated outliers are easy to make, and coarse ones, from which an error
             that spans a lesion is. Default True.
+        frame_noise: one more input map, one noise value per draw (the whole frame's "scan
+            quality"). Default False.
+        streaks: add tracking-error streaks (``STREAK``): sparse heavy-tailed spikes drawn out
+            along the beam by a learnt kernel, at an amplitude the network sets per pixel from
+            what it sees. A scanner's strain outliers come in short axial runs (phantom-v2:
+            a neighbour one pixel along the beam is an outlier too in 62 % of cases, across it
+            in 44 %), the trace of a displacement peak-hop through the least-squares strain fit;
+            stacked 3×3 layers turn sparse noise into round blobs instead. Default False.
     """
 
     image_size: int = 256
@@ -62,6 +70,7 @@ class TextureConfig:
     noise_init: float = 0.5
     input_noise: bool = True
     frame_noise: bool = False
+    streaks: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -84,6 +93,13 @@ class TextureConfig:
 # stage fed Gaussian noise alone) and errors that span a lesion; Gaussian per-pixel noise makes
 # neither easily through a 31-pixel receptive field.
 INPUT_NOISE = (("gaussian", 1), ("cubed", 1), ("sparse", 1), ("gaussian", 8), ("gaussian", 32))
+
+
+# Tracking-error streaks: spikes where a Gaussian exceeds STREAK_THRESHOLD in magnitude (1.2 %
+# of the pixels), convolved with a learnt STREAK_KERNEL (axial × lateral) kernel that starts as
+# a vertical line of unit energy.
+STREAK_THRESHOLD, STREAK_KERNEL = 2.5, (9, 3)
+STREAK_DENSITY = 0.012419  # P(|N(0, 1)| > 2.5)
 
 
 def input_noise_maps(source: NoiseSource, like: Tensor) -> Tensor:
@@ -139,6 +155,14 @@ class ScannerTexture(nn.Module):
         self.out = nn.Conv2d(c, 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if cfg.streaks:
+            kh, kw = STREAK_KERNEL
+            kernel = torch.zeros(1, 1, kh, kw)
+            kernel[..., kw // 2] = kh**-0.5
+            self.streak_kernel = nn.Parameter(kernel)
+            self.streak_gain = nn.Conv2d(c, 1, 3, padding=1)  # amplitude per pixel; starts at zero
+            nn.init.zeros_(self.streak_gain.weight)
+            nn.init.zeros_(self.streak_gain.bias)
 
     def forward(self, bmode: Tensor, strain: Tensor, *, noise_seeds: Sequence[int] | None = None) -> Tensor:
         """``bmode`` ``(B, 1, H, W)`` in [−1, 1] and ``strain`` ``(B, 1, H, W)`` in [0, 1] → a draw
@@ -154,7 +178,12 @@ class ScannerTexture(nn.Module):
             x = torch.cat([x, source.draw(bmode[..., :1, :1]).expand_as(bmode)], dim=1)
         for conv, noise in zip(self.convs, self.noise):
             x = F.gelu(noise(conv(x), source))
-        return (strain + self.out(x)).clamp(0.0, 1.0)
+        out = strain + self.out(x)
+        if self.cfg.streaks:  # drawn last: the draws above stay what they were
+            spikes = source.draw(bmode) * (source.draw(bmode).abs() > STREAK_THRESHOLD) / STREAK_DENSITY**0.5
+            kh, kw = STREAK_KERNEL
+            out = out + self.streak_gain(x) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
+        return out.clamp(0.0, 1.0)
 
 
 def build_texture(cfg: TextureConfig) -> ScannerTexture:
