@@ -16,9 +16,9 @@ from elastogan.cli import main
 from elastogan.models import losses
 from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
-from elastogan.models.texture import ScannerTexture, TextureConfig, texture_seeds
+from elastogan.models.texture import ScannerTexture, TextureConfig, frame_coordinates, texture_seeds
 from elastogan.predict import Predictor
-from elastogan.training.texture import TextureTrainConfig, fit_step, window_corners
+from elastogan.training.texture import Frames, TextureTrainConfig, cut_windows, fit_step, window_corners
 from elastogan.typed_config import to_dict
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -136,6 +136,46 @@ def test_streaks_are_sparse_runs_along_the_beam_at_the_amplitude_the_network_set
     s.zero_grad()
     s(torch.zeros_like(m), m, noise_seeds=[3]).square().sum().backward()
     assert s.streak_kernel.grad.abs().sum() > 0
+
+
+def test_frame_coordinates_are_depth_and_distance_from_the_centre_line():
+    c = frame_coordinates((5, 9))[0]
+    assert c.shape == (2, 5, 9)
+    assert torch.equal(c[0, :, 0], torch.linspace(-1, 1, 5)) and torch.equal(c[0, 2], torch.zeros(9))
+    assert c[1, 0, 4] == -1 and c[1, 0, 0] == c[1, 0, 8] == 1
+    assert torch.equal(c[1], c[1].flip(-1))  # a mirrored frame keeps its own maps
+
+
+def test_a_stage_that_knows_its_position_sees_in_a_training_window_what_it_sees_in_the_frame():
+    # The stage learns on windows cut from frames with their coordinates and runs on whole
+    # frames computing its own: inside the window's margin the two agree exactly, mirrored
+    # windows included. Noise off, so that the two runs can be compared.
+    s = stage(position=True, input_noise=False)
+    assert s.convs[0].in_channels == 2 + 2
+    with torch.no_grad():
+        s.out.weight.normal_(0, 0.1)
+        for n in s.noise:
+            n.strength.zero_()
+    size, side, margin = 64, 40, s.cfg.receptive_field // 2
+    rng = np.random.default_rng(0)
+    frames = Frames(ids=["a"], bmode=rng.integers(0, 256, (1, size, size), dtype=np.uint8),
+                    strain=rng.random((1, size, size)).astype(np.float32), roi=[(0, 0, size, size)])
+    bank = rng.random((1, 1, size, size)).astype(np.float16)
+    inner = (..., slice(margin, side - margin), slice(margin, side - margin))
+    with torch.no_grad():
+        for flip in (False, True):
+            b, g, _, c = cut_windows(frames, bank, [0], [[0]], [(10, 20)], [flip], side, "cpu")
+            full_b = torch.from_numpy(frames.bmode[0].astype(np.float32) / 127.5 - 1)[None, None]
+            full_g = torch.from_numpy(bank[0, :1].astype(np.float32))[None]
+            x0 = 20
+            if flip:  # the mirrored window is the window of the mirrored frame at the mirrored place
+                full_b, full_g, x0 = full_b.flip(-1), full_g.flip(-1), size - 20 - side
+            whole = s(full_b, full_g)[..., 10:10 + side, x0:x0 + side]
+            torch.testing.assert_close(s(b, g, coords=c)[inner], whole[inner])
+            torch.testing.assert_close(c[0], frame_coordinates((size, size))[0, :, 10:10 + side, x0:x0 + side])
+        # the same input elsewhere in the frame gives another output
+        out = s(torch.zeros(1, 1, 32, 96), torch.full((1, 1, 32, 96), 0.5))[0, 0]
+    assert (out[16, 20] - out[16, 48]).abs() > 1e-4
 
 
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),

@@ -174,3 +174,26 @@ def test_the_squared_score_pulls_to_the_windows_mean_statistics_the_l1_to_their_
     paired = texture_stats_loss(draws, target, mask, unit, score="l2")
     assert (texture_stats_loss(draws, target, mask, unit, score="l2", batch=1.0) - paired).item() == pytest.approx(
         z.square().mean().item(), rel=1e-4)
+
+
+def test_the_linear_form_is_the_log_forms_exponential_and_hard_counts_keep_the_soft_gradient(maps):
+    x = torch.from_numpy(np.stack([m[:24, :24] for m in maps["scanner"]])).float()[:, None]
+    mask = torch.ones_like(x)
+    log, lin = texture_statistics(x, mask), texture_statistics(x, mask, linear=True)
+    for name in ("log_local_sd_3", "log_local_sd_7", "log_gradient_mean"):
+        i = STATISTICS.index(name)
+        torch.testing.assert_close(lin[:, i], log[:, i].exp(), rtol=1e-5, atol=1e-7)
+    rest = [i for i, n in enumerate(STATISTICS) if not n.startswith("log_")]
+    torch.testing.assert_close(lin[:, rest], log[:, rest])
+    # hard counts: whole pixels (the observer's count), with the soft count's gradient
+    x.requires_grad_(True)
+    i = STATISTICS.index("outlier_fraction")
+    soft = texture_statistics(x, mask)[:, i]
+    hard = texture_statistics(x, mask, hard=True)[:, i]
+    pixels = (24 - 4) ** 2  # valid 5×5 median windows of a 24² map
+    counts = hard.detach().numpy() * pixels
+    assert np.allclose(counts, counts.round(), atol=1e-3) and counts.max() > 0
+    assert not torch.allclose(hard, soft)
+    g_soft, = torch.autograd.grad(soft.sum(), x)
+    g_hard, = torch.autograd.grad(hard.sum(), x)
+    torch.testing.assert_close(g_hard, g_soft)

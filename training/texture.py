@@ -41,7 +41,7 @@ from elastogan.data.manifest import read_manifest
 from elastogan.data.resize import resize_case_arrays
 from elastogan.errors import UserError
 from elastogan.models import losses, texture_stats
-from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture
+from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, frame_coordinates
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
 
@@ -73,6 +73,11 @@ class TextureTrainConfig:
         stats_score: ``"l1"`` scores each draw's statistics against its window's; ``"l2"`` the
             same squared (to the conditional mean, not the median); ``"crps"`` the draws'
             statistics together (``texture_stats_loss``'s ``score``). Default "l1".
+        stats_linear: match the local sds and the mean gradient themselves, not their logs
+            (``texture_statistics``'s ``linear``: the observer averages them over the ROI).
+            Default False.
+        stats_hard: count outliers and strong edges exactly, with the soft count's gradient
+            (``texture_statistics``'s ``hard``). Default False.
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -97,6 +102,8 @@ class TextureTrainConfig:
     stats_batch: float = 0.0
     stats_score: str = "l1"
     stats_windows: int = 256
+    stats_linear: bool = False
+    stats_hard: bool = False
     hflip: bool = True
     seed: int = 0
     log_every: int = 50
@@ -221,7 +228,8 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
         if scale is None:
             raise ValueError("train.stats > 0 needs the statistics' scale")
         terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch,
-                                                          score=cfg.stats_score)
+                                                          score=cfg.stats_score, linear=cfg.stats_linear,
+                                                          hard=cfg.stats_hard)
     if cfg.crps > 0:
         if cfg.crps_pool > 1:
             draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)
@@ -244,28 +252,34 @@ def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int)
         windows.append(frames.strain[i][y + margin : y + side - margin, x + margin : x + side - margin])
     real = torch.from_numpy(np.stack(windows))[:, None]
     mask = torch.isfinite(real).float()
-    return texture_stats.statistic_scale(torch.nan_to_num(real), mask)
+    return texture_stats.statistic_scale(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
 
 
 def cut_windows(frames: Frames, bank: np.ndarray, idx, picks, corners, flips, side: int, device
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step's windows: B-modes ``(B, 1, side, side)`` in [−1, 1], the picked generator draws
-    ``(K·B, 1, side, side)`` draw-major, and the real strain ``(B, 1, side, side)`` (NaN where
-    undefined); frame ``idx[j]`` at corner ``corners[j]``, mirrored where ``flips[j]``."""
-    b_win, s_win, y_win = [], [], []
+    ``(K·B, 1, side, side)`` draw-major, the real strain ``(B, 1, side, side)`` (NaN where
+    undefined) and the windows' ``frame_coordinates`` ``(B, 2, side, side)``; frame ``idx[j]`` at
+    corner ``corners[j]``, mirrored where ``flips[j]`` (the coordinates are symmetric about the
+    centre line, so a mirrored window keeps its own)."""
+    b_win, s_win, y_win, c_win = [], [], [], []
+    coords = frame_coordinates(frames.bmode.shape[1:])[0]
     for i, pick, (y, x), flip in zip(idx, picks, corners, flips):
         rows, cols = slice(y, y + side), slice(x, x + side)
         b = torch.from_numpy(frames.bmode[i][rows, cols].astype(np.float32) / 127.5 - 1.0)
         r = torch.from_numpy(frames.strain[i][rows, cols])
         s = torch.from_numpy(bank[i, pick][:, rows, cols].astype(np.float32))
+        c = coords[:, rows, cols]
         if flip:
-            b, r, s = b.flip(-1), r.flip(-1), s.flip(-1)
+            b, r, s, c = b.flip(-1), r.flip(-1), s.flip(-1), c.flip(-1)
         b_win.append(b)
         y_win.append(r)
         s_win.append(s)
+        c_win.append(c)
     k = len(picks[0])
     gen = torch.stack(s_win).transpose(0, 1).reshape(k * len(idx), 1, side, side)
-    return torch.stack(b_win)[:, None].to(device), gen.to(device), torch.stack(y_win)[:, None].to(device)
+    return (torch.stack(b_win)[:, None].to(device), gen.to(device), torch.stack(y_win)[:, None].to(device),
+            torch.stack(c_win).to(device))
 
 
 def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, device: str | None = None,
@@ -297,8 +311,8 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
             windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
-            bmode, gen, real = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
-            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale)
+            bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -331,15 +345,19 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 
 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
-             real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None
-             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
+             coords: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
-    ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``. Returns the unweighted
-    terms and the weighted total (no step when not finite)."""
+    ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``; ``coords``: the windows'
+    ``(B, 2, W, W)`` frame coordinates (needed by a stage with ``position``). Returns the
+    unweighted terms and the weighted total (no step when not finite)."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
-    draws = stage(bmode.repeat(k, 1, 1, 1), gen).unflatten(0, (k, bmode.shape[0]))
+    if stage.cfg.position and coords is None:
+        raise ValueError("a stage with texture.position needs the windows' frame coordinates")
+    draws = stage(bmode.repeat(k, 1, 1, 1), gen,
+                  coords=None if coords is None else coords.repeat(k, 1, 1, 1)).unflatten(0, (k, bmode.shape[0]))
     inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
     target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]
     mask = torch.isfinite(target).float()
