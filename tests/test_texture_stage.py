@@ -18,7 +18,7 @@ from elastogan.models.config import ModelConfig
 from elastogan.models.registry import build_generator
 from elastogan.models.texture import ScannerTexture, TextureConfig, frame_coordinates, texture_seeds
 from elastogan.predict import Predictor
-from elastogan.training.texture import Frames, TextureTrainConfig, cut_windows, fit_step, window_corners
+from elastogan.training.texture import Frames, TextureTrainConfig, cut_windows, fit_step, scored_mask, window_corners
 from elastogan.typed_config import to_dict
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -207,6 +207,53 @@ def test_windows_lie_in_the_frame_and_score_inside_the_roi():
             assert roi[0] <= x + margin and x + margin + crop <= roi[2]
 
 
+def test_overlapping_windows_score_every_roi_pixel_and_the_frame_edges_too():
+    # With train.windows=overlap every pixel of the ROI is scored, those at its edges and at
+    # the frame's sides (where the scanner's strain is noisiest) included; with the old
+    # sampling the frame's outer margin is never scored.
+    rng = np.random.default_rng(0)
+    size, crop, margin = 64, 16, 5
+    side = crop + 2 * margin
+    roi = (0, 10, 64, 50)
+    counts = {False: np.zeros((size, size)), True: np.zeros((size, size))}
+    for overlap in (False, True):
+        for _ in range(2000):
+            y, x = window_corners(rng, roi, size, crop, margin, overlap=overlap)
+            assert 0 <= y <= size - side and 0 <= x <= size - side
+            mask = scored_mask([(y, x)], [False], size, side, margin)[0, 0].numpy() if overlap else \
+                np.pad(np.ones((crop, crop)), margin)
+            inside = mask[max(roi[1] - y, 0): roi[3] - y, max(roi[0] - x, 0): roi[2] - x]
+            assert inside.sum() >= (crop // 4) ** 2 or not overlap  # a quarter of the crop per axis
+            counts[overlap][y : y + side, x : x + side] += mask
+    in_roi = counts[True][roi[1] : roi[3], roi[0] : roi[2]]
+    assert in_roi.min() > 0 and counts[False][roi[1] : roi[3], :margin].max() == 0
+    # a window at the frame's edge scores its margin on that side only; mirrored, the other way
+    m = scored_mask([(0, 7)], [False], size, side, margin)[0, 0]
+    assert m[:margin, margin:-margin].all() and not m[-margin:].any() and not m[:, :margin].any()
+    m = scored_mask([(7, size - side)], [True], size, side, margin)[0, 0]
+    assert m[margin:-margin, :margin].all() and not m[margin:-margin, -margin:].any()
+
+
+def test_a_step_on_a_scored_mask_of_the_inner_window_scores_as_the_old_step():
+    # The per-pixel CRPS and the statistics see only scored pixels: the same on the full window
+    # with the inner part scored as on the inner part cut out. The spectral term is computed on
+    # the window it is given (another frequency grid), so it differs, finitely.
+    torch.manual_seed(0)
+    b = torch.rand(2, 1, 30, 30) * 2 - 1
+    gen = torch.rand(4, 1, 30, 30)
+    real = torch.rand(2, 1, 30, 30)
+    cfg = TextureTrainConfig(samples=2)
+    terms = []
+    for scored in (None, torch.nn.functional.pad(torch.ones(2, 1, 20, 20), (5, 5, 5, 5))):
+        s = stage()
+        torch.manual_seed(1)
+        terms.append(fit_step(s, torch.optim.Adam(s.parameters(), lr=1e-3), b, gen, real, cfg, 5, torch.ones(10),
+                              scored=scored)[0])
+    for name in ("crps", "stats"):
+        torch.testing.assert_close(terms[0][name], terms[1][name])
+    assert torch.isfinite(terms[1]["spectral"])
+
+
 def test_training_learns_a_spread_that_follows_the_echo():
     """Planted: the scanner's map is noisy (sd 0.12) under dark B-mode and clean (sd 0.01) under
     bright B-mode. The CRPS must teach the stage draws whose spread follows the echo — what an
@@ -279,6 +326,17 @@ def test_train_texture_command_writes_a_checkpoint_the_product_loads(tmp_path, c
     exported = export_for_inference(path, tmp_path / "shipped.pt")
     assert "texture" in exported
     assert Predictor.from_checkpoint(tmp_path / "shipped.pt", device="cpu").texture is not None
+
+    # every switch of session 15 at once: position, streaks, squared linear statistics with hard
+    # counts, windows that overlap the ROI and score the frame's edges
+    new = ["texture.position=true", "texture.streaks=true", "train.stats_score=l2", "train.stats_linear=true",
+           "train.stats_hard=true", "train.windows=overlap"]
+    argv[argv.index("--out") + 1] = str(tmp_path / "run2")
+    assert main([*argv, *[a for s in sets + new for a in ("--set", s)]]) == 0
+    p = Predictor.from_checkpoint(tmp_path / "run2" / "texture.pt", device="cpu")
+    assert p.texture.cfg.position and p.texture.cfg.streaks
+    a = p.sample(bmode, samples=2, seed=4)
+    assert np.array_equal(a, p.sample(bmode, samples=2, seed=4)) and np.isfinite(a).all()
 
 
 def p_seed(seed: int) -> int:

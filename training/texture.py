@@ -78,6 +78,12 @@ class TextureTrainConfig:
             Default False.
         stats_hard: count outliers and strong edges exactly, with the soft count's gradient
             (``texture_statistics``'s ``hard``). Default False.
+        windows: ``"inside"`` cuts each scored window inside the ROI as far as it allows and
+            scores it inside the margin of half the receptive field; ``"overlap"`` anywhere it
+            overlaps the ROI by a quarter, and also scores the margin where the window meets
+            the frame's edge (``window_corners``, ``scored_mask``): the ROI's edges and the
+            frame's sides, where the scanner's strain is noisiest, are learnt as often as the
+            rest. Default "inside".
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -104,6 +110,7 @@ class TextureTrainConfig:
     stats_windows: int = 256
     stats_linear: bool = False
     stats_hard: bool = False
+    windows: str = "inside"
     hflip: bool = True
     seed: int = 0
     log_every: int = 50
@@ -128,6 +135,8 @@ class TextureTrainConfig:
             raise ValueError(f"train.stats_score must be 'l1', 'l2' or 'crps', got {self.stats_score!r}")
         if self.stats_batch < 0:
             raise ValueError(f"train.stats_batch must be >= 0, got {self.stats_batch}")
+        if self.windows not in ("inside", "overlap"):
+            raise ValueError(f"train.windows must be 'inside' or 'overlap', got {self.windows!r}")
         if self.stats_windows < 2:
             raise ValueError(f"train.stats_windows must be at least 2 (a spread), got {self.stats_windows}")
         if self.spectral_sectors not in (1, 2):
@@ -179,17 +188,39 @@ def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = No
 
 
 def window_corners(rng: np.random.Generator, roi: tuple[int, int, int, int], size: int, crop: int,
-                   margin: int) -> tuple[int, int]:
+                   margin: int, *, overlap: bool = False) -> tuple[int, int]:
     """Top-left corner of a ``crop + 2·margin`` window inside a ``size²`` frame whose scored
-    ``crop²`` centre lies inside ``roi`` as far as the ROI allows."""
+    ``crop²`` centre lies inside ``roi`` as far as the ROI allows; with ``overlap``, anywhere it
+    keeps at least a quarter of the crop inside the ROI along each axis (clipped to the frame),
+    so that the ROI's edges are scored as often as its middle."""
     side = crop + 2 * margin
     x0, y0, x1, y1 = roi
     corners = []
     for lo, hi in ((y0, y1), (x0, x1)):
+        if overlap:
+            keep = min(crop // 4, max(hi - lo, 1))
+            first, last = lo - crop + keep - margin, hi - keep - margin
+            corner = int(rng.integers(first, max(last, first) + 1))
+            corners.append(min(max(corner, 0), size - side))
+            continue
         first = min(max(lo - margin, 0), size - side)
         last = max(min(hi - crop - margin, size - side), first)
         corners.append(int(rng.integers(first, last + 1)))
     return corners[0], corners[1]
+
+
+def scored_mask(corners, flips, size: int, side: int, margin: int) -> torch.Tensor:
+    """``(B, 1, side, side)``: where each window is scored — inside its margin, and in the margin
+    too on a side where the window meets the frame's edge (there the stage's zero padding is the
+    frame's own, as at inference, so the pixels next to the frame's edge are learnt as well)."""
+    out = torch.zeros(len(corners), 1, side, side)
+    for j, ((y, x), flip) in enumerate(zip(corners, flips)):
+        top, bottom = (0 if y == 0 else margin), (side if y == size - side else side - margin)
+        left, right = (0 if x == 0 else margin), (side if x == size - side else side - margin)
+        out[j, 0, top:bottom, left:right] = 1.0
+        if flip:
+            out[j] = out[j].flip(-1)
+    return out
 
 
 def generator_bank(predictor: Predictor, bmodes: np.ndarray, draws: int, seed: int, *, batch: int = 32) -> np.ndarray:
@@ -247,10 +278,17 @@ def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int)
     rng = np.random.default_rng(cfg.seed + 1)
     side = cfg.crop + 2 * margin
     windows = []
+    overlap = cfg.windows == "overlap"
+    corners = []
     for i in rng.choice(len(frames.ids), size=cfg.stats_windows):
-        y, x = window_corners(rng, frames.roi[i], size, cfg.crop, margin)
-        windows.append(frames.strain[i][y + margin : y + side - margin, x + margin : x + side - margin])
+        y, x = window_corners(rng, frames.roi[i], size, cfg.crop, margin, overlap=overlap)
+        corners.append((y, x))
+        windows.append(frames.strain[i][y : y + side, x : x + side])
     real = torch.from_numpy(np.stack(windows))[:, None]
+    if overlap:
+        real = torch.where(scored_mask(corners, [False] * len(corners), size, side, margin) > 0, real, torch.nan)
+    else:
+        real = real[..., margin : side - margin, margin : side - margin]
     mask = torch.isfinite(real).float()
     return texture_stats.statistic_scale(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
 
@@ -309,10 +347,13 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
                 g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
             idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
             picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
-            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin) for i in idx]
+            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin, overlap=t.windows == "overlap")
+                       for i in idx]
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
-            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords)
+            scored = (scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device)
+                      if t.windows == "overlap" else None)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -346,20 +387,25 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
-             coords: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             coords: torch.Tensor | None = None, scored: torch.Tensor | None = None
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
     ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``; ``coords``: the windows'
     ``(B, 2, W, W)`` frame coordinates (needed by a stage with ``position``). Returns the
-    unweighted terms and the weighted total (no step when not finite)."""
+    unweighted terms and the weighted total (no step when not finite). ``scored``: ``(B, 1, W, W)``
+    where each window is scored (``scored_mask``); ``None``: inside ``margin``."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
         raise ValueError("a stage with texture.position needs the windows' frame coordinates")
     draws = stage(bmode.repeat(k, 1, 1, 1), gen,
                   coords=None if coords is None else coords.repeat(k, 1, 1, 1)).unflatten(0, (k, bmode.shape[0]))
-    inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
-    target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]
+    if scored is None:
+        inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
+        target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]
+    else:
+        target = torch.where(scored > 0, real, torch.nan)
     mask = torch.isfinite(target).float()
     terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale)
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
