@@ -197,3 +197,41 @@ def test_the_linear_form_is_the_log_forms_exponential_and_hard_counts_keep_the_s
     g_soft, = torch.autograd.grad(soft.sum(), x)
     g_hard, = torch.autograd.grad(hard.sum(), x)
     torch.testing.assert_close(g_hard, g_soft)
+
+
+def _windows(maps, n: int, side: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        m = maps["scanner"][rng.integers(len(maps["scanner"]))]
+        y, x = rng.integers(0, m.shape[0] - side + 1), rng.integers(0, m.shape[1] - side + 1)
+        out.append(m[y : y + side, x : x + side])
+    return torch.from_numpy(np.stack(out)).float()[:, None]
+
+
+def test_whitened_differences_have_the_real_windows_joint_spread(maps):
+    from elastogan.models.texture_stats import statistic_whitening
+
+    fit, held = _windows(maps, 400, 16, 0), _windows(maps, 400, 16, 1)
+    w = statistic_whitening(fit, torch.ones_like(fit))
+    s = texture_statistics(held, torch.ones_like(held))
+    z = ((s - s.mean(0)) @ w).double()
+    cov = torch.cov(z.T)
+    raw = torch.corrcoef(s.double().T)
+    off = ~torch.eye(len(STATISTICS), dtype=torch.bool)
+    corr = cov / cov.diagonal().sqrt().outer(cov.diagonal().sqrt())
+    # the statistics of real windows are strongly correlated; in joint units, on other windows
+    # of the same maps, hardly
+    assert raw[off].abs().max() > 0.7 and corr[off].abs().mean() < 0.4 * raw[off].abs().mean()
+    # unit variance, except along nearly collinear directions, which the 1 % ridge shrinks
+    assert (cov.diagonal() < 1.5).all() and ((cov.diagonal() > 0.5).sum() >= 7)
+    # rougher real windows are less homogeneous: a draw as much rougher but as much *more*
+    # homogeneous breaks that relation and costs more in joint units, though not per statistic
+    rough = s[:, STATISTICS.index("log_local_sd_3")]
+    along = s[rough > rough.quantile(0.75)].mean(0) - s[rough < rough.quantile(0.25)].mean(0)
+    j = STATISTICS.index("homogeneity")
+    assert along[j] < 0
+    across = along.clone()
+    across[j] = -along[j]
+    assert ((across / s.std(0)).norm() - (along / s.std(0)).norm()).abs() < 1e-4  # equal per statistic
+    assert (across @ w).norm() > 1.5 * (along @ w).norm()

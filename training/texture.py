@@ -84,6 +84,8 @@ class TextureTrainConfig:
             the frame's edge (``window_corners``, ``scored_mask``): the ROI's edges and the
             frame's sides, where the scanner's strain is noisiest, are learnt as often as the
             rest. Default "inside".
+        stats_whiten: measure the statistics' differences in units of the real windows' joint
+            spread (``statistic_whitening``), not each statistic's own sd. Default False.
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -111,6 +113,7 @@ class TextureTrainConfig:
     stats_linear: bool = False
     stats_hard: bool = False
     windows: str = "inside"
+    stats_whiten: bool = False
     hflip: bool = True
     seed: int = 0
     log_every: int = 50
@@ -290,6 +293,8 @@ def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int)
     else:
         real = real[..., margin : side - margin, margin : side - margin]
     mask = torch.isfinite(real).float()
+    if cfg.stats_whiten:
+        return texture_stats.statistic_whitening(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
     return texture_stats.statistic_scale(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
 
 
