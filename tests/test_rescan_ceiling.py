@@ -86,3 +86,13 @@ def test_a_data_set_without_a_recipe_is_named(tmp_path, capsys):
     assert main(["rescan-ceiling", "--data", str(manifest), "--out", str(tmp_path / "c.json")]) == 2
     err = capsys.readouterr().err
     assert str(manifest) in err and "no recipe.json" in err
+
+
+def test_worker_processes_give_the_same_rows(data, tmp_path):
+    rows = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"c{workers}.json"
+        assert main(["rescan-ceiling", "--data", str(data / "manifest.jsonl"), "--split", "train", "--cases", "3",
+                     "--rescans", "2", "--workers", workers, "--out", str(out), "--no-progress"]) == 0
+        rows.append(json.loads(out.read_text())["rows"])
+    assert rows[0] == rows[1] and len(rows[0]) == 3

@@ -344,6 +344,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
     side = t.crop + 2 * margin
+    overlap = t.windows == "overlap"
     out.mkdir(parents=True, exist_ok=True)
     with (out / "metrics.jsonl").open("w") as log:
         start = time.perf_counter()
@@ -352,12 +353,10 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
                 g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
             idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
             picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
-            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin, overlap=t.windows == "overlap")
-                       for i in idx]
+            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin, overlap=overlap) for i in idx]
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
-            scored = (scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device)
-                      if t.windows == "overlap" else None)
+            scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None
             terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "

@@ -56,7 +56,7 @@ class TextureConfig:
             that spans a lesion is. Default True.
         frame_noise: one more input map, one noise value per draw (the whole frame's "scan
             quality"). Default False.
-        streaks: add tracking-error streaks (``STREAK``): sparse heavy-tailed spikes drawn out
+        streaks: add tracking-error streaks (``STREAK_THRESHOLD``, ``STREAK_KERNEL``): sparse heavy-tailed spikes drawn out
             along the beam by a learnt kernel, at an amplitude the network sets per pixel from
             what it sees. A scanner's strain outliers come in short axial runs (phantom-v2:
             a neighbour one pixel along the beam is an outlier too in 62 % of cases, across it
@@ -65,9 +65,9 @@ class TextureConfig:
         position: give the first layer where each pixel lies in the frame (``frame_coordinates``:
             depth, and distance from the probe's centre line). The scanner's strain is noisier
             towards the sides of the field, where the tissue slides sideways under compression
-            and the echoes decorrelate (phantom-v2: outliers 0.09 of the pixels in the outer
-            twentieths of the ROI against 0.025 in its middle), and at mid-depth; a fully
-            convolutional stage cannot know where it is. Default False.
+            and the echoes decorrelate (phantom-v2: outliers about 1 % of the pixels on the
+            frame's centre line, 11 % at its sides, wherever the ROI lies), and at mid-depth; a
+            fully convolutional stage cannot know where it is. Default False.
     """
 
     image_size: int = 256

@@ -146,7 +146,7 @@ def statistic_scale(real: Tensor, mask: Tensor, *, linear: bool = False) -> Tens
     for the linear local sds and gradient, a few 1e-3 on the scanner's strain)."""
     floor = torch.full((len(STATISTICS),), 1e-3)
     if linear:
-        floor[[0, 1, 3]] = 1e-5
+        floor[[STATISTICS.index(n) for n in ("log_local_sd_3", "log_local_sd_7", "log_gradient_mean")]] = 1e-5
     return torch.maximum(texture_statistics(real, mask, linear=linear).std(dim=0), floor.to(real.device)).detach()
 
 

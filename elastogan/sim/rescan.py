@@ -16,6 +16,7 @@ re-scan ``j > 0`` uses that seed with ``j`` appended, a stream no other scan dra
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,6 @@ def data_recipe(manifest: Path) -> tuple[dict, SimConfig]:
         FileNotFoundError: no ``recipe.json`` there (the data set was not simulated, or was
             simulated in shards: pass the shard's recipe).
     """
-    import json
-
     path = manifest.parent / "recipe.json"
     recipe = json.loads(path.read_text())
     return recipe, SimConfig.from_dict(recipe.get("config", {}), source=str(path))

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from elastogan.eval.evaluate import compare_case, summarise
+from elastogan.eval.evaluate import COLUMNS, compare_case, summarise
 from elastogan.eval.evaluate_report import load_real_case
 from elastogan.data.manifest import Case
 
@@ -40,17 +40,18 @@ def _max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a[both] - b[both]).max()) if both.any() else 0.0
 
 
-def scanner_rows(cases: Sequence[Case], rescans: Callable[[str], tuple[np.ndarray, np.ndarray]],
+def scanner_rows(cases: Sequence[Case], rescans: Iterable[tuple[np.ndarray, np.ndarray]],
                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> list[dict[str, Any]]:
-    """One row of :data:`SAMPLE_COLUMNS` per case: its re-scans (``rescans(case_id)`` →
-    ``(first scan, (K, H, W) re-scans)``) as the draws, its recorded scan as the real map.
+    """One row of :data:`SAMPLE_COLUMNS` per case: its re-scans (``rescans``, one
+    ``(first scan, (K, H, W) re-scans)`` per case, in the cases' order) as the draws, its
+    recorded scan as the real map.
 
     Raises:
         NotReproduced: a re-simulated first scan (or re-scan 0, where the data set recorded
             one) differs from the stored map by more than :data:`REPRODUCE_ATOL`.
     """
     rows = []
-    for case, (first, draws) in progress(zip(cases, (rescans(c.id) for c in cases))):
+    for case, (first, draws) in progress(zip(cases, rescans)):
         real = load_real_case(case)
         for what, stored, made in (("strain", real.strain, first), ("retest_strain", real.retest_strain, draws[0])):
             if stored is not None and _max_difference(stored, made) > REPRODUCE_ATOL:
@@ -64,12 +65,6 @@ def scanner_rows(cases: Sequence[Case], rescans: Callable[[str], tuple[np.ndarra
 
 def ceiling_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """:data:`SUMMARY_KEYS` of ``evaluate``'s ``summarise`` over the scanner's rows."""
-    full = [{**dict.fromkeys(_all_columns()), **r} for r in rows]
+    full = [{**dict.fromkeys(COLUMNS), **r} for r in rows]
     s = summarise(full)
     return {k: s[k] for k in SUMMARY_KEYS}
-
-
-def _all_columns() -> tuple[str, ...]:
-    from elastogan.eval.evaluate import COLUMNS
-
-    return COLUMNS

@@ -71,16 +71,13 @@ def _run(args: argparse.Namespace) -> int:
     if len(cases) < 3:
         raise UserError(f"{args.data}: split {args.split!r} has {len(cases)} simulated case(s) of this recipe; "
                         "at least 3 are needed")
-    jobs = {c.id: (plan[c.id], cfg, args.rescans) for c in cases}
+    jobs = [(plan[c.id], cfg, args.rescans) for c in cases]
     bar = (lambda it: it) if args.no_progress else (lambda it: tqdm(it, total=len(cases), desc="rescan", unit="case"))
+    pool = None
     if args.workers > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         pool = mp.get_context("fork" if os.name == "posix" else "spawn").Pool(min(args.workers, len(cases)))
-        made = iter(pool.imap(_rescans, [jobs[c.id] for c in cases]))
-        rescans = lambda case_id: next(made)  # noqa: E731 - cases are asked for in the same order
-    else:
-        pool = None
-        rescans = lambda case_id: _rescans(jobs[case_id])  # noqa: E731
+    rescans = pool.imap(_rescans, jobs) if pool is not None else map(_rescans, jobs)
     try:
         rows = scanner_rows(cases, rescans, bar)
     except NotReproduced as e:
