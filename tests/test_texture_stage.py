@@ -178,8 +178,61 @@ def test_a_stage_that_knows_its_position_sees_in_a_training_window_what_it_sees_
     assert (out[16, 20] - out[16, 48]).abs() > 1e-4
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_a_coarse_stage_is_local_and_sees_in_an_aligned_window_what_it_sees_in_the_frame(scale):
+    # texture.scale runs the stack on block means; the receptive field (rounded up to whole
+    # blocks) still bounds what an input pixel moves, and a window cut at a multiple of the
+    # block (window_corners' align) agrees with the whole frame inside its margin.
+    s = stage(position=True, streaks=True, layers=3, scale=scale)
+    rf = s.cfg.receptive_field
+    margin = rf // 2
+    assert margin % scale == 0 and rf > stage(layers=3).cfg.receptive_field * scale
+    with torch.no_grad():
+        s.out.weight.normal_(0, 0.1)
+        s.streak_gain.weight.normal_(0, 0.1)
+        size, crop = 128, 16
+        side = crop + 2 * margin
+        rng = np.random.default_rng(1)
+        frames = Frames(ids=["a"], bmode=rng.integers(0, 256, (1, size, size), dtype=np.uint8),
+                        strain=rng.random((1, size, size)).astype(np.float32), roi=[(0, 0, size, size)])
+        bank = rng.random((1, 1, size, size)).astype(np.float16)
+        full_b = torch.from_numpy(frames.bmode[0].astype(np.float32) / 127.5 - 1)[None, None]
+        full_g = torch.from_numpy(bank[0, :1].astype(np.float32))[None]
+        for dy in range(scale):  # every phase of a pixel within its block
+            b2 = full_b.clone()
+            b2[..., 64 + dy, 64 + dy] += 0.7
+            moved = (s(b2, full_g, noise_seeds=[1]) - s(full_b, full_g, noise_seeds=[1])).abs()[0, 0] > 0
+            ys, xs = np.nonzero(moved.numpy())
+            assert len(ys) > 0 and np.abs(ys - 64 - dy).max() <= margin and np.abs(xs - 64 - dy).max() <= margin
+    clean = stage(position=True, input_noise=False, layers=3, scale=scale)  # no noise: a window and its frame compare
+    with torch.no_grad():
+        clean.out.weight.normal_(0, 0.1)
+        for n in clean.noise:
+            n.strength.zero_()
+        y, x = window_corners(rng, (3, 5, 120, 110), size, crop, margin, align=scale)
+        assert y % scale == 0 and x % scale == 0
+        inner = (..., slice(margin, side - margin), slice(margin, side - margin))
+        b, g, _, c = cut_windows(frames, bank, [0], [[0]], [(y, x)], [False], side, "cpu")
+        whole = clean(full_b, full_g)[..., y:y + side, x:x + side]
+        torch.testing.assert_close(clean(b, g, coords=c)[inner], whole[inner])
+        # the dense residual is smooth at the block's scale (only the streaks draw single
+        # pixels); the same weights on the full-resolution frame are not
+        m = torch.full((1, 1, size, size), 0.5)
+        fine = stage(position=True, input_noise=False, layers=3)
+        fine.load_state_dict(clean.state_dict())
+        lag = []
+        for st in (clean, fine):
+            r = (st(full_b, m) - m)[0, 0, margin:-margin, margin:-margin].numpy()
+            r = r - r.mean()
+            lag.append((r[1:] * r[:-1]).sum() / (r * r).sum())
+        assert lag[0] > 0.6 > lag[1], lag
+    with pytest.raises(ValueError, match="multiples of texture.scale"):
+        s(torch.zeros(1, 1, 30, 30 + 1), torch.zeros(1, 1, 30, 30 + 1))
+
+
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),
-                                        (dict(image_size=4), "image_size"), (dict(noise_init=-1.0), "noise_init")])
+                                        (dict(image_size=4), "image_size"), (dict(noise_init=-1.0), "noise_init"),
+                                        (dict(scale=0), "scale"), (dict(image_size=256, scale=3), "divisor")])
 def test_texture_config_is_checked(bad, match):
     with pytest.raises(ValueError, match=match):
         TextureConfig(**bad)

@@ -191,11 +191,13 @@ def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = No
 
 
 def window_corners(rng: np.random.Generator, roi: tuple[int, int, int, int], size: int, crop: int,
-                   margin: int, *, overlap: bool = False) -> tuple[int, int]:
+                   margin: int, *, overlap: bool = False, align: int = 1) -> tuple[int, int]:
     """Top-left corner of a ``crop + 2·margin`` window inside a ``size²`` frame whose scored
     ``crop²`` centre lies inside ``roi`` as far as the ROI allows; with ``overlap``, anywhere it
     keeps at least a quarter of the crop inside the ROI along each axis (clipped to the frame),
-    so that the ROI's edges are scored as often as its middle."""
+    so that the ROI's edges are scored as often as its middle. ``align``: the corner is rounded
+    down to a multiple of it (a stage with ``texture.scale`` averages the frame over blocks of
+    that side: a window's blocks must be the frame's)."""
     side = crop + 2 * margin
     x0, y0, x1, y1 = roi
     corners = []
@@ -204,11 +206,11 @@ def window_corners(rng: np.random.Generator, roi: tuple[int, int, int, int], siz
             keep = min(crop // 4, max(hi - lo, 1))
             first, last = lo - crop + keep - margin, hi - keep - margin
             corner = int(rng.integers(first, max(last, first) + 1))
-            corners.append(min(max(corner, 0), size - side))
+            corners.append(min(max(corner, 0), size - side) // align * align)
             continue
         first = min(max(lo - margin, 0), size - side)
         last = max(min(hi - crop - margin, size - side), first)
-        corners.append(int(rng.integers(first, last + 1)))
+        corners.append(int(rng.integers(first, last + 1)) // align * align)
     return corners[0], corners[1]
 
 
@@ -338,6 +340,8 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     margin = tex.receptive_field // 2
     if t.crop + 2 * margin > tex.image_size:
         raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} exceeds texture.image_size {tex.image_size}")
+    if (t.crop + 2 * margin) % tex.scale:
+        raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} is not a multiple of texture.scale {tex.scale}")
     bank = generator_bank(predictor, frames.bmode, t.bank_draws, t.seed)
     scale = stats_scale(frames, t, tex.image_size, margin).to(predictor.device) if t.stats > 0 else None
     stage = build_texture(tex).to(predictor.device)
@@ -353,7 +357,8 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
                 g["lr"] = t.lr * min(1.0, (t.steps - step + 1) / max(1, t.steps - decay_from))
             idx = rng.choice(len(frames.ids), size=t.batch_size, replace=len(frames.ids) < t.batch_size)
             picks = [rng.choice(t.bank_draws, size=t.samples, replace=t.bank_draws < t.samples) for _ in idx]
-            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin, overlap=overlap) for i in idx]
+            windows = [window_corners(rng, frames.roi[i], tex.image_size, t.crop, margin, overlap=overlap, align=tex.scale)
+                       for i in idx]
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
             scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None

@@ -68,6 +68,12 @@ class TextureConfig:
             and the echoes decorrelate (phantom-v2: outliers about 1 % of the pixels on the
             frame's centre line, 11 % at its sides, wherever the ROI lies), and at mid-depth; a
             fully convolutional stage cannot know where it is. Default False.
+        scale: run the convolutions on the frame averaged over ``scale × scale`` blocks and scale
+            their residual (and the streaks' gain) back up bilinearly; only the streaks' spikes
+            stay at full resolution. The scanner's strain is a smooth map with sparse large
+            steps; a full-resolution stack of 3×3 layers draws many middling ones instead
+            (docs/training.md, "Session 15"), and costs ``scale²`` times more. Frames and
+            training windows must be multiples of ``scale``. Default 1.
     """
 
     image_size: int = 256
@@ -78,6 +84,7 @@ class TextureConfig:
     frame_noise: bool = False
     streaks: bool = False
     position: bool = False
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -88,11 +95,21 @@ class TextureConfig:
             raise ValueError(f"texture.layers must be 1–{len(DILATIONS)}, got {self.layers}")
         if self.noise_init < 0:
             raise ValueError(f"texture.noise_init must be >= 0, got {self.noise_init}")
+        if self.scale < 1 or self.image_size % self.scale:
+            raise ValueError(f"texture.scale must be a positive divisor of texture.image_size {self.image_size}, "
+                             f"got {self.scale}")
 
     @property
     def receptive_field(self) -> int:
-        """Side in pixels of the input window one output pixel depends on."""
-        return 1 + 2 * (sum(DILATIONS[: self.layers]) + 1)  # the output layer is 3×3 too
+        """Side in full-resolution pixels of the input window one output pixel depends on (with
+        ``scale``, rounded up so that its half is whole blocks: training windows then are too)."""
+        half = sum(DILATIONS[: self.layers]) + 1  # the output layer is 3×3 too
+        k = self.scale
+        if k > 1:
+            # a block reads ``k`` pixels per block of its window; scaling up bilinearly mixes two
+            # neighbouring blocks, whose centres lie up to 1.5 blocks from an output pixel
+            half = -(-(k * half + (3 * k - 1) // 2) // k) * k
+        return 2 * half + 1
 
 
 # The first layer's extra noise maps: (kind, downsampling). A scanner's strain is a smooth field
@@ -190,26 +207,40 @@ class ScannerTexture(nn.Module):
         frame (training); ``None``: the input is a whole frame."""
         if bmode.shape != strain.shape or bmode.ndim != 4 or bmode.shape[1] != 1:
             raise ValueError(f"expected bmode and strain of one shape (B, 1, H, W), got {tuple(bmode.shape)} and {tuple(strain.shape)}")
+        k = self.cfg.scale
+        if bmode.shape[-2] % k or bmode.shape[-1] % k:
+            raise ValueError(f"expected a frame whose sides are multiples of texture.scale {k}, got {tuple(bmode.shape[-2:])}")
         source = NoiseSource(bmode.shape[0], noise_seeds)
-        x = torch.cat([bmode, strain * 2 - 1], dim=1)
-        if self.cfg.input_noise:
-            x = torch.cat([x, input_noise_maps(source, bmode)], dim=1)
-        if self.cfg.frame_noise:  # drawn after the maps above: their draws stay what they were
-            x = torch.cat([x, source.draw(bmode[..., :1, :1]).expand_as(bmode)], dim=1)
         if self.cfg.position:
             if coords is None:
                 coords = frame_coordinates(bmode.shape[-2:], device=bmode.device).expand(bmode.shape[0], -1, -1, -1)
             elif coords.shape != (bmode.shape[0], 2, *bmode.shape[-2:]):
                 raise ValueError(f"expected coords {(bmode.shape[0], 2, *bmode.shape[-2:])}, got {tuple(coords.shape)}")
-            x = torch.cat([x, coords.to(x.dtype)], dim=1)
+        x = torch.cat([bmode, strain * 2 - 1] + ([coords.to(bmode.dtype)] if self.cfg.position else []), dim=1)
+        if k > 1:
+            x = F.avg_pool2d(x, k)
+        inputs = [x[:, :2]]
+        if self.cfg.input_noise:
+            inputs.append(input_noise_maps(source, x[:, :1]))
+        if self.cfg.frame_noise:  # drawn after the maps above: their draws stay what they were
+            inputs.append(source.draw(x[:, :1, :1, :1]).expand_as(x[:, :1]))
+        if self.cfg.position:
+            inputs.append(x[:, 2:])
+        x = torch.cat(inputs, dim=1)
         for conv, noise in zip(self.convs, self.noise):
             x = F.gelu(noise(conv(x), source))
-        out = strain + self.out(x)
+        out = strain + self._full(self.out(x), bmode)
         if self.cfg.streaks:  # drawn last: the draws above stay what they were
             spikes = source.draw(bmode) * (source.draw(bmode).abs() > STREAK_THRESHOLD) / STREAK_DENSITY**0.5
             kh, kw = STREAK_KERNEL
-            out = out + self.streak_gain(x) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
+            out = out + self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
         return out.clamp(0.0, 1.0)
+
+    def _full(self, coarse: Tensor, like: Tensor) -> Tensor:
+        """``coarse`` at ``like``'s size (bilinear; the identity when ``cfg.scale`` is 1)."""
+        if self.cfg.scale == 1:
+            return coarse
+        return F.interpolate(coarse, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def build_texture(cfg: TextureConfig) -> ScannerTexture:
