@@ -433,7 +433,7 @@ class _Maps:
 
 # Keys of authenticity_metrics' result that are figure or table data, not metrics.json numbers
 # (its n_cases is the summary's own).
-_AUTHENTICITY_DATA = ("texture_table", "spectrum", "memorisation", "n_cases")
+_AUTHENTICITY_DATA = ("texture_table", "texture_diagnosis", "spectrum", "memorisation", "n_cases")
 
 
 def _authenticity(real: _Maps, synthetic: _Maps, groups: list[str], train: list[np.ndarray],
@@ -540,11 +540,32 @@ def _ceiling_markdown(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
-def _texture_markdown(table: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """``authenticity_metrics``' texture table: {feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}}."""
-    lines = ["| feature | real, mean ± sd | synthetic, mean ± sd |", "|---|---|---|"]
-    return lines + [f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
-                    f"{v['synthetic_sd']:.3g} |" for name, v in table.items()]
+def _texture_markdown(table: Mapping[str, Mapping[str, float]], diagnosis: Mapping[str, Any] | None = None) -> list[str]:
+    """``authenticity_metrics``' texture table: {feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}},
+    with its ``texture_diagnosis`` (per-feature d, sd ratio and accuracy alone; the most telling
+    pair; the whole mean shift) where there is one."""
+    if not diagnosis:
+        lines = ["| feature | real, mean ± sd | synthetic, mean ± sd |", "|---|---|---|"]
+        return lines + [f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
+                        f"{v['synthetic_sd']:.3g} |" for name, v in table.items()]
+    lines = ["| feature | real, mean ± sd | synthetic, mean ± sd | d | sd ratio | observer on it alone |",
+             "|---|---|---|---|---|---|"]
+    for name, v in table.items():
+        f = diagnosis["features"][name]
+        lines.append(f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
+                     f"{v['synthetic_sd']:.3g} | {f['d']:+.2f} | {num(f['sd_ratio'])} | {f['accuracy_alone']:.3f} |")
+    lines += ["", "- d: synthetic − real mean, in the pooled sd. A feature that tells the sets apart alone is a "
+                  "level problem (too much or too little texture)."]
+    pair = diagnosis.get("pair")
+    if pair:
+        d = [abs(diagnosis["features"][f]["d"]) for f in pair["features"]]
+        lines.append(f"- Most telling pair: {pair['features'][0]} with {pair['features'][1]}, accuracy "
+                     f"{pair['accuracy']:.3f}; their joint mean shift is {pair['mahalanobis']:.2f} sd in the pooled "
+                     f"covariance against |d| {d[0]:.2f} and {d[1]:.2f} apart (well above both: the two break a "
+                     "relation the real maps keep — the texture's kind is wrong).")
+    lines.append(f"- Whole mean shift: {diagnosis['mahalanobis']:.2f} sd (Mahalanobis); a linear observer between two "
+                 f"Gaussians that far apart reaches {diagnosis['mahalanobis_accuracy']:.3f}.")
+    return lines
 
 
 def _paired_cell(c: Mapping[str, Any], higher_is_better: bool) -> str:
@@ -722,7 +743,8 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
         table = (authenticity or {}).get(n, {}).get("texture_table")
         if table:
             lines += ["Texture statistics of the mapped strain in the ROI, real vs synthetic "
-                      "(the texture observer's features):", "", *_texture_markdown(table), ""]
+                      "(the texture observer's features):", "",
+                      *_texture_markdown(table, (authenticity or {}).get(n, {}).get("texture_diagnosis")), ""]
         t = summaries[n]["tsukuba"]
         if t is not None:
             lines += ["Tsukuba rule scores, real (rows) vs synthetic (columns):", ""]

@@ -220,7 +220,8 @@ def test_authenticity_metrics_end_to_end(phantoms):
                                train=phantoms.strain[n:], folds=3, seed=0)
     prefixes = [f"c2st_{o}{e}" for e in ("", "_emode") for o in ("texture", "cnn")]
     expected = [f"{p}_{f}" for p in prefixes for f in ("accuracy", "ci", "p", "auc")] + [
-        "fd_texture", "memorisation_ratio", "memorisation", "texture_table", "spectrum", "n_cases", "folds", "notes"]
+        "fd_texture", "memorisation_ratio", "memorisation", "texture_table", "spectrum", "n_cases", "folds", "notes",
+        "texture_diagnosis"]
     assert sorted(res) == sorted(expected)
     assert json.loads(json.dumps(res, allow_nan=False)) == res
     for p in prefixes:
@@ -238,6 +239,9 @@ def test_authenticity_metrics_end_to_end(phantoms):
     assert syn[-1] < 0.01 * real[-1] and syn[0] > 0.5 * real[0]
     table = res["texture_table"]
     assert table["local_sd_3"]["synthetic_mean"] < table["local_sd_3"]["real_mean"]
+    # blur is a loss of texture (a level): its local sd has the largest standardised deficit
+    features = res["texture_diagnosis"]["features"]
+    assert features["local_sd_3"]["d"] < -1 and features["local_sd_3"]["accuracy_alone"] >= 0.8
     for png in (spectrum_png(res), memorisation_png(res)):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 

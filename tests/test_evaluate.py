@@ -506,12 +506,19 @@ def test_observers_run_per_checkpoint_and_the_real_images_are_their_own_twin(tmp
     assert same["c2st_cnn_accuracy"] is None and any("CNN observer not run" in n for n in same["notes"])
     assert blur["c2st_texture_accuracy"] > 0.8 and blur["c2st_folds"] == 5
     assert "texture_table" not in same and "spectrum" not in same and "memorisation" not in same
+    assert "texture_diagnosis" not in same
     for name in ("self", "blurred"):
         for fig in ("spectrum.png", "memorisation.png"):
             with Image.open(out / name / fig) as im:
                 assert im.format == "PNG"
     md = (out / "report.md").read_text()
-    assert "| feature | real, mean ± sd | synthetic, mean ± sd |" in md and "![radially averaged power spectrum" in md
+    assert "| feature | real, mean ± sd | synthetic, mean ± sd | d | sd ratio | observer on it alone |" in md
+    assert "![radially averaged power spectrum" in md
+    # the blurred maps' diagnosis: less local variation than the real ones, by over a pooled sd
+    blurred_section = md[md.index("## blurred"):]
+    row = next(line for line in blurred_section.splitlines() if line.startswith("| local_sd_3 |"))
+    assert float(row.split("|")[4]) < -1.0, row
+    assert "Most telling pair:" in blurred_section and "Whole mean shift:" in blurred_section
     assert f"| texture observer C2ST accuracy [95 % CI], mapped strain | {same['c2st_texture_accuracy']:.3f} [" in md
 
 

@@ -15,6 +15,10 @@ says why):
   nearest-neighbour distance to the training maps): None without training maps.
 * ``texture_table``: ``{feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}}`` (sd with
   n − 1), features as :data:`.texture.FEATURES` describes them.
+* ``texture_diagnosis`` (:mod:`.diagnosis`): why the texture observer separates the strain
+  maps — per feature the standardised difference, sd ratio and accuracy alone; the most
+  telling pair of features with its joint (Mahalanobis) shift; the whole mean shift's
+  Mahalanobis distance. None without folds.
 * ``spectrum``: ``{"frequency", "real", "synthetic"}``: bin centres in cycles/pixel and the
   radially averaged power spectrum averaged over each set.
 * ``n_cases``; ``folds`` (the folds used: fewer than asked when there are fewer patients);
@@ -29,6 +33,7 @@ import numpy as np
 
 from elastogan.eval.authenticity.c2st import C2STResult, two_sample_test
 from elastogan.eval.authenticity.cnn_observer import CNNObserver
+from elastogan.eval.authenticity.diagnosis import texture_diagnosis
 from elastogan.eval.authenticity.frechet import fd_texture
 from elastogan.eval.authenticity.maps import MapError, check_maps, emode_maps
 from elastogan.eval.authenticity.memorisation import memorisation_ratio, nearest_distances
@@ -101,6 +106,8 @@ def authenticity_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndar
         out.update(_c2st_keys(f"c2st_texture{suffix}", tex))
         out.update(_c2st_keys(f"c2st_cnn{suffix}", cnn_res))
 
+    diagnosis = None if used_folds is None else texture_diagnosis(*features, groups, FEATURE_NAMES, folds=folds, seed=seed)
+    out["texture_diagnosis"] = diagnosis
     out["fd_texture"] = fd_texture(*features)
     if train_maps:
         distances = {"synthetic": nearest_distances(synthetic_maps, train_maps).tolist(),
