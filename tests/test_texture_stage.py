@@ -391,6 +391,16 @@ def test_train_texture_command_writes_a_checkpoint_the_product_loads(tmp_path, c
     a = p.sample(bmode, samples=2, seed=4)
     assert np.array_equal(a, p.sample(bmode, samples=2, seed=4)) and np.isfinite(a).all()
 
+    # a coarse stage (texture.scale=2) trains on block-aligned windows and runs in the product,
+    # on frames of the stage's size and of another
+    argv[argv.index("--out") + 1] = str(tmp_path / "run3")
+    assert main([*argv, *[a for s in sets + new[:2] + ["texture.scale=2"] for a in ("--set", s)]]) == 0
+    p = Predictor.from_checkpoint(tmp_path / "run3" / "texture.pt", device="cpu")
+    assert p.texture.cfg.scale == 2
+    a = p.sample(bmode, samples=2, seed=4)
+    assert np.array_equal(a, p.sample(bmode, samples=2, seed=4)) and np.isfinite(a).all()
+    assert np.isfinite(p.predict(big)[1]).all()
+
 
 def p_seed(seed: int) -> int:
     from elastogan.predict import noise_seed
@@ -407,6 +417,9 @@ def test_train_texture_mistakes_are_one_line_and_write_nothing(tmp_path, capsys)
         (["--checkpoint", str(base), "--set", "texture.colour=3"], "unknown key 'texture.colour'"),
         (["--checkpoint", str(tmp_path / "missing.pt")], "missing.pt"),
         (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "train.crop=30"], "exceeds texture.image_size"),
+        (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "texture.layers=2", "--set", "texture.scale=2",
+          "--set", "train.crop=11"], "not a multiple of texture.scale 2"),
+        (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "texture.scale=3"], "positive divisor"),
     ]
     for extra, message in cases:
         code = main(["train-texture", "--data", str(data), "--out", str(run), *extra])
@@ -429,6 +442,14 @@ def test_bench_model_times_the_generator_with_its_texture_stage(tmp_path):
     gflops = 2 * 256 * 256 * 9 * (k * c + 5 * c * c + c) / 1e9
     extra = rows["transunet-noise-texture"]["gflops"] - rows["transunet-noise"]["gflops"]
     assert extra == pytest.approx(gflops, abs=0.02)
+    # the coarse stage: its convolutions (2 + 5 + 2 position maps in, the streaks' gain out) at
+    # 128², only the streaks' kernel at 256²
+    assert main(["bench", "model", "--models", "transunet-noise", "transunet-noise-texture-coarse2", "--size", "256",
+                 "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    rows = {r["model"]: r for r in json.loads(out.read_text())}
+    coarse = 2 * 128 * 128 * 9 * ((k + 2) * c + 5 * c * c + 2 * c) / 1e9 + 2 * 256 * 256 * 9 * 3 / 1e9
+    extra_coarse = rows["transunet-noise-texture-coarse2"]["gflops"] - rows["transunet-noise"]["gflops"]
+    assert extra_coarse == pytest.approx(coarse, abs=0.02) and extra_coarse < 0.35 * extra
 
 
 def test_pooled_crps_scores_masked_block_means():

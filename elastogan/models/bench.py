@@ -32,9 +32,17 @@ REFERENCE = "pix2pix"
 BENCH_MODELS: dict[str, dict] = {name: {"name": name} for name in MODEL_NAMES} | {
     "transunet-noise": {"name": "transunet", "noise": True},
     "transunet-noise-texture": {"name": "transunet", "noise": True},
+    "transunet-noise-texture-coarse2": {"name": "transunet", "noise": True},
+    "transunet-noise-texture-coarse4": {"name": "transunet", "noise": True},
 }
-# models whose draw ends in the scanner-texture stage (elastogan.models.texture) at the same size
-WITH_TEXTURE = {"transunet-noise-texture"}
+# models whose draw ends in the scanner-texture stage (elastogan.models.texture) at the same
+# size: the TextureConfig fields that differ from its defaults (the coarse stages: texture.scale
+# with the streaks and position inputs they were trained with)
+WITH_TEXTURE: dict[str, dict] = {
+    "transunet-noise-texture": {},
+    "transunet-noise-texture-coarse2": {"scale": 2, "streaks": True, "position": True},
+    "transunet-noise-texture-coarse4": {"scale": 4, "streaks": True, "position": True},
+}
 LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
 BUSY_SHARE = 0.1  # warn when other processes took more than this share of the CPUs
 
@@ -60,9 +68,10 @@ def register_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def with_texture_stage(generator, size: int):
-    """``generator`` followed by a default ``ScannerTexture`` at ``size``² (the generator's strain
-    and the B-mode in, one draw out), as ``Predictor`` runs a checkpoint that has one."""
+def with_texture_stage(generator, size: int, **texture):
+    """``generator`` followed by a ``ScannerTexture`` at ``size``² (default but for ``texture``'s
+    fields; the generator's strain and the B-mode in, one draw out), as ``Predictor`` runs a
+    checkpoint that has one."""
     from torch import nn
 
     from elastogan.models.texture import ScannerTexture, TextureConfig
@@ -71,7 +80,7 @@ def with_texture_stage(generator, size: int):
         def __init__(self) -> None:
             super().__init__()
             self.generator = generator
-            self.texture = ScannerTexture(TextureConfig(image_size=size))
+            self.texture = ScannerTexture(TextureConfig(image_size=size, **texture))
             self.divisor = generator.divisor
 
         def forward(self, x):
@@ -142,7 +151,7 @@ def _measure(*, names: list[str], size: int, repeats: int, warmup: int) -> list[
         cfg = ModelConfig(**BENCH_MODELS[name])
         g = build_generator(cfg).eval()
         if name in WITH_TEXTURE:
-            g = with_texture_stage(g, size)
+            g = with_texture_stage(g, size, **WITH_TEXTURE[name])
         if size % g.divisor:
             raise UserError(f"--size must be a multiple of {g.divisor} for {name}, got {size}")
         gens[name] = g
