@@ -131,6 +131,15 @@ def test_streaks_are_sparse_runs_along_the_beam_at_the_amplitude_the_network_set
     axial = (c[1:] * c[:-1]).sum() / (c * c).sum()
     lateral = (c[:, 1:] * c[:, :-1]).sum() / (c * c).sum()
     assert axial > 0.8 and abs(lateral) < 0.1, (axial, lateral)
+    # a higher threshold: fewer spikes (P(|N| > 3) / P(|N| > 2.5) = 0.22), each larger, the
+    # residual's variance the same
+    sparse = stage(streaks=True, streak_threshold=3.0)
+    with torch.no_grad():
+        sparse.streak_gain.bias.fill_(0.01)
+        d3 = (sparse(torch.zeros_like(m), m, noise_seeds=[3]) - m)[0, 0, 8:-8, 8:-8].numpy()
+    ratio = (np.abs(d3) > 1e-6).mean() / moved.mean()
+    assert 0.12 < ratio < 0.35 and 0.5 < d3.var() / d.var() < 2.0, (ratio, d3.var() / d.var())
+    assert np.abs(d3).max() > 1.5 * np.abs(d).max()
     # the kernel is learnt: a gradient reaches it once the gain is not zero
     m.requires_grad_(False)
     s.zero_grad()
@@ -232,7 +241,8 @@ def test_a_coarse_stage_is_local_and_sees_in_an_aligned_window_what_it_sees_in_t
 
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),
                                         (dict(image_size=4), "image_size"), (dict(noise_init=-1.0), "noise_init"),
-                                        (dict(scale=0), "scale"), (dict(image_size=256, scale=3), "divisor")])
+                                        (dict(scale=0), "scale"), (dict(image_size=256, scale=3), "divisor"),
+                                        (dict(streak_threshold=0.0), "streak_threshold")])
 def test_texture_config_is_checked(bad, match):
     with pytest.raises(ValueError, match=match):
         TextureConfig(**bad)

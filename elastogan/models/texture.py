@@ -22,6 +22,7 @@ Noise comes from ``NoiseSource`` with its own seeds (``texture_seeds``): draw ``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,6 +37,22 @@ from elastogan.models.generator import NoiseInjection, NoiseSource
 # pixels (31 for the default 6 layers),
 # a few speckle cells at 256² — wide enough to see an echo-poor patch, cheap at full size.
 DILATIONS = (1, 2, 4, 4, 2, 1)
+
+# Tracking-error streaks: spikes where a Gaussian exceeds a threshold in magnitude
+# (TextureConfig.streak_threshold; STREAK_THRESHOLD by default, 1.2 % of the pixels), scaled to
+# unit variance, convolved with a learnt STREAK_KERNEL (axial × lateral) kernel that starts as a
+# vertical line of unit energy.
+STREAK_THRESHOLD, STREAK_KERNEL = 2.5, (9, 3)
+
+
+def streak_density(threshold: float) -> float:
+    """P(|N(0, 1)| > threshold): the share of pixels that carry a spike.
+
+    Example:
+        >>> round(streak_density(STREAK_THRESHOLD), 6)
+        0.012419
+    """
+    return math.erfc(threshold / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,9 @@ class TextureConfig:
             a neighbour one pixel along the beam is an outlier too in 62 % of cases, across it
             in 44 %), the trace of a displacement peak-hop through the least-squares strain fit;
             stacked 3×3 layers turn sparse noise into round blobs instead. Default False.
+        streak_threshold: the streaks' spikes are where a Gaussian exceeds it in magnitude
+            (2.5: 1.2 % of the pixels; 3.0: 0.27 %; 3.5: 0.047 %). Sparser spikes make the same
+            roughness out of fewer, larger steps — the scanner's way. Default ``STREAK_THRESHOLD``.
         position: give the first layer where each pixel lies in the frame (``frame_coordinates``:
             depth, and distance from the probe's centre line). The scanner's strain is noisier
             towards the sides of the field, where the tissue slides sideways under compression
@@ -85,6 +105,7 @@ class TextureConfig:
     streaks: bool = False
     position: bool = False
     scale: int = 1
+    streak_threshold: float = STREAK_THRESHOLD
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -95,6 +116,8 @@ class TextureConfig:
             raise ValueError(f"texture.layers must be 1–{len(DILATIONS)}, got {self.layers}")
         if self.noise_init < 0:
             raise ValueError(f"texture.noise_init must be >= 0, got {self.noise_init}")
+        if not 0 < self.streak_threshold <= 5:
+            raise ValueError(f"texture.streak_threshold must be in (0, 5], got {self.streak_threshold}")
         if self.scale < 1 or self.image_size % self.scale:
             raise ValueError(f"texture.scale must be a positive divisor of texture.image_size {self.image_size}, "
                              f"got {self.scale}")
@@ -117,13 +140,6 @@ class TextureConfig:
 # stage fed Gaussian noise alone) and errors that span a lesion; Gaussian per-pixel noise makes
 # neither easily through a 31-pixel receptive field.
 INPUT_NOISE = (("gaussian", 1), ("cubed", 1), ("sparse", 1), ("gaussian", 8), ("gaussian", 32))
-
-
-# Tracking-error streaks: spikes where a Gaussian exceeds STREAK_THRESHOLD in magnitude (1.2 %
-# of the pixels), convolved with a learnt STREAK_KERNEL (axial × lateral) kernel that starts as
-# a vertical line of unit energy.
-STREAK_THRESHOLD, STREAK_KERNEL = 2.5, (9, 3)
-STREAK_DENSITY = 0.012419  # P(|N(0, 1)| > 2.5)
 
 
 def input_noise_maps(source: NoiseSource, like: Tensor) -> Tensor:
@@ -231,7 +247,8 @@ class ScannerTexture(nn.Module):
             x = F.gelu(noise(conv(x), source))
         out = strain + self._full(self.out(x), bmode)
         if self.cfg.streaks:  # drawn last: the draws above stay what they were
-            spikes = source.draw(bmode) * (source.draw(bmode).abs() > STREAK_THRESHOLD) / STREAK_DENSITY**0.5
+            t = self.cfg.streak_threshold
+            spikes = source.draw(bmode) * (source.draw(bmode).abs() > t) / streak_density(t) ** 0.5
             kh, kw = STREAK_KERNEL
             out = out + self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
         return out.clamp(0.0, 1.0)
