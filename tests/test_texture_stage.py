@@ -76,15 +76,18 @@ def test_an_untrained_stage_returns_the_generator_draw():
         assert torch.equal(s(torch.rand(2, 1, 32, 32) * 2 - 1, strain, noise_seeds=[1, 2]), strain)
 
 
-@pytest.mark.parametrize("frame_noise, streaks", [(False, False), (True, False), (False, True)])
-def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise, streaks):
-    s = stage(frame_noise=frame_noise, streaks=streaks)
+@pytest.mark.parametrize("frame_noise, streaks, smooth_gate", [(False, False, False), (True, False, False),
+                                                                (False, True, False), (False, False, True)])
+def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise, streaks, smooth_gate):
+    s = stage(frame_noise=frame_noise, streaks=streaks, smooth_gate=smooth_gate)
     assert s.convs[0].in_channels == 2 + 5 + frame_noise
     with torch.no_grad():
         s.out.weight.normal_(0, 0.1)  # a trained-looking last layer
         if streaks:
             s.streak_gain.weight.normal_(0, 0.1)
-        b, m = torch.rand(1, 1, 32, 32) * 2 - 1, torch.full((1, 1, 32, 32), 0.5)
+        if smooth_gate:
+            s.smooth_gain.weight.normal_(0, 0.1)
+        b, m = torch.rand(1, 1, 32, 32) * 2 - 1, torch.rand(1, 1, 32, 32)
         a1, a2 = s(b, m, noise_seeds=[5]), s(b, m, noise_seeds=[5])
         other = s(b, m, noise_seeds=[6])
         batch = s(b.repeat(2, 1, 1, 1), m.repeat(2, 1, 1, 1), noise_seeds=[6, 5])
@@ -96,6 +99,10 @@ def test_stage_draws_are_seeded_batch_independent_and_local(frame_noise, streaks
         moved = (s(b2, m, noise_seeds=[5]) - a1).abs()[0, 0] > 0
         ys, xs = np.nonzero(moved.numpy())
         half = s.cfg.receptive_field // 2
+        assert len(ys) > 0 and np.abs(ys - 16).max() <= half and np.abs(xs - 16).max() <= half
+        m2 = m.clone()  # and so does a pixel of the generator's draw
+        m2[..., 16, 16] = 1 - m2[..., 16, 16]
+        ys, xs = np.nonzero(((s(b, m2, noise_seeds=[5]) - a1).abs()[0, 0] > 0).numpy())
         assert len(ys) > 0 and np.abs(ys - 16).max() <= half and np.abs(xs - 16).max() <= half
     assert texture_seeds([5]) != [5] and texture_seeds([5]) == texture_seeds([5])
 
@@ -145,6 +152,31 @@ def test_streaks_are_sparse_runs_along_the_beam_at_the_amplitude_the_network_set
     s.zero_grad()
     s(torch.zeros_like(m), m, noise_seeds=[3]).square().sum().backward()
     assert s.streak_kernel.grad.abs().sum() > 0
+
+
+def test_the_smoothing_gate_blends_the_draw_with_its_gaussian_blur():
+    # Gate 0 (as trained stages start): the draw itself. Gate 1 everywhere: scipy's Gaussian
+    # blur of the draw (sd SMOOTH_SIGMA, cut at SMOOTH_RADIUS, edges replicated). Gate −1 in
+    # one half: that half sharpened, away from the blur.
+    from scipy import ndimage
+
+    from elastogan.models.texture import SMOOTH_RADIUS, SMOOTH_SIGMA
+
+    s = stage(smooth_gate=True, layers=2)
+    m = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    b = torch.zeros_like(m)
+    with torch.no_grad():
+        assert torch.equal(s(b, m, noise_seeds=[1]), m)
+        s.smooth_gain.bias.fill_(1.0)
+        blurred = s(b, m, noise_seeds=[1])[0, 0].numpy()
+    want = ndimage.gaussian_filter(m[0, 0].numpy().astype(np.float64), SMOOTH_SIGMA, mode="nearest",
+                                   truncate=SMOOTH_RADIUS / SMOOTH_SIGMA)
+    np.testing.assert_allclose(blurred, want, atol=1e-5)
+    assert blurred.std() < 0.5 * m.std().item()  # white noise loses most of its variance
+    s.smooth_gain.bias.grad = None
+    out = s(b, m, noise_seeds=[1])
+    out.sum().backward()
+    assert s.smooth_gain.bias.grad is not None and s.smooth_gain.bias.grad.abs() > 0  # the gate is learnt
 
 
 def test_frame_coordinates_are_depth_and_distance_from_the_centre_line():

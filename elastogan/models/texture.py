@@ -43,6 +43,9 @@ DILATIONS = (1, 2, 4, 4, 2, 1)
 # unit variance, convolved with a learnt STREAK_KERNEL (axial × lateral) kernel that starts as a
 # vertical line of unit energy.
 STREAK_THRESHOLD, STREAK_KERNEL = 2.5, (9, 3)
+# The smoothing gate's blur (TextureConfig.smooth_gate): a Gaussian of this sd in pixels, cut at
+# ±4 pixels (inside every stage's receptive field).
+SMOOTH_SIGMA, SMOOTH_RADIUS = 1.5, 4
 
 
 def streak_density(threshold: float) -> float:
@@ -79,6 +82,13 @@ class TextureConfig:
             a neighbour one pixel along the beam is an outlier too in 62 % of cases, across it
             in 44 %), the trace of a displacement peak-hop through the least-squares strain fit;
             stacked 3×3 layers turn sparse noise into round blobs instead. Default False.
+        smooth_gate: let the stage smooth the generator's draw where it sees fit: a gate map
+            ``g`` (from the same features as the residual; starts at zero) blends the draw with
+            its Gaussian blur (``SMOOTH_SIGMA``), ``strain + g·(blur(strain) − strain)``, before
+            the residual and the streaks are added. The scanner's strain between its outliers is
+            smoother than the generator's draw (phantom-v2: median neighbour step 0.008 in the
+            5×5-median-filtered scanner strain against 0.011 in the draw); a stage that can only
+            add texture cannot remove the draw's middling steps. Default False.
         streak_threshold: the streaks' spikes are where a Gaussian exceeds it in magnitude
             (2.5: 1.2 % of the pixels; 3.0: 0.27 %; 3.5: 0.047 %). Sparser spikes make the same
             roughness out of fewer, larger steps — the scanner's way. Default ``STREAK_THRESHOLD``.
@@ -106,6 +116,7 @@ class TextureConfig:
     position: bool = False
     scale: int = 1
     streak_threshold: float = STREAK_THRESHOLD
+    smooth_gate: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -213,6 +224,13 @@ class ScannerTexture(nn.Module):
             self.streak_gain = nn.Conv2d(c, 1, 3, padding=1)  # amplitude per pixel; starts at zero
             nn.init.zeros_(self.streak_gain.weight)
             nn.init.zeros_(self.streak_gain.bias)
+        if cfg.smooth_gate:
+            self.smooth_gain = nn.Conv2d(c, 1, 3, padding=1)  # how much to smooth; starts at zero
+            nn.init.zeros_(self.smooth_gain.weight)
+            nn.init.zeros_(self.smooth_gain.bias)
+            taps = torch.arange(-SMOOTH_RADIUS, SMOOTH_RADIUS + 1, dtype=torch.float32)
+            kernel = torch.exp(-0.5 * (taps / SMOOTH_SIGMA) ** 2)
+            self.register_buffer("smooth_kernel", (kernel / kernel.sum()).view(1, 1, 1, -1), persistent=False)
 
     def forward(self, bmode: Tensor, strain: Tensor, *, noise_seeds: Sequence[int] | None = None,
                 coords: Tensor | None = None) -> Tensor:
@@ -246,12 +264,21 @@ class ScannerTexture(nn.Module):
         for conv, noise in zip(self.convs, self.noise):
             x = F.gelu(noise(conv(x), source))
         out = strain + self._full(self.out(x), bmode)
+        if self.cfg.smooth_gate:
+            out = out + self._full(self.smooth_gain(x), bmode) * (self._blur(strain) - strain)
         if self.cfg.streaks:  # drawn last: the draws above stay what they were
             t = self.cfg.streak_threshold
             spikes = source.draw(bmode) * (source.draw(bmode).abs() > t) / streak_density(t) ** 0.5
             kh, kw = STREAK_KERNEL
             out = out + self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
         return out.clamp(0.0, 1.0)
+
+    def _blur(self, m: Tensor) -> Tensor:
+        """``m`` blurred by the separable ``SMOOTH_SIGMA`` Gaussian, edges replicated (a window's
+        edge then looks like more of the same, not like zero strain)."""
+        r = SMOOTH_RADIUS
+        m = F.conv2d(F.pad(m, (r, r, 0, 0), mode="replicate"), self.smooth_kernel)
+        return F.conv2d(F.pad(m, (0, 0, r, r), mode="replicate"), self.smooth_kernel.transpose(-1, -2))
 
     def _full(self, coarse: Tensor, like: Tensor) -> Tensor:
         """``coarse`` at ``like``'s size (bilinear; the identity when ``cfg.scale`` is 1)."""
