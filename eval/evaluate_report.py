@@ -563,8 +563,9 @@ def _texture_markdown(table: Mapping[str, Mapping[str, float]], diagnosis: Mappi
                      f"{pair['accuracy']:.3f}; their joint mean shift is {pair['mahalanobis']:.2f} sd in the pooled "
                      f"covariance against |d| {d[0]:.2f} and {d[1]:.2f} apart (well above both: the two break a "
                      "relation the real maps keep — the texture's kind is wrong).")
-    lines.append(f"- Whole mean shift: {diagnosis['mahalanobis']:.2f} sd (Mahalanobis); a linear observer between two "
-                 f"Gaussians that far apart reaches {diagnosis['mahalanobis_accuracy']:.3f}.")
+    lines.append(f"- Whole mean shift: {diagnosis['mahalanobis']:.2f} sd (Mahalanobis); between two Gaussians that far "
+                 f"apart the best linear rule scores {diagnosis['mahalanobis_accuracy']:.3f} (an upper reference: "
+                 "the features are not Gaussian and the observer learns its rule from fewer cases).")
     return lines
 
 
