@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -425,9 +426,11 @@ def test_train_texture_command_writes_a_checkpoint_the_product_loads(tmp_path, c
     # every switch of session 15 at once: position, streaks, squared linear statistics with hard
     # counts, windows that overlap the ROI and score the frame's edges
     new = ["texture.position=true", "texture.streaks=true", "train.stats_score=l2", "train.stats_linear=true",
-           "train.stats_hard=true", "train.windows=overlap"]
+           "train.stats_hard=true", "train.windows=overlap", "train.stats_energy=1"]
     argv[argv.index("--out") + 1] = str(tmp_path / "run2")
     assert main([*argv, *[a for s in sets + new for a in ("--set", s)]]) == 0
+    logged = json.loads((tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()[0])
+    assert logged["stats_energy"] > 0  # the unpaired term is trained and logged
     p = Predictor.from_checkpoint(tmp_path / "run2" / "texture.pt", device="cpu")
     assert p.texture.cfg.position and p.texture.cfg.streaks
     a = p.sample(bmode, samples=2, seed=4)
@@ -471,8 +474,6 @@ def test_train_texture_mistakes_are_one_line_and_write_nothing(tmp_path, capsys)
 
 
 def test_bench_model_times_the_generator_with_its_texture_stage(tmp_path):
-    import json
-
     out = tmp_path / "bench.json"
     assert main(["bench", "model", "--models", "transunet-noise", "transunet-noise-texture", "--size", "256",
                  "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0

@@ -235,3 +235,64 @@ def test_whitened_differences_have_the_real_windows_joint_spread(maps):
     across[j] = -along[j]
     assert ((across / s.std(0)).norm() - (along / s.std(0)).norm()).abs() < 1e-4  # equal per statistic
     assert (across @ w).norm() > 1.5 * (along @ w).norm()
+
+
+def test_energy_distance_sees_the_spread_and_the_relation_a_mean_does_not():
+    from elastogan.models.texture_stats import energy_distance
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 2, generator=g)
+    y = torch.randn(400, 2, generator=g)
+    assert energy_distance(x, x).item() == pytest.approx(0.0, abs=1e-5)
+    same = energy_distance(x, y).item()  # two samples of one distribution: sampling noise only
+    # the 1-D closed form between N(0, 1) and N(δ, 1): 2·E|Z√2 + δ| − 2·E|Z√2| (Székely & Rizzo 2013)
+    from scipy.stats import norm
+
+    d, s = 1.0, 2 ** 0.5
+    folded = s * np.sqrt(2 / np.pi) * np.exp(-(d / s) ** 2 / 2) + d * (1 - 2 * norm.cdf(-d / s))
+    closed = 2 * folded - 2 * s * np.sqrt(2 / np.pi)
+    big = torch.randn(3000, 1, generator=g)
+    assert energy_distance(big, torch.randn(3000, 1, generator=g) + d).item() == pytest.approx(closed, rel=0.1)
+    tight = 0.4 * y  # same mean, a third of the spread: what the stage's draws did
+    related = torch.stack([y[:, 0], -y[:, 0] * 0.9 + 0.2 * y[:, 1]], 1)  # same marginals' scale, a relation
+    assert energy_distance(x, tight).item() > 4 * same and energy_distance(x, related).item() > 4 * same
+    assert (tight.mean(0) - x.mean(0)).abs().max() < 0.15  # a batch-mean term would not see it
+
+
+def test_the_energy_term_pulls_too_alike_draws_apart():
+    # Draws whose amount of texture barely varies against real windows whose amount varies a
+    # lot: gradient descent on the energy term alone spreads the draws' amounts out.
+    from elastogan.models.texture_stats import texture_stats_energy
+
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(16, 1, 24, 24, generator=g)
+    amounts = torch.linspace(0.005, 0.05, 16).view(16, 1, 1, 1)
+    real = 0.5 + amounts * base
+    mask = torch.ones_like(real)
+    reference = texture_statistics(real, mask)
+    scale = statistic_scale(real, mask)
+    log_amp = torch.full((16, 1, 1, 1), float(np.log(0.02)), requires_grad=True)
+    noise = torch.randn(16, 1, 24, 24, generator=g)
+    opt = torch.optim.Adam([log_amp], lr=0.05)
+    for _ in range(150):
+        draws = (0.5 + log_amp.exp() * noise)[None]
+        loss = texture_stats_energy(draws, mask, reference, scale)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    spread = log_amp.detach().exp().flatten()
+    assert spread.max() / spread.min() > 3, spread  # real: 10×
+    cfg = TextureTrainConfig(stats=5.0, stats_energy=1.0, samples=2)
+    stage = ScannerTexture(TextureConfig(image_size=32, channels=4, layers=2))
+    opt = torch.optim.Adam(stage.parameters(), lr=1e-3)
+    bmode, win = torch.rand(2, 1, 24, 24) * 2 - 1, torch.rand(2, 1, 24, 24)
+    gen = torch.full((4, 1, 24, 24), 0.5)
+    with pytest.raises(ValueError, match="real windows' statistics"):
+        fit_step(stage, opt, bmode, gen, win, cfg, 2, torch.ones(len(STATISTICS)))
+    terms, total = fit_step(stage, opt, bmode, gen, win, cfg, 2, torch.ones(len(STATISTICS)), reference=reference)
+    assert terms["stats_energy"].item() > 0
+    assert total.item() == pytest.approx(sum(getattr(cfg, k) * v.item() for k, v in terms.items()), rel=1e-5)
+    with pytest.raises(ValueError, match="stats_energy"):
+        TextureTrainConfig(stats_energy=-1.0)
+    with pytest.raises(ValueError, match="needs train.stats"):
+        TextureTrainConfig(stats=0.0, stats_energy=1.0)

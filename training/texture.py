@@ -86,6 +86,11 @@ class TextureTrainConfig:
             rest. Default "inside".
         stats_whiten: measure the statistics' differences in units of the real windows' joint
             spread (``statistic_whitening``), not each statistic's own sd. Default False.
+        stats_energy: weight of an unpaired term: the energy distance between the draws'
+            statistics and those of the ``stats_windows`` real windows
+            (``texture_stats_energy``), so that the draws' statistics spread from window to
+            window and relate to each other as the scanner's, where the paired terms pull
+            each draw to its own window's conditional mean. Default 0 (off).
         stats_windows: real training windows that set the statistics' units, drawn once
             before the first step from their own stream (seed + 1), so ``stats = 0`` runs
             draw exactly the windows they drew before the term existed. Default 256.
@@ -114,6 +119,7 @@ class TextureTrainConfig:
     stats_hard: bool = False
     windows: str = "inside"
     stats_whiten: bool = False
+    stats_energy: float = 0.0
     hflip: bool = True
     seed: int = 0
     log_every: int = 50
@@ -136,8 +142,11 @@ class TextureTrainConfig:
                              f"got {self.crps}, {self.spectral} and {self.stats}")
         if self.stats_score not in ("l1", "l2", "crps"):
             raise ValueError(f"train.stats_score must be 'l1', 'l2' or 'crps', got {self.stats_score!r}")
-        if self.stats_batch < 0:
-            raise ValueError(f"train.stats_batch must be >= 0, got {self.stats_batch}")
+        if self.stats_batch < 0 or self.stats_energy < 0:
+            raise ValueError(f"train.stats_batch and train.stats_energy must be >= 0, got {self.stats_batch} and "
+                             f"{self.stats_energy}")
+        if self.stats_energy > 0 and self.stats == 0:
+            raise ValueError("train.stats_energy needs train.stats > 0 (it is measured in the statistics' units)")
         if self.windows not in ("inside", "overlap"):
             raise ValueError(f"train.windows must be 'inside' or 'overlap', got {self.windows!r}")
         if self.stats_windows < 2:
@@ -255,9 +264,11 @@ def pooled(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, size: 
 
 
 def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig,
-                scale: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                scale: torch.Tensor | None = None, reference: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The unweighted terms for ``draws`` ``(K, B, 1, H, W)`` against ``target`` ``(B, 1, H, W)``;
-    ``scale``: the statistics' units (``stats_scale``), needed when ``cfg.stats > 0``."""
+    ``scale``: the statistics' units (``stats_scale``), needed when ``cfg.stats > 0``;
+    ``reference``: real windows' statistics (``stats_reference``), needed when
+    ``cfg.stats_energy > 0``."""
     k = draws.shape[0]
     terms = {}
     if cfg.stats > 0:
@@ -266,6 +277,11 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
         terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch,
                                                           score=cfg.stats_score, linear=cfg.stats_linear,
                                                           hard=cfg.stats_hard)
+    if cfg.stats_energy > 0:
+        if reference is None:
+            raise ValueError("train.stats_energy > 0 needs the real windows' statistics")
+        terms["stats_energy"] = texture_stats.texture_stats_energy(draws, mask, reference, scale, linear=cfg.stats_linear,
+                                                                   hard=cfg.stats_hard)
     if cfg.crps > 0:
         if cfg.crps_pool > 1:
             draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)
@@ -277,9 +293,9 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
     return terms
 
 
-def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
-    """The texture statistics' sd over ``stats_windows`` real scored windows, cut as training
-    cuts them, from the stream ``seed + 1``."""
+def reference_windows(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``stats_windows`` real scored windows, cut as training cuts them, from the stream
+    ``seed + 1``: strain ``(N, 1, h, w)`` (0 where not scored) and the mask where it is."""
     rng = np.random.default_rng(cfg.seed + 1)
     side = cfg.crop + 2 * margin
     windows = []
@@ -295,9 +311,23 @@ def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int)
     else:
         real = real[..., margin : side - margin, margin : side - margin]
     mask = torch.isfinite(real).float()
+    return torch.nan_to_num(real), mask
+
+
+def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
+    """The texture statistics' sd (or whitening matrix, ``stats_whiten``) over the
+    ``reference_windows``."""
+    real, mask = reference_windows(frames, cfg, size, margin)
     if cfg.stats_whiten:
-        return texture_stats.statistic_whitening(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
-    return texture_stats.statistic_scale(torch.nan_to_num(real), mask, linear=cfg.stats_linear)
+        return texture_stats.statistic_whitening(real, mask, linear=cfg.stats_linear)
+    return texture_stats.statistic_scale(real, mask, linear=cfg.stats_linear)
+
+
+def stats_reference(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
+    """The ``reference_windows``' statistics ``(stats_windows, len(STATISTICS))``, the real
+    distribution ``stats_energy`` compares the draws' with."""
+    real, mask = reference_windows(frames, cfg, size, margin)
+    return texture_stats.texture_statistics(real, mask, linear=cfg.stats_linear, hard=cfg.stats_hard).detach()
 
 
 def cut_windows(frames: Frames, bank: np.ndarray, idx, picks, corners, flips, side: int, device
@@ -344,6 +374,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} is not a multiple of texture.scale {tex.scale}")
     bank = generator_bank(predictor, frames.bmode, t.bank_draws, t.seed)
     scale = stats_scale(frames, t, tex.image_size, margin).to(predictor.device) if t.stats > 0 else None
+    reference = stats_reference(frames, t, tex.image_size, margin).to(predictor.device) if t.stats_energy > 0 else None
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
@@ -362,7 +393,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
             scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None
-            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored, reference=reference)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -396,14 +427,15 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
-             coords: torch.Tensor | None = None, scored: torch.Tensor | None = None
-             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             coords: torch.Tensor | None = None, scored: torch.Tensor | None = None, *,
+             reference: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
     ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``; ``coords``: the windows'
     ``(B, 2, W, W)`` frame coordinates (needed by a stage with ``position``). Returns the
     unweighted terms and the weighted total (no step when not finite). ``scored``: ``(B, 1, W, W)``
-    where each window is scored (``scored_mask``); ``None``: inside ``margin``."""
+    where each window is scored (``scored_mask``); ``None``: inside ``margin``. ``reference``:
+    as ``score_draws``."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
@@ -416,7 +448,7 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
     else:
         target = torch.where(scored > 0, real, torch.nan)
     mask = torch.isfinite(target).float()
-    terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale)
+    terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale, reference)
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
     if torch.isfinite(total):
         opt.zero_grad(set_to_none=True)
