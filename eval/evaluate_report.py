@@ -544,16 +544,17 @@ def _texture_markdown(table: Mapping[str, Mapping[str, float]], diagnosis: Mappi
     """``authenticity_metrics``' texture table: {feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}},
     with its ``texture_diagnosis`` (per-feature d, sd ratio and accuracy alone; the most telling
     pair; the whole mean shift) where there is one."""
-    if not diagnosis:
-        lines = ["| feature | real, mean ± sd | synthetic, mean ± sd |", "|---|---|---|"]
-        return lines + [f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
-                        f"{v['synthetic_sd']:.3g} |" for name, v in table.items()]
-    lines = ["| feature | real, mean ± sd | synthetic, mean ± sd | d | sd ratio | observer on it alone |",
-             "|---|---|---|---|---|---|"]
+    header = ["feature", "real, mean ± sd", "synthetic, mean ± sd"] + (
+        ["d", "sd ratio", "observer on it alone"] if diagnosis else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, v in table.items():
-        f = diagnosis["features"][name]
-        lines.append(f"| {name} | {v['real_mean']:.4g} ± {v['real_sd']:.3g} | {v['synthetic_mean']:.4g} ± "
-                     f"{v['synthetic_sd']:.3g} | {f['d']:+.2f} | {num(f['sd_ratio'])} | {f['accuracy_alone']:.3f} |")
+        cells = [name, f"{v['real_mean']:.4g} ± {v['real_sd']:.3g}", f"{v['synthetic_mean']:.4g} ± {v['synthetic_sd']:.3g}"]
+        if diagnosis:
+            f = diagnosis["features"][name]
+            cells += [f"{f['d']:+.2f}", num(f["sd_ratio"]), f"{f['accuracy_alone']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if not diagnosis:
+        return lines
     lines += ["", "- d: synthetic − real mean, in the pooled sd. A feature that tells the sets apart alone is a "
                   "level problem (too much or too little texture)."]
     pair = diagnosis.get("pair")

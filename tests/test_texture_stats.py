@@ -262,7 +262,7 @@ def test_energy_distance_sees_the_spread_and_the_relation_a_mean_does_not():
 def test_the_energy_term_pulls_too_alike_draws_apart():
     # Draws whose amount of texture barely varies against real windows whose amount varies a
     # lot: gradient descent on the energy term alone spreads the draws' amounts out.
-    from elastogan.models.texture_stats import texture_stats_energy
+    from elastogan.models.texture_stats import draw_statistics, texture_stats_energy
 
     g = torch.Generator().manual_seed(1)
     base = torch.randn(16, 1, 24, 24, generator=g)
@@ -276,7 +276,7 @@ def test_the_energy_term_pulls_too_alike_draws_apart():
     opt = torch.optim.Adam([log_amp], lr=0.05)
     for _ in range(150):
         draws = (0.5 + log_amp.exp() * noise)[None]
-        loss = texture_stats_energy(draws, mask, reference, scale)
+        loss = texture_stats_energy(draw_statistics(draws, mask), reference, scale)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -274,14 +274,15 @@ def score_draws(draws: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, c
     if cfg.stats > 0:
         if scale is None:
             raise ValueError("train.stats > 0 needs the statistics' scale")
+        if cfg.stats_energy > 0 and reference is None:
+            raise ValueError("train.stats_energy > 0 needs the real windows' statistics")
+        # computed once for the paired and the unpaired term
+        s_draws = texture_stats.draw_statistics(draws, mask, linear=cfg.stats_linear, hard=cfg.stats_hard)
         terms["stats"] = texture_stats.texture_stats_loss(draws, target, mask, scale, batch=cfg.stats_batch,
                                                           score=cfg.stats_score, linear=cfg.stats_linear,
-                                                          hard=cfg.stats_hard)
-    if cfg.stats_energy > 0:
-        if reference is None:
-            raise ValueError("train.stats_energy > 0 needs the real windows' statistics")
-        terms["stats_energy"] = texture_stats.texture_stats_energy(draws, mask, reference, scale, linear=cfg.stats_linear,
-                                                                   hard=cfg.stats_hard)
+                                                          hard=cfg.stats_hard, statistics=s_draws)
+        if cfg.stats_energy > 0:  # needs cfg.stats > 0 (TextureTrainConfig): its units are the statistics'
+            terms["stats_energy"] = texture_stats.texture_stats_energy(s_draws, reference, scale)
     if cfg.crps > 0:
         if cfg.crps_pool > 1:
             draws, target, mask = pooled(draws, target, mask, cfg.crps_pool)
@@ -314,19 +315,17 @@ def reference_windows(frames: Frames, cfg: TextureTrainConfig, size: int, margin
     return torch.nan_to_num(real), mask
 
 
-def stats_scale(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
+def stats_scale(real: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig) -> torch.Tensor:
     """The texture statistics' sd (or whitening matrix, ``stats_whiten``) over the
-    ``reference_windows``."""
-    real, mask = reference_windows(frames, cfg, size, margin)
+    ``reference_windows`` ``real``, ``mask``."""
     if cfg.stats_whiten:
         return texture_stats.statistic_whitening(real, mask, linear=cfg.stats_linear)
     return texture_stats.statistic_scale(real, mask, linear=cfg.stats_linear)
 
 
-def stats_reference(frames: Frames, cfg: TextureTrainConfig, size: int, margin: int) -> torch.Tensor:
+def stats_reference(real: torch.Tensor, mask: torch.Tensor, cfg: TextureTrainConfig) -> torch.Tensor:
     """The ``reference_windows``' statistics ``(stats_windows, len(STATISTICS))``, the real
     distribution ``stats_energy`` compares the draws' with."""
-    real, mask = reference_windows(frames, cfg, size, margin)
     return texture_stats.texture_statistics(real, mask, linear=cfg.stats_linear, hard=cfg.stats_hard).detach()
 
 
@@ -373,8 +372,12 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     if (t.crop + 2 * margin) % tex.scale:
         raise UserError(f"train.crop {t.crop} plus the stage's margin 2×{margin} is not a multiple of texture.scale {tex.scale}")
     bank = generator_bank(predictor, frames.bmode, t.bank_draws, t.seed)
-    scale = stats_scale(frames, t, tex.image_size, margin).to(predictor.device) if t.stats > 0 else None
-    reference = stats_reference(frames, t, tex.image_size, margin).to(predictor.device) if t.stats_energy > 0 else None
+    scale = reference = None
+    if t.stats > 0:
+        windows_real, windows_mask = reference_windows(frames, t, tex.image_size, margin)
+        scale = stats_scale(windows_real, windows_mask, t).to(predictor.device)
+        if t.stats_energy > 0:
+            reference = stats_reference(windows_real, windows_mask, t).to(predictor.device)
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3

@@ -171,8 +171,17 @@ def _standardised(diff: Tensor, scale: Tensor) -> Tensor:
     return diff @ scale if scale.ndim == 2 else diff / scale
 
 
+def draw_statistics(draws: Tensor, mask: Tensor, *, linear: bool = False, hard: bool = False) -> Tensor:
+    """``texture_statistics`` of every draw ``(K, B, 1, H, W)`` in its window's ``mask``
+    ``(B, 1, H, W)``: ``(K, B, len(STATISTICS))``."""
+    k = draws.shape[0]
+    return texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1), linear=linear,
+                              hard=hard).unflatten(0, (k, -1))
+
+
 def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tensor, *, batch: float = 0.0,
-                       score: str = "l1", linear: bool = False, hard: bool = False) -> Tensor:
+                       score: str = "l1", linear: bool = False, hard: bool = False,
+                       statistics: Tensor | None = None) -> Tensor:
     """``mean |s(draw) − s(target)| / scale`` over draws, windows and statistics (squared with
     ``score="l2"``), plus ``batch ×`` the same for the statistics' means over the batch.
 
@@ -197,6 +206,7 @@ def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tenso
             that is lowest when their spread matches the real window's uncertainty, so draws
             may differ in how much texture they carry, as scans of one breast do.
         linear, hard: as ``texture_statistics`` (``scale`` must come from the same form).
+        statistics: the draws' ``draw_statistics`` when the caller has them already.
 
     Example:
         >>> t = torch.rand(2, 1, 16, 16)
@@ -205,9 +215,7 @@ def texture_stats_loss(draws: Tensor, target: Tensor, mask: Tensor, scale: Tenso
     """
     if draws.ndim != 5 or draws.shape[1:] != target.shape:
         raise ValueError(f"expected draws (K, *target.shape), got {tuple(draws.shape)} for target {tuple(target.shape)}")
-    k = draws.shape[0]
-    s_draws = texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1), linear=linear,
-                                 hard=hard).unflatten(0, (k, -1))
+    s_draws = draw_statistics(draws, mask, linear=linear, hard=hard) if statistics is None else statistics
     s_real = texture_statistics(target, mask, linear=linear, hard=hard)
     if score == "crps":
         loss = crps_samples(_standardised(s_draws, scale)[..., None, None], _standardised(s_real, scale)[..., None, None])
@@ -240,8 +248,7 @@ def _pairwise(a: Tensor, b: Tensor) -> Tensor:
     return ((a[:, None, :] - b[None, :, :]).square().sum(-1) + 1e-12).sqrt()
 
 
-def texture_stats_energy(draws: Tensor, mask: Tensor, reference: Tensor, scale: Tensor, *, linear: bool = False,
-                         hard: bool = False) -> Tensor:
+def texture_stats_energy(statistics: Tensor, reference: Tensor, scale: Tensor) -> Tensor:
     """Energy distance between the draws' statistics and real windows' (``reference``), in the
     units of ``scale``: an unpaired term that asks the draws' statistics to be distributed as
     the real windows' — as spread out from window to window and as related to each other —
@@ -250,13 +257,11 @@ def texture_stats_energy(draws: Tensor, mask: Tensor, reference: Tensor, scale: 
     the scanner's).
 
     Args:
-        draws: ``(K, B, 1, H, W)``; mask: ``(B, 1, H, W)`` where they are scored.
-        reference: ``(N, len(STATISTICS))`` statistics of real windows (same form: ``linear``).
+        statistics: the draws' ``draw_statistics`` ``(..., len(STATISTICS))``.
+        reference: ``(N, len(STATISTICS))`` statistics of real windows (the same form).
         scale: as ``texture_stats_loss``.
     """
-    k = draws.shape[0]
-    s_draws = texture_statistics(draws.flatten(0, 1), mask.repeat(k, 1, 1, 1), linear=linear, hard=hard)
-    return energy_distance(_standardised(s_draws, scale), _standardised(reference, scale))
+    return energy_distance(_standardised(statistics.flatten(0, -2), scale), _standardised(reference, scale))
 
 
 def _error(z: Tensor, score: str) -> Tensor:
