@@ -562,11 +562,16 @@ def _texture_markdown(table: Mapping[str, Mapping[str, float]], diagnosis: Mappi
         d = [abs(diagnosis["features"][f]["d"]) for f in pair["features"]]
         lines.append(f"- Most telling pair: {pair['features'][0]} with {pair['features'][1]}, accuracy "
                      f"{pair['accuracy']:.3f}; their joint mean shift is {pair['mahalanobis']:.2f} sd in the pooled "
-                     f"covariance against |d| {d[0]:.2f} and {d[1]:.2f} apart (well above both: the two break a "
-                     "relation the real maps keep — the texture's kind is wrong).")
-    lines.append(f"- Whole mean shift: {diagnosis['mahalanobis']:.2f} sd (Mahalanobis); between two Gaussians that far "
-                 f"apart the best linear rule scores {diagnosis['mahalanobis_accuracy']:.3f} (an upper reference: "
-                 "the features are not Gaussian and the observer learns its rule from fewer cases).")
+                     f"covariance against |d| {d[0]:.2f} and {d[1]:.2f} apart "
+                     + ("(well above both: the two break a relation the real maps keep — the texture's kind is wrong)."
+                        if pair["mahalanobis"] > 2 * max(d) else "(no more than the larger alone: a level, not a relation)."))
+    if diagnosis["mahalanobis"] is not None:
+        lines.append(f"- Whole mean shift: {diagnosis['mahalanobis']:.2f} sd (Mahalanobis); between two Gaussians that far "
+                     f"apart the best linear rule scores {diagnosis['mahalanobis_accuracy']:.3f} (an upper reference: "
+                     "the features are not Gaussian and the observer learns its rule from fewer cases).")
+    else:
+        lines.append(f"- Whole mean shift: not measured (no more cases than the {len(table)} features + 1: their "
+                     "covariance is singular).")
     return lines
 
 

@@ -76,3 +76,10 @@ def test_mismatched_features_are_refused():
         texture_diagnosis(real, real[:, :3], GROUPS[:10], NAMES)
     with pytest.raises(ValueError, match="one group per row"):
         texture_diagnosis(real, real, GROUPS[:5], NAMES)
+
+
+def test_with_no_more_cases_than_features_the_whole_shift_is_not_measured():
+    real = features(5)
+    res = texture_diagnosis(real, real + 1.0, GROUPS[:5], NAMES, folds=2)
+    assert res["mahalanobis"] is None and res["mahalanobis_accuracy"] is None
+    assert res["pair"]["mahalanobis"] is not None  # two features on five cases still have a covariance

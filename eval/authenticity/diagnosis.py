@@ -84,7 +84,8 @@ def texture_diagnosis(real: np.ndarray, synthetic: np.ndarray, groups: Sequence[
         ``{"features": {name: {"d", "sd_ratio", "accuracy_alone"}},
         "pair": {"features": [a, b], "accuracy", "mahalanobis"}, "mahalanobis",
         "mahalanobis_accuracy"}``; ``sd_ratio`` synthetic / real (None where the real sd is 0);
-        ``pair`` None with fewer than two features.
+        ``pair`` None with fewer than two features; the whole shift None with no more cases
+        than features + 1.
 
     Raises:
         ValueError: shapes that disagree with each other or with ``names``.
@@ -111,6 +112,7 @@ def texture_diagnosis(real: np.ndarray, synthetic: np.ndarray, groups: Sequence[
         (i, j), best = max(scores.items(), key=lambda kv: kv[1])  # first pair on ties: deterministic
         pair = {"features": [names[i], names[j]], "accuracy": best,
                 "mahalanobis": mahalanobis_shift(real[:, [i, j]], synthetic[:, [i, j]])}
-    delta = mahalanobis_shift(real, synthetic)
+    # with no more cases than features the covariance is singular and the distance meaningless
+    delta = mahalanobis_shift(real, synthetic) if len(real) > len(names) + 1 else None
     return {"features": features, "pair": pair, "mahalanobis": delta,
-            "mahalanobis_accuracy": float(norm.cdf(delta / 2))}
+            "mahalanobis_accuracy": None if delta is None else float(norm.cdf(delta / 2))}
