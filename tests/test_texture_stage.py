@@ -439,9 +439,13 @@ def test_train_texture_command_writes_a_checkpoint_the_product_loads(tmp_path, c
     # a coarse stage (texture.scale=2) trains on block-aligned windows and runs in the product,
     # on frames of the stage's size and of another
     argv[argv.index("--out") + 1] = str(tmp_path / "run3")
-    assert main([*argv, *[a for s in sets + new[:2] + ["texture.scale=2"] for a in ("--set", s)]]) == 0
+    # (with a frame code: the training frames' codes are logged first, the product draws its own)
+    extra = ["texture.scale=2", "texture.frame_latent=1"]
+    assert main([*argv, *[a for s in sets + new[:2] + extra for a in ("--set", s)]]) == 0
+    codes = json.loads((tmp_path / "run3" / "metrics.jsonl").read_text().splitlines()[0])
+    assert len(codes["frame_latent_explained"]) == 1 and 0 < codes["frame_latent_explained"][0] <= 1
     p = Predictor.from_checkpoint(tmp_path / "run3" / "texture.pt", device="cpu")
-    assert p.texture.cfg.scale == 2
+    assert p.texture.cfg.scale == 2 and p.texture.cfg.frame_latent == 1
     a = p.sample(bmode, samples=2, seed=4)
     assert np.array_equal(a, p.sample(bmode, samples=2, seed=4)) and np.isfinite(a).all()
     assert np.isfinite(p.predict(big)[1]).all()
@@ -465,6 +469,8 @@ def test_train_texture_mistakes_are_one_line_and_write_nothing(tmp_path, capsys)
         (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "texture.layers=2", "--set", "texture.scale=2",
           "--set", "train.crop=11"], "not a multiple of texture.scale 2"),
         (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "texture.scale=3"], "positive divisor"),
+        (["--checkpoint", str(base), "--set", "texture.image_size=32", "--set", "texture.layers=2", "--set", "train.crop=12",
+          "--set", "texture.frame_latent=1"], "2 frames are too few to encode 1 dimensions"),
     ]
     for extra, message in cases:
         code = main(["train-texture", "--data", str(data), "--out", str(run), *extra])

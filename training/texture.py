@@ -44,6 +44,7 @@ from elastogan.models import losses, texture_stats
 from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, frame_coordinates
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
+from elastogan.training.frame_latent import encode_frames, frame_statistics
 
 
 @dataclass(frozen=True)
@@ -378,6 +379,13 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         scale = stats_scale(windows_real, windows_mask, t).to(predictor.device)
         if t.stats_energy > 0:
             reference = stats_reference(windows_real, windows_mask, t).to(predictor.device)
+    codes = None
+    if tex.frame_latent:
+        try:
+            encoded = encode_frames(frame_statistics(frames.strain), tex.frame_latent)
+        except ValueError as e:
+            raise UserError(f"{data}: texture.frame_latent={tex.frame_latent}: {e}") from None
+        codes = torch.from_numpy(encoded.codes).to(predictor.device)
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
@@ -385,6 +393,10 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     overlap = t.windows == "overlap"
     out.mkdir(parents=True, exist_ok=True)
     with (out / "metrics.jsonl").open("w") as log:
+        if codes is not None:  # what the frame codes hold, for the record
+            log.write(json.dumps({"frame_latent_explained": encoded.explained.round(4).tolist(),
+                                  "frame_latent_loadings": dict(zip(texture_stats.STATISTICS,
+                                                                    encoded.loadings.T.round(3).tolist()))}) + "\n")
         start = time.perf_counter()
         for step in range(1, t.steps + 1):
             for g in opt.param_groups:
@@ -396,7 +408,8 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
             scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None
-            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored, reference=reference)
+            terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored, reference=reference,
+                                    latent=None if codes is None else codes[torch.as_tensor(idx)])
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -431,20 +444,24 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
              coords: torch.Tensor | None = None, scored: torch.Tensor | None = None, *,
-             reference: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             reference: torch.Tensor | None = None, latent: torch.Tensor | None = None
+             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
     ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``; ``coords``: the windows'
     ``(B, 2, W, W)`` frame coordinates (needed by a stage with ``position``). Returns the
     unweighted terms and the weighted total (no step when not finite). ``scored``: ``(B, 1, W, W)``
     where each window is scored (``scored_mask``); ``None``: inside ``margin``. ``reference``:
-    as ``score_draws``."""
+    as ``score_draws``. ``latent``: the windows' frames' ``(B, frame_latent)`` codes (needed by a
+    stage with ``frame_latent``); every draw of a window gets its frame's."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
         raise ValueError("a stage with texture.position needs the windows' frame coordinates")
-    draws = stage(bmode.repeat(k, 1, 1, 1), gen,
-                  coords=None if coords is None else coords.repeat(k, 1, 1, 1)).unflatten(0, (k, bmode.shape[0]))
+    if stage.cfg.frame_latent and latent is None:
+        raise ValueError("a stage with texture.frame_latent needs the windows' frame codes in training")
+    draws = stage(bmode.repeat(k, 1, 1, 1), gen, coords=None if coords is None else coords.repeat(k, 1, 1, 1),
+                  latent=None if latent is None else latent.repeat(k, 1)).unflatten(0, (k, bmode.shape[0]))
     if scored is None:
         inner = (slice(margin, real.shape[-2] - margin), slice(margin, real.shape[-1] - margin))
         target, draws = real[..., inner[0], inner[1]], draws[..., inner[0], inner[1]]

@@ -76,6 +76,18 @@ class TextureConfig:
             that spans a lesion is. Default True.
         frame_noise: one more input map, one noise value per draw (the whole frame's "scan
             quality"). Default False.
+        frame_latent: this many more input maps, each one value per frame: a code for how much
+            and what kind of texture the whole scan shows. In training it is the real frame's
+            own texture, encoded (``elastogan.training.frame_latent``: the observer's statistics
+            over the ROI, their principal components, each mapped to N(0, 1) by rank); at
+            inference it is drawn from N(0, I), the codes' distribution over the training
+            frames. The scanner's amount of texture varies from scan to scan with what no
+            B-mode frame shows (the applied compression, the sequence's increments and slips,
+            the noise), and a stage scored window by window against its own real window learns
+            the conditional mean of it — a noise input it cannot tie to the target is left
+            unused (``frame_noise``, docs/training.md, "Session 16"). Given the code, the
+            paired terms teach the stage what each code looks like; drawn from its
+            distribution, the draws vary from scan to scan as scans do. Default 0 (off).
         streaks: add tracking-error streaks (``STREAK_THRESHOLD``, ``STREAK_KERNEL``): sparse heavy-tailed spikes drawn out
             along the beam by a learnt kernel, at an amplitude the network sets per pixel from
             what it sees. A scanner's strain outliers come in short axial runs (phantom-v2:
@@ -112,6 +124,7 @@ class TextureConfig:
     noise_init: float = 0.5
     input_noise: bool = True
     frame_noise: bool = False
+    frame_latent: int = 0
     streaks: bool = False
     position: bool = False
     scale: int = 1
@@ -125,6 +138,8 @@ class TextureConfig:
             raise ValueError(f"texture.channels must be at least 1, got {self.channels}")
         if not 1 <= self.layers <= len(DILATIONS):
             raise ValueError(f"texture.layers must be 1–{len(DILATIONS)}, got {self.layers}")
+        if not 0 <= self.frame_latent <= 8:
+            raise ValueError(f"texture.frame_latent must be 0–8, got {self.frame_latent}")
         if self.noise_init < 0:
             raise ValueError(f"texture.noise_init must be >= 0, got {self.noise_init}")
         if not 0 < self.streak_threshold <= 5:
@@ -209,7 +224,8 @@ class ScannerTexture(nn.Module):
         self.cfg = cfg
         c = cfg.channels
         dil = DILATIONS[: cfg.layers]
-        first = 2 + (len(INPUT_NOISE) if cfg.input_noise else 0) + int(cfg.frame_noise) + 2 * int(cfg.position)
+        first = (2 + (len(INPUT_NOISE) if cfg.input_noise else 0) + int(cfg.frame_noise) + cfg.frame_latent
+                 + 2 * int(cfg.position))
         self.convs = nn.ModuleList(
             nn.Conv2d(first if i == 0 else c, c, 3, padding=d, dilation=d) for i, d in enumerate(dil))
         self.noise = nn.ModuleList(NoiseInjection(c, cfg.noise_init) for _ in dil)
@@ -233,12 +249,14 @@ class ScannerTexture(nn.Module):
             self.register_buffer("smooth_kernel", (kernel / kernel.sum()).view(1, 1, 1, -1), persistent=False)
 
     def forward(self, bmode: Tensor, strain: Tensor, *, noise_seeds: Sequence[int] | None = None,
-                coords: Tensor | None = None) -> Tensor:
+                coords: Tensor | None = None, latent: Tensor | None = None) -> Tensor:
         """``bmode`` ``(B, 1, H, W)`` in [−1, 1] and ``strain`` ``(B, 1, H, W)`` in [0, 1] → a draw
         ``(B, 1, H, W)`` in [0, 1]. ``noise_seeds``: one per sample (``texture_seeds``) for a
         reproducible draw; ``None`` draws from torch's global generator (training). ``coords``:
         with ``cfg.position``, the ``(B, 2, H, W)`` ``frame_coordinates`` of a window cut from a
-        frame (training); ``None``: the input is a whole frame."""
+        frame (training); ``None``: the input is a whole frame. ``latent``: with
+        ``cfg.frame_latent``, the ``(B, frame_latent)`` codes of the real frames (training);
+        ``None``: drawn from N(0, I) by the draw's noise source."""
         if bmode.shape != strain.shape or bmode.ndim != 4 or bmode.shape[1] != 1:
             raise ValueError(f"expected bmode and strain of one shape (B, 1, H, W), got {tuple(bmode.shape)} and {tuple(strain.shape)}")
         k = self.cfg.scale
@@ -258,6 +276,13 @@ class ScannerTexture(nn.Module):
             inputs.append(input_noise_maps(source, x[:, :1]))
         if self.cfg.frame_noise:  # drawn after the maps above: their draws stay what they were
             inputs.append(source.draw(x[:, :1, :1, :1]).expand_as(x[:, :1]))
+        d = self.cfg.frame_latent
+        if d:  # drawn after the maps above: their draws stay what they were
+            if latent is None:
+                latent = torch.cat([source.draw(x[:, :1, :1, :1]) for _ in range(d)], dim=1)
+            elif latent.shape != (bmode.shape[0], d):
+                raise ValueError(f"expected latent {(bmode.shape[0], d)}, got {tuple(latent.shape)}")
+            inputs.append(latent.to(x.dtype).view(-1, d, 1, 1).expand(-1, -1, *x.shape[-2:]))
         if self.cfg.position:
             inputs.append(x[:, 2:])
         x = torch.cat(inputs, dim=1)
