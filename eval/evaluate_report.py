@@ -433,7 +433,8 @@ class _Maps:
 
 # Keys of authenticity_metrics' result that are figure or table data, not metrics.json numbers
 # (its n_cases is the summary's own).
-_AUTHENTICITY_DATA = ("texture_table", "texture_diagnosis", "spectrum", "memorisation", "n_cases")
+_AUTHENTICITY_DATA = ("texture_table", "texture_diagnosis", "texture_table_emode", "texture_diagnosis_emode",
+                      "spectrum", "memorisation", "n_cases")
 
 
 def _authenticity(real: _Maps, synthetic: _Maps, groups: list[str], train: list[np.ndarray],
@@ -701,7 +702,8 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
              measurements: Mapping[str, Sequence[str]] | None = None) -> str:
     """report.md: one column per checkpoint, the reference paper's NCC beside them; each NCC
     beside its ceiling, the observers and the calibration against the goals of issue 11;
-    ``authenticity``: name → the full ``authenticity_metrics`` result (texture table);
+    ``authenticity``: name → the full ``authenticity_metrics`` result (texture tables of the strain and
+    the E-mode);
     ``measurements``: name → ``measurement_report``'s Markdown lines (in that checkpoint's section)."""
     names = list(summaries)
     first = next(iter(summaries.values()))
@@ -747,11 +749,16 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
         lines += [f"## {n}", ""]
         if summaries[n].get("notes"):
             lines += [f"- {note}" for note in summaries[n]["notes"]] + [""]
-        table = (authenticity or {}).get(n, {}).get("texture_table")
-        if table:
-            lines += ["Texture statistics of the mapped strain in the ROI, real vs synthetic "
-                      "(the texture observer's features):", "",
-                      *_texture_markdown(table, (authenticity or {}).get(n, {}).get("texture_diagnosis")), ""]
+        found = (authenticity or {}).get(n, {})
+        for suffix, what in (("", "Texture statistics of the mapped strain in the ROI, real vs synthetic "
+                                  "(the texture observer's features):"),
+                             ("_emode", "Texture statistics of the E-mode in the ROI as a reader sees it (the colour "
+                                        "overlay's luminance, `emode_maps`), real vs synthetic (the E-mode texture "
+                                        "observer's features; what tells the E-modes apart need not be what tells "
+                                        "the strain maps apart):")):
+            if found.get(f"texture_table{suffix}"):
+                lines += [what, "", *_texture_markdown(found[f"texture_table{suffix}"],
+                                                       found.get(f"texture_diagnosis{suffix}")), ""]
         t = summaries[n]["tsukuba"]
         if t is not None:
             lines += ["Tsukuba rule scores, real (rows) vs synthetic (columns):", ""]

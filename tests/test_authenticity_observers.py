@@ -221,7 +221,7 @@ def test_authenticity_metrics_end_to_end(phantoms):
     prefixes = [f"c2st_{o}{e}" for e in ("", "_emode") for o in ("texture", "cnn")]
     expected = [f"{p}_{f}" for p in prefixes for f in ("accuracy", "ci", "p", "auc")] + [
         "fd_texture", "memorisation_ratio", "memorisation", "texture_table", "spectrum", "n_cases", "folds", "notes",
-        "texture_diagnosis"]
+        "texture_diagnosis", "texture_table_emode", "texture_diagnosis_emode"]
     assert sorted(res) == sorted(expected)
     assert json.loads(json.dumps(res, allow_nan=False)) == res
     for p in prefixes:
@@ -242,11 +242,17 @@ def test_authenticity_metrics_end_to_end(phantoms):
     # blur is a loss of texture (a level): its local sd has the largest standardised deficit
     features = res["texture_diagnosis"]["features"]
     assert features["local_sd_3"]["d"] < -1 and features["local_sd_3"]["accuracy_alone"] >= 0.8
+    # the E-modes rendered from the blurred maps lose their local variation too
+    emode_features = res["texture_diagnosis_emode"]["features"]
+    assert list(emode_features) == list(table) == list(res["texture_table_emode"])
+    assert emode_features["local_sd_3"]["d"] < -1
+    assert res["texture_table_emode"]["local_sd_3"]["synthetic_mean"] < res["texture_table_emode"]["local_sd_3"]["real_mean"]
     for png in (spectrum_png(res), memorisation_png(res)):
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     without = authenticity_metrics(phantoms.strain[:n], phantoms.blurred[:n], phantoms.groups[:n], cnn=False)
     assert without["c2st_cnn_accuracy"] is None and without["c2st_texture_emode_p"] is None
     assert without["memorisation"] is None and without["memorisation_ratio"] is None
+    assert without["texture_diagnosis_emode"] is None and without["texture_table_emode"] is None
     assert len(without["notes"]) == 3
     assert without["c2st_texture_accuracy"] == res["c2st_texture_accuracy"]

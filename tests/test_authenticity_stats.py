@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, linalg
 
+from elastogan.display import render_emode
 from elastogan.errors import UserError
 from elastogan.eval.authenticity import c2st, frechet, texture
 from elastogan.eval.authenticity.c2st import accuracy_test, group_folds, two_sample_test
@@ -315,6 +316,53 @@ def test_one_patient_leaves_the_tests_undefined_with_a_note():
     assert res["c2st_texture_accuracy"] is None and res["folds"] is None
     assert any("at least 2 patients" in note for note in res["notes"])
     assert math.isfinite(res["fd_texture"])
+
+
+def _emodes(strain: list[np.ndarray], seed: int = 0) -> list[np.ndarray]:
+    """The colour E-mode a scanner shows over a speckled B-mode, cropped to the whole map."""
+    rng = np.random.default_rng(seed)
+    h, w = strain[0].shape
+    return [render_emode(rng.integers(0, 256, (h, w), dtype=np.uint8), s, (0, 0, w, h), colorbar=False) for s in strain]
+
+
+def test_emode_diagnosis_finds_a_difference_planted_in_the_emodes_only(monkeypatch):
+    """Identical strain maps, E-modes blurred on the synthetic side: the strain diagnosis sees
+    nothing (d exactly 0), the E-mode diagnosis a loss of local variation far over a pooled sd."""
+    from elastogan.eval.authenticity import report
+    from elastogan.eval.authenticity.diagnosis import texture_diagnosis
+    from elastogan.eval.authenticity.maps import emode_maps
+    from elastogan.eval.authenticity.texture import feature_matrix
+
+    strain = _maps(12, (24, 32))
+    real_emode = _emodes(strain)
+    blurred = [np.round(ndimage.gaussian_filter(e.astype(float), (1.5, 1.5, 0))).astype(np.uint8) for e in real_emode]
+    groups = [f"p{i // 2}" for i in range(12)]
+    calls = []
+    monkeypatch.setattr(report, "feature_matrix", lambda maps, what: calls.append(what) or feature_matrix(maps, what))
+    res = authenticity_metrics(strain, [s.copy() for s in strain], groups, real_emode=real_emode,
+                               synthetic_emode=blurred, cnn=False)
+    assert sorted(calls) == ["real", "real_emode", "synthetic", "synthetic_emode"]  # each set's features once
+
+    emode, strain_diagnosis = res["texture_diagnosis_emode"], res["texture_diagnosis"]
+    assert list(emode["features"]) == list(FEATURE_NAMES) == list(res["texture_table_emode"])
+    assert all(f["d"] == 0.0 for f in strain_diagnosis["features"].values())
+    local_sd = emode["features"]["local_sd_3"]
+    assert local_sd["d"] < -5 and local_sd["accuracy_alone"] >= 0.9 and local_sd["sd_ratio"] < 1
+    assert emode["features"]["autocorrelation_lateral"]["d"] > 5  # smoother: neighbours alike
+    table = res["texture_table_emode"]["local_sd_3"]
+    assert table["synthetic_mean"] < table["real_mean"]
+    assert res["texture_table"]["local_sd_3"]["synthetic_mean"] == res["texture_table"]["local_sd_3"]["real_mean"]
+    # the E-mode diagnosis is texture_diagnosis of the E-mode luminance's features, with the C2ST's folds
+    direct = texture_diagnosis(feature_matrix(emode_maps(real_emode, "r")), feature_matrix(emode_maps(blurred, "s")),
+                               groups, FEATURE_NAMES, folds=5, seed=0)
+    assert emode == direct
+
+    without = authenticity_metrics(strain, strain, groups, cnn=False)
+    assert without["texture_diagnosis_emode"] is None and without["texture_table_emode"] is None
+    assert without["texture_diagnosis"] is not None
+    one_patient = authenticity_metrics(strain, strain, ["p"] * 12, real_emode=real_emode, synthetic_emode=blurred,
+                                       cnn=False)
+    assert one_patient["texture_diagnosis_emode"] is None and one_patient["texture_table_emode"] is not None
 
 
 def test_figures_refuse_metrics_without_their_data():

@@ -22,6 +22,7 @@ from elastogan.data.images import read_strain
 from elastogan.data.manifest import read_manifest
 from elastogan.eval import evaluate as ev
 from elastogan.eval import metrics
+from elastogan.eval.authenticity.texture import FEATURE_NAMES
 from elastogan.display import render_emode
 from elastogan.errors import UserError
 from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, overlay_mask, summarise
@@ -507,6 +508,7 @@ def test_observers_run_per_checkpoint_and_the_real_images_are_their_own_twin(tmp
     assert blur["c2st_texture_accuracy"] > 0.8 and blur["c2st_folds"] == 5
     assert "texture_table" not in same and "spectrum" not in same and "memorisation" not in same
     assert "texture_diagnosis" not in same
+    assert "texture_table_emode" not in same and "texture_diagnosis_emode" not in same
     for name in ("self", "blurred"):
         for fig in ("spectrum.png", "memorisation.png"):
             with Image.open(out / name / fig) as im:
@@ -519,6 +521,18 @@ def test_observers_run_per_checkpoint_and_the_real_images_are_their_own_twin(tmp
     row = next(line for line in blurred_section.splitlines() if line.startswith("| local_sd_3 |"))
     assert float(row.split("|")[4]) < -1.0, row
     assert "Most telling pair:" in blurred_section and "Whole mean shift:" in blurred_section
+    # the E-mode as a reader sees it, with its own diagnosis: the twin's E-modes are the real
+    # ones (d 0 on every feature), the blurred strain's E-modes are smoother too
+    emode_table = "Texture statistics of the E-mode in the ROI as a reader sees it"
+    for name, section in (("self", md[md.index("## self"):md.index("## blurred")]), ("blurred", blurred_section)):
+        assert section.count(emode_table) == 1 and section.index("mapped strain in the ROI") < section.index(emode_table)
+        rows = [line.split("|") for line in section[section.index(emode_table):].split("\n\n", 2)[1].splitlines()[2:]]
+        assert [r[1].strip() for r in rows] == list(FEATURE_NAMES), name
+        if name == "self":
+            assert all(float(r[4]) == 0.0 for r in rows)
+        else:
+            assert float(next(r for r in rows if r[1].strip() == "local_sd_3")[4]) < -1.0
+    assert blurred_section.count("Most telling pair:") == 2
     assert f"| texture observer C2ST accuracy [95 % CI], mapped strain | {same['c2st_texture_accuracy']:.3f} [" in md
 
 

@@ -19,6 +19,11 @@ says why):
   maps — per feature the standardised difference, sd ratio and accuracy alone; the most
   telling pair of features with its joint (Mahalanobis) shift; the whole mean shift's
   Mahalanobis distance. None without folds.
+* ``texture_table_emode``, ``texture_diagnosis_emode``: the same two for the E-mode luminance
+  (the colour overlay a reader sees, through :func:`.maps.emode_maps`), from the features the
+  E-mode texture observer uses: why that observer separates the E-modes, which need not be why
+  the strain observer separates the strain maps. None when no E-modes are given (the diagnosis
+  also without folds).
 * ``spectrum``: ``{"frequency", "real", "synthetic"}``: bin centres in cycles/pixel and the
   radially averaged power spectrum averaged over each set.
 * ``n_cases``; ``folds`` (the folds used: fewer than asked when there are fewer patients);
@@ -88,26 +93,28 @@ def authenticity_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndar
     out: dict = {}
 
     features = feature_matrix(real_maps, "real"), feature_matrix(synthetic_maps, "synthetic")
+    emode_features = None if emodes is None else (feature_matrix(emodes[0], "real_emode"),
+                                                  feature_matrix(emodes[1], "synthetic_emode"))
     n_groups = len(set(groups))
     used_folds = min(folds, n_groups) if n_groups >= 2 else None
     if used_folds is None:
         notes.append(f"classifier two-sample tests need at least 2 patients to cross-fit, got {n_groups}")
     if emodes is None:
-        notes.append("no E-modes given: the c2st_*_emode keys are None")
+        notes.append("no E-modes given: the c2st_*_emode and texture_*_emode keys are None")
     if not cnn:
         notes.append("CNN observer not run (cnn=False): the c2st_cnn_* keys are None")
-    for suffix, pair in (("", (real_maps, synthetic_maps)), ("_emode", emodes)):
-        tex = cnn_res = None
+    for suffix, pair, feats in (("", (real_maps, synthetic_maps), features), ("_emode", emodes, emode_features)):
+        tex = cnn_res = diagnosis = None
         if pair is not None and used_folds is not None:
-            fr, fs = features if suffix == "" else (feature_matrix(pair[0], "real_emode"), feature_matrix(pair[1], "synthetic_emode"))
-            tex = two_sample_test(list(fr), list(fs), groups, groups, TextureObserver(), folds=folds, seed=seed)
+            tex = two_sample_test(list(feats[0]), list(feats[1]), groups, groups, TextureObserver(), folds=folds, seed=seed)
             if cnn:
                 cnn_res = two_sample_test(pair[0], pair[1], groups, groups, CNNObserver(), folds=folds, seed=seed)
+            diagnosis = texture_diagnosis(*feats, groups, FEATURE_NAMES, folds=folds, seed=seed)
         out.update(_c2st_keys(f"c2st_texture{suffix}", tex))
         out.update(_c2st_keys(f"c2st_cnn{suffix}", cnn_res))
+        out[f"texture_diagnosis{suffix}"] = diagnosis
+        out[f"texture_table{suffix}"] = None if feats is None else _texture_table(*feats)
 
-    diagnosis = None if used_folds is None else texture_diagnosis(*features, groups, FEATURE_NAMES, folds=folds, seed=seed)
-    out["texture_diagnosis"] = diagnosis
     out["fd_texture"] = fd_texture(*features)
     if train_maps:
         distances = {"synthetic": nearest_distances(synthetic_maps, train_maps).tolist(),
@@ -120,11 +127,6 @@ def authenticity_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndar
         notes.append("no training maps given: memorisation keys are None")
         out["memorisation_ratio"] = out["memorisation"] = None
 
-    out["texture_table"] = {
-        name: {"real_mean": float(features[0][:, j].mean()), "real_sd": float(features[0][:, j].std(ddof=1)),
-               "synthetic_mean": float(features[1][:, j].mean()), "synthetic_sd": float(features[1][:, j].std(ddof=1))}
-        for j, name in enumerate(FEATURE_NAMES)
-    }
     frequency, real_power = mean_spectrum(real_maps)
     out["spectrum"] = {"frequency": frequency.tolist(), "real": real_power.tolist(),
                        "synthetic": mean_spectrum(synthetic_maps)[1].tolist()}
@@ -132,6 +134,13 @@ def authenticity_metrics(real: Sequence[np.ndarray], synthetic: Sequence[np.ndar
     out["folds"] = used_folds
     out["notes"] = notes
     return out
+
+
+def _texture_table(real: np.ndarray, synthetic: np.ndarray) -> dict:
+    """``{feature: {real_mean, real_sd, synthetic_mean, synthetic_sd}}`` of two ``(n, d)`` feature matrices."""
+    return {name: {"real_mean": float(real[:, j].mean()), "real_sd": float(real[:, j].std(ddof=1)),
+                   "synthetic_mean": float(synthetic[:, j].mean()), "synthetic_sd": float(synthetic[:, j].std(ddof=1))}
+            for j, name in enumerate(FEATURE_NAMES)}
 
 
 def _c2st_keys(prefix: str, res: C2STResult | None) -> dict:
