@@ -10,6 +10,7 @@ import torch
 from scipy import ndimage
 from scipy.stats import spearmanr
 
+from elastogan.models.generator import NoiseSource
 from elastogan.models.texture import ScannerTexture, TextureConfig
 from elastogan.sim.case import simulate_case
 from elastogan.sim.config import SimConfig
@@ -99,13 +100,63 @@ def test_the_stage_reads_one_code_per_frame_and_draws_it_at_inference():
         TextureConfig(frame_latent=9)
 
 
-def test_training_with_the_codes_teaches_each_code_its_amount_of_texture():
+def test_latent_scale_draws_the_code_that_many_times_wider():
+    """With no other noise, a stage at ``latent_scale`` 2 draws exactly what the same weights draw
+    when handed twice the code its noise source gives at scale 1."""
+    torch.manual_seed(0)
+    cfg = dict(image_size=32, channels=6, layers=2, frame_latent=2, input_noise=False, noise_init=0.0)
+    one = ScannerTexture(TextureConfig(**cfg)).eval()
+    two = ScannerTexture(TextureConfig(**cfg, latent_scale=2.0)).eval()
+    with torch.no_grad():
+        one.out.weight.normal_(0, 0.05)
+        two.load_state_dict(one.state_dict())
+        b, m = torch.zeros(2, 1, 32, 32), torch.full((2, 1, 32, 32), 0.5)
+        src = NoiseSource(2, [5, 6])
+        code = torch.cat([src.draw(b[:, :, :1, :1]) for _ in range(2)], dim=1).view(2, 2)
+        assert torch.allclose(one(b, m, noise_seeds=[5, 6]), one(b, m, latent=code), atol=1e-6)
+        assert torch.allclose(two(b, m, noise_seeds=[5, 6]), one(b, m, latent=2 * code), atol=1e-6)
+        assert not torch.allclose(two(b, m, noise_seeds=[5, 6]), one(b, m, latent=code), atol=1e-4)
+    with pytest.raises(ValueError, match="latent_scale"):
+        TextureConfig(frame_latent=1, latent_scale=0.0)
+
+
+def test_latent_gain_starts_at_one_and_scales_the_texture_by_exp_a_z():
+    torch.manual_seed(0)
+    cfg = dict(image_size=32, channels=6, layers=2, frame_latent=2, streaks=True)
+    plain = ScannerTexture(TextureConfig(**cfg)).eval()
+    gained = ScannerTexture(TextureConfig(**cfg, latent_gain=True)).eval()
+    with torch.no_grad():
+        plain.out.weight.normal_(0, 0.02)
+        plain.streak_gain.bias.fill_(0.01)
+        missing = gained.load_state_dict(plain.state_dict(), strict=False).missing_keys
+        assert sorted(missing) == ["gain.bias", "gain.weight"]
+        b, m = torch.zeros(3, 1, 32, 32), torch.full((3, 1, 32, 32), 0.5)
+        # untrained, the gain is 1: the same draws as without it
+        assert torch.equal(gained(b, m, noise_seeds=[1, 2, 3]), plain(b, m, noise_seeds=[1, 2, 3]))
+        # the code reaches the texture through the gain alone once the first layer ignores it
+        gained.convs[0].weight[:, -2:] = 0
+        gained.gain.weight.copy_(torch.tensor([[0.5, 0.0], [0.0, -1.0]]))
+        z = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        out = gained(b, m, noise_seeds=[4, 4, 4], latent=z) - m
+    # residual and streaks: frame 1 has the residual gained by e^0.5, frame 2 the streaks by e^-1;
+    # their sum at a pixel is r + s, so frame 1 − frame 0 = (e^0.5 − 1) r and frame 2 − frame 0 = (e^-1 − 1) s
+    r = (out[1] - out[0]) / (np.exp(0.5) - 1)
+    sk = (out[2] - out[0]) / (np.exp(-1.0) - 1)
+    assert torch.allclose(r + sk, out[0], atol=1e-5)
+    assert r.abs().max() > 1e-3 and sk.abs().max() > 1e-3
+    with pytest.raises(ValueError, match="needs texture.frame_latent"):
+        TextureConfig(latent_gain=True)
+
+
+@pytest.mark.parametrize("gain", [False, True])
+def test_training_with_the_codes_teaches_each_code_its_amount_of_texture(gain):
     """Planted: each frame is noisy (sd 0.12) or clean (sd 0.01) at random, and nothing the stage
     sees tells which — but its code does. Trained with the codes, the stage draws noisy maps for
     a noisy frame's code and clean ones for a clean frame's; drawn from the prior, its draws vary
     from frame to frame as the frames do."""
     torch.manual_seed(0)
-    s = ScannerTexture(TextureConfig(image_size=32, channels=8, layers=2, frame_latent=1, input_noise=False))
+    s = ScannerTexture(TextureConfig(image_size=32, channels=8, layers=2, frame_latent=1, input_noise=False,
+                                     latent_gain=gain))
     opt = torch.optim.Adam(s.parameters(), lr=3e-3)
     cfg = TextureTrainConfig(samples=4, crop=16, crps=100.0, spectral=0.0, stats=0.0)
     margin, side, batch = 3, 22, 8

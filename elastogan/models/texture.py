@@ -88,6 +88,18 @@ class TextureConfig:
             unused (``frame_noise``, docs/training.md, "Session 16"). Given the code, the
             paired terms teach the stage what each code looks like; drawn from its
             distribution, the draws vary from scan to scan as scans do. Default 0 (off).
+        latent_scale: at inference draw the codes from N(0, latent_scale² I). A stage trained
+            on window-sized crops answers its code more weakly than the whole frames it was
+            encoded from vary (docs/training.md, "Session 17": the stage's ROI texture moved
+            about a third as far as the code asked); a scale above 1 widens the draws' spread
+            from scan to scan to the scanner's, at the price of codes beyond the training
+            range. Set after training, as a calibration; it changes no weight. Default 1.
+        latent_gain: let the code also scale the stage's texture directly: the residual and the
+            streaks' amplitude are multiplied by ``exp(a·z)`` per frame (``a`` learnt, starting at
+            zero). The code's first component is the amount of texture; through the first
+            layer alone the stage learnt to answer it about a third as strongly as the frames
+            vary, and a gain is the one path that turns it into amplitude without passing
+            six nonlinear layers. Needs ``frame_latent``. Default False.
         streaks: add tracking-error streaks (``STREAK_THRESHOLD``, ``STREAK_KERNEL``): sparse heavy-tailed spikes drawn out
             along the beam by a learnt kernel, at an amplitude the network sets per pixel from
             what it sees. A scanner's strain outliers come in short axial runs (phantom-v2:
@@ -125,6 +137,8 @@ class TextureConfig:
     input_noise: bool = True
     frame_noise: bool = False
     frame_latent: int = 0
+    latent_scale: float = 1.0
+    latent_gain: bool = False
     streaks: bool = False
     position: bool = False
     scale: int = 1
@@ -140,6 +154,10 @@ class TextureConfig:
             raise ValueError(f"texture.layers must be 1–{len(DILATIONS)}, got {self.layers}")
         if not 0 <= self.frame_latent <= 8:
             raise ValueError(f"texture.frame_latent must be 0–8, got {self.frame_latent}")
+        if not 0 < self.latent_scale <= 10:
+            raise ValueError(f"texture.latent_scale must be in (0, 10], got {self.latent_scale}")
+        if self.latent_gain and not self.frame_latent:
+            raise ValueError("texture.latent_gain needs texture.frame_latent >= 1 (a code to scale by)")
         if self.noise_init < 0:
             raise ValueError(f"texture.noise_init must be >= 0, got {self.noise_init}")
         if not 0 < self.streak_threshold <= 5:
@@ -232,6 +250,10 @@ class ScannerTexture(nn.Module):
         self.out = nn.Conv2d(c, 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if cfg.latent_gain:  # log-gains of the residual and of the streaks per frame; start at 1
+            self.gain = nn.Linear(cfg.frame_latent, 2)
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.gain.bias)
         if cfg.streaks:
             kh, kw = STREAK_KERNEL
             kernel = torch.zeros(1, 1, kh, kw)
@@ -256,7 +278,7 @@ class ScannerTexture(nn.Module):
         with ``cfg.position``, the ``(B, 2, H, W)`` ``frame_coordinates`` of a window cut from a
         frame (training); ``None``: the input is a whole frame. ``latent``: with
         ``cfg.frame_latent``, the ``(B, frame_latent)`` codes of the real frames (training);
-        ``None``: drawn from N(0, I) by the draw's noise source."""
+        ``None``: drawn from N(0, latent_scale² I) by the draw's noise source."""
         if bmode.shape != strain.shape or bmode.ndim != 4 or bmode.shape[1] != 1:
             raise ValueError(f"expected bmode and strain of one shape (B, 1, H, W), got {tuple(bmode.shape)} and {tuple(strain.shape)}")
         k = self.cfg.scale
@@ -279,7 +301,7 @@ class ScannerTexture(nn.Module):
         d = self.cfg.frame_latent
         if d:  # drawn after the maps above: their draws stay what they were
             if latent is None:
-                latent = torch.cat([source.draw(x[:, :1, :1, :1]) for _ in range(d)], dim=1)
+                latent = self.cfg.latent_scale * torch.cat([source.draw(x[:, :1, :1, :1]) for _ in range(d)], dim=1)
             elif latent.shape != (bmode.shape[0], d):
                 raise ValueError(f"expected latent {(bmode.shape[0], d)}, got {tuple(latent.shape)}")
             inputs.append(latent.to(x.dtype).view(-1, d, 1, 1).expand(-1, -1, *x.shape[-2:]))
@@ -288,14 +310,17 @@ class ScannerTexture(nn.Module):
         x = torch.cat(inputs, dim=1)
         for conv, noise in zip(self.convs, self.noise):
             x = F.gelu(noise(conv(x), source))
-        out = strain + self._full(self.out(x), bmode)
+        gain = x.new_ones(1, 2, 1, 1)  # of the residual and of the streaks
+        if self.cfg.latent_gain:
+            gain = torch.exp(self.gain(latent.to(x.dtype).reshape(-1, d))).view(-1, 2, 1, 1)
+        out = strain + gain[:, :1] * self._full(self.out(x), bmode)
         if self.cfg.smooth_gate:
             out = out + self._full(self.smooth_gain(x), bmode) * (self._blur(strain) - strain)
         if self.cfg.streaks:  # drawn last: the draws above stay what they were
             t = self.cfg.streak_threshold
             spikes = source.draw(bmode) * (source.draw(bmode).abs() > t) / streak_density(t) ** 0.5
             kh, kw = STREAK_KERNEL
-            out = out + self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
+            out = out + gain[:, 1:] * self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
         return out.clamp(0.0, 1.0)
 
     def _blur(self, m: Tensor) -> Tensor:
