@@ -110,7 +110,7 @@ def create_study(
         out: the new study folder (must not exist, or be empty).
         split: manifest split to draw the cases from.
         n_cases: draw this many cases at random (default: all of the split).
-        seed: seed of that draw.
+        seed: seed of that draw, and of each case's synthetic elastogram (``case_seed``).
         device: where the generator runs (default CUDA when available).
         design: ``split``, ``paired-sessions`` or ``staged`` (``elastogan.app.designs``).
         repeat: fraction of each reader's readings shown again at the end (0 to 1).
@@ -121,7 +121,7 @@ def create_study(
         UserError: ``out`` is not empty, the split is empty or its cases lack strain or
             pathology, ``n_cases`` is out of range, a bad design, or a file cannot be read.
     """
-    from elastogan.predict import Predictor
+    from elastogan.predict import Predictor, case_seed
 
     if design not in study_db.CREATE_DESIGNS:
         raise UserError(f"--design {study_db.short(design)} is not one of {', '.join(study_db.CREATE_DESIGNS)}")
@@ -159,7 +159,7 @@ def create_study(
                     if real.shape != bmode.shape:
                         raise UserError(f"case {case.id}: strain {real.shape} and B-mode {bmode.shape} differ in size")
                     roi = _roi(case, bmode.shape)
-                    _, synthetic = predictor.predict(bmode, roi=roi)
+                    _, synthetic = predictor.predict(bmode, roi=roi, seed=case_seed(seed, case.id))  # no shared noise
                     ncc = _ncc(real, synthetic, roi)
                     if ncc is not None:
                         nccs.append(ncc)

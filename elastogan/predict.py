@@ -23,7 +23,9 @@ have the input's H×W.
 call. ``predict(…, seed=S)`` is one draw — what a scanner would have shown, and what the reader
 study and the Preview show; ``sample(…, samples=K, seed=S)`` draws K, the first of which is that
 same draw. Draw ``k`` of seed ``S`` uses the noise seed :func:`noise_seed` ``(S, k)`` whatever the
-batch, so the same seed gives the same images on any batch size. A deterministic generator
+batch, so the same seed gives the same images on any batch size. A set of cases (evaluate,
+calibrate, the reader study) draws case ``c`` with :func:`case_seed` ``(S, c)``, so no two cases
+share their noise. A deterministic generator
 (pix2pix, a model trained without noise) gives K equal draws (``stochastic`` is False).
 
 ``predict`` returns clean images; ``label_synthetic`` burns the word SYNTHETIC into a copy, which
@@ -33,6 +35,7 @@ blinded, from the app's own store).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -67,6 +70,26 @@ def noise_seed(seed: int, draw: int) -> int:
     if seed < 0 or draw < 0:
         raise ValueError(f"seed and draw must be non-negative, got {seed} and {draw}")
     return int(np.random.SeedSequence([seed, draw]).generate_state(2, np.uint32).astype(np.uint64) @ [1 << 31, 1])
+
+
+def case_seed(seed: int, case: str) -> int:
+    """The draw seed of case ``case`` in a set of cases drawn with ``seed`` (a 63-bit hash of both).
+
+    Cases drawn with one seed share their noise maps, and a texture stage's frame-wide draws
+    (``texture.frame_noise``, ``texture.frame_latent``) come out the same in every case: the set
+    then varies from case to case less than scans do, and carries a fingerprint no scanner's
+    scans share. ``evaluate``, ``calibrate`` and the reader study give each case its own draw
+    this way; it stays reproducible from ``seed`` and the case id alone.
+
+    Example:
+        >>> case_seed(0, "a") == case_seed(0, "a") != case_seed(0, "b")
+        True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    words = np.frombuffer(hashlib.sha256(str(case).encode("utf-8")).digest()[:16], np.uint32)
+    a, b = (int(v) for v in np.random.SeedSequence([seed, *words.tolist()]).generate_state(2, np.uint32))
+    return (a << 31) + b  # exact in Python integers (< 2⁶³)
 
 
 def label_synthetic(rgb: np.ndarray, text: str = SYNTHETIC_LABEL) -> np.ndarray:

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--samples", type=int, default=8, metavar="K",
                    help="draws per case of a generator that samples: their mean, sd and 90%% interval (default 8; "
                    "1: the single draw only)")
-    e.add_argument("--seed", type=int, default=0, help="draw seed: the single draw is draw 0 of it (default 0)")
+    e.add_argument("--seed", type=int, default=0, help="draw seed: case c is drawn with case_seed(SEED, c), its single draw draw 0 of that "
+                   "(default 0); no two cases share their noise")
     e.add_argument("--no-authenticity", action="store_true",
                    help="skip the observers (two-sample tests, Fréchet distance, memorisation): faster")
     e.add_argument("--no-cnn", action="store_true", help="skip the CNN observer, the slow one (its keys are null)")

@@ -133,18 +133,23 @@ class Model:
 
 
 def predictor_model(predictor: Any, *, seed: int = 0) -> Model:
-    """A trained ``elastogan.predict.Predictor`` as a :class:`Model`: draw ``seed`` of each case
-    (drawn with the scanner's opacity), and K draws when the generator samples."""
+    """A trained ``elastogan.predict.Predictor`` as a :class:`Model`: each case drawn with its own
+    seed, ``case_seed(seed, case id)`` (drawn with the scanner's opacity), and K draws when the
+    generator samples. One seed for every case would give every case the same noise, and a
+    texture stage's frame-wide code the same value in all of them: the synthetic set would vary
+    from case to case less than the scans, and the observers would measure that, not the model."""
+    from elastogan.predict import case_seed
+
     def one(real: RealCase) -> tuple[np.ndarray, np.ndarray]:
-        return predictor.predict(real.bmode, roi=real.roi, alpha=real.alpha, seed=seed)
+        return predictor.predict(real.bmode, roi=real.roi, alpha=real.alpha, seed=case_seed(seed, real.id))
 
     def draws(real: RealCase, k: int) -> np.ndarray:
-        return predictor.sample(real.bmode, samples=k, seed=seed, roi=real.roi)
+        return predictor.sample(real.bmode, samples=k, seed=case_seed(seed, real.id), roi=real.roi)
 
     def explain(real: RealCase, box: Box) -> np.ndarray:
         from elastogan.explain import integrated_gradients
 
-        return integrated_gradients(predictor, real.bmode, box, seed=seed).attribution
+        return integrated_gradients(predictor, real.bmode, box, seed=case_seed(seed, real.id)).attribution
 
     c = predictor.calibration
     scale = c.pixel_scale if c is not None and c.level == INTERVAL_LEVEL else 1.0

@@ -647,3 +647,30 @@ def test_login_costs_one_scrypt_check_whatever_the_name(study, monkeypatch):
         calls.clear()
         assert check_login(study, name, password) is expected
         assert calls == [(2**14, 8, 1, 32, 16)], (name, calls)
+
+
+def test_each_synthetic_study_image_is_its_cases_own_draw(built, tmp_path):
+    """study create draws case c with case_seed(seed, c): the synthetic images share no noise (one
+    seed for all would give every image the same noise maps and the texture stage's frame code
+    the same value, a fingerprint no scanner's scans share). The shipped model samples."""
+    from elastogan.app.study_create import render_study_image
+    from elastogan.bmode_input import load_bmode
+    from elastogan.data.manifest import read_manifest
+    from elastogan.predict import Predictor, case_seed
+    from elastogan.weights import DEFAULT_CHECKPOINT
+
+    study = create_study(built.manifest, DEFAULT_CHECKPOINT, tmp_path / "s", n_cases=2, seed=4, device="cpu",
+                         log=lambda *_: None).path
+    predictor = Predictor.from_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
+    assert predictor.stochastic
+    cases = {c.id: c for c in read_manifest(built.manifest).split("test")}
+    with sqlite3.connect(study / study_db.DB_NAME) as con:
+        rows = con.execute("SELECT image, case_id FROM images WHERE kind = 'synthetic'").fetchall()
+        colormap = dict(con.execute("SELECT key, value FROM meta").fetchall())["colormap"]
+    assert len(rows) == 2
+    for image, case_id in rows:
+        bmode, roi = load_bmode(cases[case_id].bmode), tuple(int(v) for v in cases[case_id].roi)
+        shown = (study / study_db.IMAGES_DIR / f"{image}.png").read_bytes()
+        own = render_study_image(bmode, predictor.predict(bmode, roi=roi, seed=case_seed(4, case_id))[1], roi, colormap)
+        shared = render_study_image(bmode, predictor.predict(bmode, roi=roi, seed=4)[1], roi, colormap)
+        assert shown == own and shown != shared, case_id

@@ -27,7 +27,7 @@ from elastogan.display import render_emode
 from elastogan.errors import UserError
 from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_picks, overlay_mask, summarise
 from elastogan.eval.evaluate_report import Model, checkpoint_names, evaluate, load_real_case, split_cases, train_cases
-from elastogan.predict import Predictor
+from elastogan.predict import Predictor, case_seed
 from elastogan.training.config import CONFIG_DIR
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -244,11 +244,13 @@ def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):
     real = load_real_case(split_cases(data, "test")[0])
     with pytest.raises(ValueError, match="source.true_strain .* is relative to its manifest; read the cases with split_cases"):
         load_real_case(read_manifest(data).split("test")[0])
+    # Each case is drawn with its own seed (case_seed): no two cases share their noise.
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")
-    _, strain = predictor.predict(real.bmode, roi=real.roi)
+    _, strain = predictor.predict(real.bmode, roi=real.roi, seed=case_seed(0, real.id))
+    assert not np.array_equal(strain, predictor.predict(real.bmode, roi=real.roi, seed=0)[1], equal_nan=True)
     rows = _read_csv(out / "per_case.csv")
     assert float(rows[0]["ncc"]) == pytest.approx(metrics.ncc(real.strain, strain, real.roi_mask), abs=1e-5)
-    mean = predictor.sample(real.bmode, samples=8, roi=real.roi).mean(axis=0)
+    mean = predictor.sample(real.bmode, samples=8, roi=real.roi, seed=case_seed(0, real.id)).mean(axis=0)
     assert float(rows[0]["ncc_mean_of_samples"]) == pytest.approx(metrics.ncc(real.strain, mean, real.roi_mask), abs=1e-5)
     assert m["ncc_mean"] == pytest.approx(np.mean([float(r["ncc"]) for r in rows]), abs=1e-5)
     assert m["psnr_mean"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]), abs=1e-4)
@@ -279,10 +281,12 @@ def test_explain_adds_the_integrated_gradients_panel_to_the_gallery(data, ckpt, 
     predictor = Predictor.from_checkpoint(ckpt, device="cpu")
     box = lesion_box(real)
     assert real.lesion is not None and box != real.roi
-    emode, strain = predictor.predict(real.bmode, roi=real.roi)
+    seed = case_seed(0, real.id)  # each case is drawn with its own seed
+    emode, strain = predictor.predict(real.bmode, roi=real.roi, seed=seed)
     row = GalleryRow(label="x", real_emode=real.emode, synthetic_emode=emode, bmode=real.bmode, real_strain=real.strain,
                      synthetic_strain=strain, roi=real.roi,
-                     explanation=explanation_rgb(real.bmode, integrated_gradients(predictor, real.bmode, box).attribution, box))
+                     explanation=explanation_rgb(real.bmode, integrated_gradients(predictor, real.bmode, box, seed=seed).attribution,
+                                                 box))
     expected = np.asarray(Image.open(io.BytesIO(gallery_png([row]))).convert("RGB"))
     assert shown.shape == expected.shape
     right = slice(shown.shape[1] * 3 // 4 + 10, None)  # the fourth panel

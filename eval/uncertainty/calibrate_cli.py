@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--split", default="val", help="held-out split to fit on (default val)")
     c.add_argument("--samples", type=int, default=8, metavar="K", help="draws per case (default 8, at least 2)")
     c.add_argument("--level", type=float, default=0.9, help="the intervals' coverage (default 0.9)")
-    c.add_argument("--seed", type=int, default=0, help="draw seed (default 0)")
+    c.add_argument("--seed", type=int, default=0, help="draw seed: case c is drawn with case_seed(SEED, c) (default 0)")
     c.add_argument("--out", type=Path, metavar="CKPT",
                    help="write the calibrated checkpoint here (default: replace CKPT, atomically)")
     c.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA when available")
@@ -39,7 +39,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from elastogan.errors import UserError
     from elastogan.eval.evaluate_report import load_real_case, split_cases
     from elastogan.eval.uncertainty.conformal import fit_calibration
-    from elastogan.predict import Predictor
+    from elastogan.predict import Predictor, case_seed
     from elastogan.predict_cli import check_sampling_options
 
     check_sampling_options(args.samples, args.seed)
@@ -56,7 +56,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     bar = (lambda it: it) if args.no_progress else (lambda it: tqdm(it, total=len(cases), desc="calibrate", unit="case"))
 
     def draws(real):
-        return predictor.sample(real.bmode, samples=args.samples, seed=args.seed, roi=real.roi)
+        return predictor.sample(real.bmode, samples=args.samples, seed=case_seed(args.seed, real.id), roi=real.roi)
 
     try:
         fitted = fit_calibration(draws, (load_real_case(c) for c in cases), samples=args.samples, level=args.level,
