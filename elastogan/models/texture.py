@@ -84,10 +84,11 @@ class TextureConfig:
             frames. The scanner's amount of texture varies from scan to scan with what no
             B-mode frame shows (the applied compression, the sequence's increments and slips,
             the noise), and a stage scored window by window against its own real window learns
-            the conditional mean of it — a noise input it cannot tie to the target is left
-            unused (``frame_noise``, docs/training.md, "Session 16"). Given the code, the
-            paired terms teach the stage what each code looks like; drawn from its
-            distribution, the draws vary from scan to scan as scans do. Default 0 (off).
+            the conditional mean of it unless something tells it which scan it is drawing.
+            Given the code, the paired terms teach the stage what each code looks like; drawn
+            from its distribution, the draws vary from scan to scan as scans do. Measured with
+            each case's own draw, a plain ``frame_noise`` input widened the spread as much
+            (docs/training.md, "Session 17"). Default 0 (off).
         latent_scale: at inference draw the codes from N(0, latent_scale² I). A stage trained
             on window-sized crops answers its code more weakly than the whole frames it was
             encoded from vary (docs/training.md, "Session 17": the stage's ROI texture moved
