@@ -89,7 +89,7 @@ def case_seed(seed: int, case: str) -> int:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     words = np.frombuffer(hashlib.sha256(str(case).encode("utf-8")).digest()[:16], np.uint32)
     a, b = (int(v) for v in np.random.SeedSequence([seed, *words.tolist()]).generate_state(2, np.uint32))
-    return (a << 31) + b  # exact in Python integers (< 2⁶³)
+    return ((a << 31) + b) & ((1 << 63) - 1)  # exact in Python integers; the mask keeps it < 2⁶³
 
 
 def label_synthetic(rgb: np.ndarray, text: str = SYNTHETIC_LABEL) -> np.ndarray:

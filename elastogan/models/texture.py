@@ -311,17 +311,20 @@ class ScannerTexture(nn.Module):
         x = torch.cat(inputs, dim=1)
         for conv, noise in zip(self.convs, self.noise):
             x = F.gelu(noise(conv(x), source))
-        gain = x.new_ones(1, 2, 1, 1)  # of the residual and of the streaks
-        if self.cfg.latent_gain:
-            gain = torch.exp(self.gain(latent.to(x.dtype).reshape(-1, d))).view(-1, 2, 1, 1)
-        out = strain + gain[:, :1] * self._full(self.out(x), bmode)
+        # per frame, the residual's and the streaks' gain; none without latent_gain (no extra pass)
+        gain = torch.exp(self.gain(latent.to(x.dtype).reshape(-1, d))).view(-1, 2, 1, 1) if self.cfg.latent_gain else None
+        residual = self._full(self.out(x), bmode)
+        out = strain + (residual if gain is None else gain[:, :1] * residual)
         if self.cfg.smooth_gate:
             out = out + self._full(self.smooth_gain(x), bmode) * (self._blur(strain) - strain)
         if self.cfg.streaks:  # drawn last: the draws above stay what they were
             t = self.cfg.streak_threshold
             spikes = source.draw(bmode) * (source.draw(bmode).abs() > t) / streak_density(t) ** 0.5
             kh, kw = STREAK_KERNEL
-            out = out + gain[:, 1:] * self._full(self.streak_gain(x), bmode) * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
+            amplitude = self._full(self.streak_gain(x), bmode)
+            if gain is not None:
+                amplitude = gain[:, 1:] * amplitude
+            out = out + amplitude * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
         return out.clamp(0.0, 1.0)
 
     def _blur(self, m: Tensor) -> Tensor:
