@@ -44,6 +44,7 @@ from elastogan.models import losses, texture_stats
 from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, frame_coordinates
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
+from elastogan.training.frame_moments import FrameMoments, frame_features
 from elastogan.training.frame_latent import encode_frames, frame_statistics
 
 
@@ -102,6 +103,14 @@ class TextureTrainConfig:
         bank_draws: generator draws made once per training frame before the first step (the
             generator is frozen, so they need not be redrawn: 4 draws of 900 frames at 256²
             take 0.5 GB as float16); each step picks ``samples`` of them. Default 4.
+        frame_moments: weight of a term on whole frames (``training/frame_moments.py``): each
+            step ``frame_batch`` training frames are drawn whole, as at inference, and the
+            running mean of their ROI's texture statistics (the texture observer's kinds) is
+            charged its squared Mahalanobis distance from the real frames' mean. The window
+            terms see 64² crops one at a time; the observer sees one vector per ROI, and a
+            linear observer wins on the shift of their means. Default 0 (off).
+        frame_batch: whole frames drawn per step for ``frame_moments``. Default 4.
+        frame_momentum: the running mean's momentum (``FrameMoments``). Default 0.96.
     """
 
     steps: int = 1500
@@ -127,6 +136,9 @@ class TextureTrainConfig:
     val_cases: int = 24
     bank_draws: int = 4
     crps_pool: int = 1
+    frame_moments: float = 0.0
+    frame_batch: int = 4
+    frame_momentum: float = 0.96
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every"):
@@ -158,6 +170,11 @@ class TextureTrainConfig:
             raise ValueError(f"train.crps_pool must be a positive divisor of train.crop ({self.crop}), got {self.crps_pool}")
         if self.bank_draws < 1:
             raise ValueError(f"train.bank_draws must be at least 1, got {self.bank_draws}")
+        if self.frame_moments < 0 or not 0 <= self.frame_momentum < 1:
+            raise ValueError(f"train.frame_moments must be >= 0 and train.frame_momentum in [0, 1), got "
+                             f"{self.frame_moments} and {self.frame_momentum}")
+        if self.frame_batch < 1:
+            raise ValueError(f"train.frame_batch must be at least 1, got {self.frame_batch}")
         if self.seed < 0 or self.val_cases < 0:
             raise ValueError("train.seed and train.val_cases must be >= 0")
 
@@ -386,6 +403,10 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         except ValueError as e:
             raise UserError(f"{data}: texture.frame_latent={tex.frame_latent}: {e}") from None
         codes = torch.from_numpy(encoded.codes).to(predictor.device)
+    moments = frame_rng = None
+    if t.frame_moments > 0:  # its own stream: the windows and draws above stay what they were
+        moments = FrameMoments(real_frame_features(frames).to(predictor.device), momentum=t.frame_momentum)
+        frame_rng = np.random.default_rng(t.seed + 2)
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
     decay_from = t.steps - t.steps // 3
@@ -408,8 +429,10 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
             scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None
+            whole = None if moments is None else whole_frames(frames, bank, frame_rng, t.frame_batch, predictor.device)
             terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored, reference=reference,
-                                    latent=None if codes is None else codes[torch.as_tensor(idx)])
+                                    latent=None if codes is None else codes[torch.as_tensor(idx)], whole=whole,
+                                    moments=moments)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -428,6 +451,30 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     return path
 
 
+def real_frame_features(frames: Frames) -> torch.Tensor:
+    """``frame_features`` of every real frame's strain in its ROI, ``(N, F)``; raises
+    ``UserError`` naming a frame whose ROI box holds undefined strain."""
+    out = []
+    for i, (strain, roi) in enumerate(zip(frames.strain, frames.roi)):
+        x0, y0, x1, y1 = roi
+        if not np.isfinite(strain[y0:y1, x0:x1]).all():
+            raise UserError(f"case {frames.ids[i]}: strain undefined inside its ROI box; train.frame_moments needs it whole")
+        with torch.no_grad():
+            out.append(frame_features(torch.from_numpy(np.nan_to_num(strain))[None, None], [roi]))
+    return torch.cat(out)
+
+
+def whole_frames(frames: Frames, bank: np.ndarray, rng: np.random.Generator, count: int, device
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, int, int]]]:
+    """``count`` random training frames whole: B-modes ``(B, 1, S, S)`` in
+    [−1, 1], one banked generator draw of each and their ROI boxes (``train.frame_moments``)."""
+    idx = rng.choice(len(frames.ids), size=count)
+    picks = rng.integers(bank.shape[1], size=count)
+    bmode = torch.from_numpy(frames.bmode[idx].astype(np.float32) / 127.5 - 1.0)[:, None]
+    gen = torch.from_numpy(bank[idx, picks].astype(np.float32))[:, None]
+    return bmode.to(device), gen.to(device), [frames.roi[i] for i in idx]
+
+
 def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: dict) -> dict:
     """The inference payload of ``ckpt`` (a training or exported checkpoint) with the stage added.
     The generator's interval calibration is dropped: it described draws without the stage; the
@@ -444,7 +491,8 @@ def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: 
 def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Tensor, gen: torch.Tensor,
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
              coords: torch.Tensor | None = None, scored: torch.Tensor | None = None, *,
-             reference: torch.Tensor | None = None, latent: torch.Tensor | None = None
+             reference: torch.Tensor | None = None, latent: torch.Tensor | None = None,
+             whole: tuple[torch.Tensor, torch.Tensor, list] | None = None, moments: FrameMoments | None = None
              ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
@@ -453,7 +501,10 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
     unweighted terms and the weighted total (no step when not finite). ``scored``: ``(B, 1, W, W)``
     where each window is scored (``scored_mask``); ``None``: inside ``margin``. ``reference``:
     as ``score_draws``. ``latent``: the windows' frames' ``(B, frame_latent)`` codes (needed by a
-    stage with ``frame_latent``); every draw of a window gets its frame's."""
+    stage with ``frame_latent``); every draw of a window gets its frame's. ``whole``: whole frames
+    (``whole_frames``) the stage draws as at inference (its own coordinates, codes from the
+    prior) for ``moments`` to score (``cfg.frame_moments``); the running mean's distance then
+    joins the returned terms as ``frame_distance`` (outside the total)."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
@@ -469,11 +520,18 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
         target = torch.where(scored > 0, real, torch.nan)
     mask = torch.isfinite(target).float()
     terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale, reference)
+    if cfg.frame_moments > 0:
+        if whole is None or moments is None:
+            raise ValueError("train.frame_moments > 0 needs whole frames and the real frames' moments")
+        w_bmode, w_gen, w_rois = whole
+        terms["frame_moments"] = moments.loss(frame_features(stage(w_bmode, w_gen), w_rois))
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
     if torch.isfinite(total):
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
+    if moments is not None and cfg.frame_moments > 0:
+        terms["frame_distance"] = torch.tensor(moments.distance())
     return terms, total.detach()
 
 

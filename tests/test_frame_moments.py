@@ -1,0 +1,135 @@
+"""The texture stage's term on whole frames (``train.frame_moments``, ``training/frame_moments.py``):
+its features against the texture observer's own, the running-mean distance's values and
+gradient, and a planted learning test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from elastogan.eval.authenticity.texture import FEATURE_NAMES, texture_features
+from elastogan.models.texture import ScannerTexture, TextureConfig
+from elastogan.sim.case import simulate_case
+from elastogan.sim.config import SimConfig
+from elastogan.sim.plan import make_plan
+from elastogan.training.frame_moments import FRAME_FEATURES, FrameMoments, band_shares, frame_features
+from elastogan.training.texture import TextureTrainConfig, fit_step
+
+
+@pytest.fixture(scope="module")
+def scans() -> list[np.ndarray]:
+    """The simulated scanner's strain inside the ROI of a few phantoms (not drawn by our rules)."""
+    cfg = SimConfig(size=64, fem_elements=32)
+    out = []
+    for p in make_plan(4, 11):
+        c = simulate_case(np.random.SeedSequence(p.tissue_seed), np.random.SeedSequence(p.acquisition_seed), cfg)
+        x0, y0, x1, y1 = c.roi
+        out.append(c.strain[y0:y1, x0:x1].astype(np.float64))
+    return out
+
+
+def test_band_shares_are_the_texture_observers_band_powers(scans):
+    bands = [FEATURE_NAMES.index(n) for n in FRAME_FEATURES[-4:]]
+    for m in scans + [np.random.default_rng(0).random((20, 33))]:
+        ours = band_shares(torch.from_numpy(m)).numpy()
+        assert ours.sum() == pytest.approx(1.0, abs=1e-9)
+        np.testing.assert_allclose(ours, texture_features(m)[bands], rtol=1e-9, atol=1e-12)
+
+
+def test_frame_features_follow_the_observers_on_the_scanners_strain(scans):
+    """The critic's features are torch's forms (valid windows, not reflected edges): on real
+    strain each agrees with the observer's feature of the same name to a few per cent."""
+    size = 64
+    frames, rois = [], []
+    for m in scans:
+        f = np.zeros((size, size))
+        f[3 : 3 + m.shape[0], 5 : 5 + m.shape[1]] = m
+        frames.append(f)
+        rois.append((5, 3, 5 + m.shape[1], 3 + m.shape[0]))
+    ours = frame_features(torch.from_numpy(np.stack(frames))[:, None], rois).numpy()
+    observer = np.stack([texture_features(m) for m in scans])
+    pairs = {"local_sd_3": "local_sd_3", "local_sd_7": "local_sd_7", "gradient_mean": "gradient_mean",
+             "anisotropy": "anisotropy", "autocorrelation_axial": "autocorrelation_axial",
+             "band_power_finest": "band_power_finest"}
+    for mine, theirs in pairs.items():
+        a, b = ours[:, FRAME_FEATURES.index(mine)], observer[:, FEATURE_NAMES.index(theirs)]
+        np.testing.assert_allclose(a, b, rtol=0.1, atol=0.02, err_msg=mine)
+
+
+def test_frame_features_are_differentiable_and_check_their_input():
+    x = torch.rand(2, 1, 24, 24, requires_grad=True)
+    f = frame_features(x, [(2, 2, 20, 22), (0, 0, 24, 24)])
+    assert f.shape == (2, len(FRAME_FEATURES)) and torch.isfinite(f).all()
+    f.sum().backward()
+    assert x.grad is not None and x.grad[0, 0, :, :2].abs().sum() == 0  # outside the first ROI: no gradient
+    with pytest.raises(ValueError, match="one ROI per frame"):
+        frame_features(x, [(0, 0, 24, 24)])
+
+
+def test_the_running_mean_distance_is_half_the_squared_mahalanobis_shift_with_the_batch_as_its_path():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(20000, 3, generator=g) @ torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    m = FrameMoments(real, momentum=0.5)
+    assert m.loss(real[:5000]).item() == pytest.approx(0.0, abs=2e-3)
+    # a shift of one sd along the third coordinate (independent of the others): Δ = 1/√1.01 (the ridge)
+    m = FrameMoments(real, momentum=0.0)
+    shifted = (real[:4000] + torch.tensor([0.0, 0.0, 2.0])).requires_grad_(True)
+    loss = m.loss(shifted)
+    assert m.distance() == pytest.approx(1 / 1.01**0.5, abs=0.03)
+    assert loss.item() == pytest.approx(0.5 * m.distance() ** 2, rel=1e-5)
+    loss.backward()
+    # the gradient of ½‖(x̄ − μ)W‖² in each row: W Wᵀ (x̄ − μ) / B, pointing back along the shift
+    grad = shifted.grad.sum(0)
+    assert grad[2] > 0 and abs(grad[0]) < 0.05 * grad[2] and abs(grad[1]) < 0.05 * grad[2]
+    # with momentum the value is the running mean's, the path the batch's
+    m = FrameMoments(real, momentum=0.9)
+    m.loss(real[:4000] + torch.tensor([0.0, 0.0, 2.0]))
+    batch = real[4000:8000].clone().requires_grad_(True)
+    assert m.loss(batch).item() == pytest.approx(0.5 * (0.9 / 1.01**0.5) ** 2, rel=0.1)
+    m.loss(batch).backward()
+    assert batch.grad.sum(0)[2] > 0
+    with pytest.raises(ValueError, match="N > F"):
+        FrameMoments(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="expected features"):
+        m.loss(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would_not(weight):
+    """Planted: whole real frames are a smooth ramp plus noise of sd 0.06, while the windows the
+    paired CRPS scores against are the ramp alone — as a window term sees a texture it cannot
+    place (its amount varies with what no input shows) — so the CRPS pulls the draws to no
+    texture at all. Without the whole-frame term (weight 0) the stage stays smooth; with it,
+    its draws take on the whole frames' amount of texture."""
+    torch.manual_seed(0)
+    size, roi = 32, (4, 4, 28, 28)
+    rng = np.random.default_rng(0)
+    def ramp(n: int, side: int) -> torch.Tensor:  # the generator's smooth draw (a constant has no texture statistics)
+        return torch.linspace(0.4, 0.6, side).expand(n, 1, side, side).clone()
+
+    frames = (ramp(200, size) + 0.06 * torch.from_numpy(rng.normal(size=(200, 1, size, size))).float()).clamp(0, 1)
+    stage = ScannerTexture(TextureConfig(image_size=size, channels=8, layers=2, input_noise=False))
+    opt = torch.optim.Adam(stage.parameters(), lr=3e-3)
+    moments = FrameMoments(frame_features(frames, [roi] * len(frames)), momentum=0.8)
+    cfg = TextureTrainConfig(samples=2, crop=16, crps=0.01, spectral=0.0, stats=0.0, frame_moments=weight)
+    margin, side, batch = 3, 22, 4
+    bmode, gen, windows = torch.zeros(batch, 1, side, side), ramp(2 * batch, side), ramp(batch, side)
+    whole = (torch.zeros(4, 1, size, size), ramp(4, size), [roi] * 4)
+    if weight:
+        with pytest.raises(ValueError, match="whole frames and the real frames"):
+            fit_step(stage, opt, bmode, gen, windows, cfg, margin)
+    for _ in range(250):
+        terms, _ = fit_step(stage, opt, bmode, gen, windows, cfg, margin, whole=whole, moments=moments)
+    assert ({"frame_moments", "frame_distance"} <= set(terms)) == bool(weight), terms
+    stage.eval()
+    with torch.no_grad():
+        draws = stage(torch.zeros(16, 1, size, size), ramp(16, size), noise_seeds=list(range(16)))
+    sd = (draws - ramp(16, size))[..., 4:28, 4:28].std(dim=(-2, -1)).mean().item()
+    assert (0.035 < sd < 0.09) if weight else sd < 0.01, sd
+
+
+def test_the_terms_settings_are_checked():
+    for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_batch": 0}):
+        with pytest.raises(ValueError, match="train\\."):
+            TextureTrainConfig(**bad)

@@ -1,0 +1,142 @@
+"""Whole frames' texture statistics for the texture stage, and a term that matches their mean
+(``train.frame_moments``).
+
+The texture stage is scored window by window (64² crops) against the scanner's window at the
+same place. The texture observer of ``elastogan evaluate`` looks at something else: one vector
+of statistics per whole ROI and a linear rule over all of them. A linear rule between two sets
+of vectors with a common covariance Σ reaches Φ(Δ/2), where Δ is the Mahalanobis distance of
+their mean shift in Σ; after session 17 the shift was Δ ≈ 4 (the observer 0.9–0.98) while each
+window term was met, and the shift lay in relations between statistics (strong-edge share
+against outlier share 1.55 sd apart, each alone within 0.72 sd; docs/training.md). Session 16
+measured the lever directly: moving each feature's mean onto the scanner's took the observer
+from 0.975 to 0.365.
+
+So each step a few whole training frames are drawn through the stage as at inference, their
+ROI statistics computed differentiably (``frame_features``: the ten
+``texture_stats.STATISTICS`` in the observer's forms — local sds and gradient linear, outliers
+and strong edges counted exactly — and the observer's four radial band-power shares), and the
+stage is charged half the squared Mahalanobis distance between the draws' *running* mean and
+the real training frames' mean (``FrameMoments``): four frames a step are too few to estimate
+a mean of fourteen numbers, so an exponential average over the last steps carries the level
+and the step's frames carry the gradient (the running mean's value, the batch's path).
+
+The feature set is hand-chosen and of the texture observer's family: a stage that meets this
+term has moved those statistics' means onto the scanner's, which the texture observer's figure
+then shows largely by construction. The CNN observer, the E-mode observer and the Fréchet
+distance (on other features) are the independent checks.
+
+Axis legend: ``B`` frames, ``F`` features (``FRAME_FEATURES``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from elastogan.models import texture_stats
+
+# The observer's radial bands (cycles/pixel; ``eval/authenticity/texture.py``'s BANDS): the
+# last runs to the spectrum's corners.
+BANDS = ((0.0, 1 / 16), (1 / 16, 1 / 8), (1 / 8, 1 / 4), (1 / 4, float("inf")))
+# the local sds and the gradient are taken linear, as the observer takes them: no "log_"
+FRAME_FEATURES = tuple(n.removeprefix("log_") for n in texture_stats.STATISTICS) + ("band_power_coarse", "band_power_medium", "band_power_fine",
+                                             "band_power_finest")
+
+
+def band_shares(m: Tensor) -> Tensor:
+    """Share of one map's Hann-windowed power in each of ``BANDS``, ``(len(BANDS),)``.
+
+    ``m`` ``(h, w)``: the periodogram of ``eval.authenticity.spectrum.periodogram`` (the window's
+    weighted mean removed), summed over the frequencies whose radius falls in each band and
+    divided by the total.
+
+    Example:
+        >>> y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+        >>> band_shares(torch.cos(2 * torch.pi * 0.3 * x)).argmax().item()  # 0.3 cycles/pixel
+        3
+    """
+    if m.ndim != 2 or min(m.shape) < 2:
+        raise ValueError(f"expected a 2-D map of at least 2×2, got {tuple(m.shape)}")
+    h, w = m.shape
+    win = torch.outer(torch.hann_window(h, periodic=False, dtype=m.dtype, device=m.device),
+                      torch.hann_window(w, periodic=False, dtype=m.dtype, device=m.device))
+    centred = m - (win * m).sum() / win.sum()
+    power = torch.fft.fft2(win * centred).abs().square()
+    fy = torch.fft.fftfreq(h, device=m.device, dtype=m.dtype)
+    fx = torch.fft.fftfreq(w, device=m.device, dtype=m.dtype)
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    total = power.sum() + texture_stats.EPS
+    return torch.stack([power[(radius >= lo) & (radius < hi)].sum() / total for lo, hi in BANDS])
+
+
+def frame_features(strain: Tensor, rois: list[tuple[int, int, int, int]]) -> Tensor:
+    """``FRAME_FEATURES`` of each frame's strain inside its ROI box, ``(B, F)``, differentiable.
+
+    Args:
+        strain: ``(B, 1, H, W)`` mapped strain in [0, 1], finite.
+        rois: ``(x0, y0, x1, y1)`` per frame (the manifest's ROI box, exclusive ends), each at
+            least ``MEDIAN_WINDOW + 2`` pixels a side.
+    """
+    if strain.ndim != 4 or strain.shape[1] != 1 or len(rois) != strain.shape[0]:
+        raise ValueError(f"expected strain (B, 1, H, W) and one ROI per frame, got {tuple(strain.shape)} "
+                         f"and {len(rois)} ROIs")
+    out = []
+    for m, (x0, y0, x1, y1) in zip(strain, rois):
+        crop = m[:, y0:y1, x0:x1][None]  # (1, 1, h, w)
+        # the observer's forms: local sds and gradient as they are, outliers and edges counted
+        stats = texture_stats.texture_statistics(crop, torch.ones_like(crop), linear=True, hard=True)[0]
+        out.append(torch.cat([stats, band_shares(crop[0, 0])]))
+    return torch.stack(out)
+
+
+class FrameMoments:
+    """The running mean of drawn frames' features against the real frames' mean.
+
+    ``loss(features)`` updates the running mean ``m ← β·m + (1 − β)·mean(features)`` and returns
+    ``½‖(m̃ − μ) W‖²``, with ``μ`` the real frames' mean, ``W`` the whitening of their covariance
+    (``Δ W`` has unit covariance; ridged by 1 % of its diagonal, as
+    ``texture_stats.statistic_whitening``) and ``m̃`` the running mean in value with the batch
+    mean's gradient (straight-through). The first call sets ``m`` to the batch's mean.
+
+    Args:
+        real: ``(N, F)`` features of real frames, N > F.
+        momentum: ``β``. Default 0.96 (about the last 25 steps weigh).
+
+    Example:
+        >>> real = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
+        >>> m = FrameMoments(real)
+        >>> round(m.loss(real).item(), 6), round(m.loss(real + real.std(0)).item(), 2) > 0
+        (0.0, True)
+    """
+
+    def __init__(self, real: Tensor, *, momentum: float = 0.96) -> None:
+        if real.ndim != 2 or real.shape[0] <= real.shape[1]:
+            raise ValueError(f"expected real features (N, F) with N > F, got {tuple(real.shape)}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        r = real.detach().double()
+        cov = torch.cov(r.T)
+        cov = cov + 0.01 * torch.diag(cov.diagonal().clamp_min(1e-12))
+        eye = torch.eye(r.shape[1], dtype=torch.float64, device=r.device)
+        self.whiten = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False).T.to(real.dtype)
+        self.mean = real.detach().mean(0)
+        self.momentum = momentum
+        self.running: Tensor | None = None
+
+    def loss(self, features: Tensor) -> Tensor:
+        """Half the squared Mahalanobis distance of the running mean from the real frames' mean,
+        with gradient through ``features`` ``(B, F)``."""
+        if features.ndim != 2 or features.shape[1] != self.mean.shape[0]:
+            raise ValueError(f"expected features (B, {self.mean.shape[0]}), got {tuple(features.shape)}")
+        batch = features.mean(0)
+        old = batch.detach() if self.running is None else self.running
+        self.running = self.momentum * old + (1 - self.momentum) * batch.detach()
+        shift = (self.running + batch - batch.detach() - self.mean) @ self.whiten
+        return 0.5 * shift.square().sum()
+
+    def distance(self) -> float:
+        """The running mean's Mahalanobis distance from the real frames' mean (Δ; NaN before
+        the first call)."""
+        if self.running is None:
+            return float("nan")
+        return float(((self.running - self.mean) @ self.whiten).norm())
