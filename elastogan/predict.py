@@ -24,8 +24,8 @@ call. ``predict(…, seed=S)`` is one draw — what a scanner would have shown, 
 study and the Preview show; ``sample(…, samples=K, seed=S)`` draws K, the first of which is that
 same draw. Draw ``k`` of seed ``S`` uses the noise seed :func:`noise_seed` ``(S, k)`` whatever the
 batch, so the same seed gives the same images on any batch size. A set of cases (evaluate,
-calibrate, the reader study) draws case ``c`` with :func:`case_seed` ``(S, c)``, so no two cases
-share their noise. A deterministic generator
+calibrate, the reader study, the files of one ``elastogan predict`` run) draws case ``c`` with
+:func:`case_seed` ``(S, c)``, so no two cases share their noise. A deterministic generator
 (pix2pix, a model trained without noise) gives K equal draws (``stochastic`` is False).
 
 ``predict`` returns clean images; ``label_synthetic`` burns the word SYNTHETIC into a copy, which
@@ -330,13 +330,19 @@ class Predictor:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
     def predict_many(self, bmodes: Sequence[np.ndarray], *, batch_size: int = 8, roi: Box | None = None,
-                     alpha: float = 0.5, colorbar: bool = True, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``predict`` for many frames, batched (frames of one size share a batch); draw ``seed`` of each."""
-        self._check_inputs(bmodes, roi, batch_size, seed)
-        frame_seed = noise_seed(seed, 0)
+                     alpha: float = 0.5, colorbar: bool = True, seed: int | Sequence[int] = 0
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``predict`` for many frames, batched (frames of one size share a batch); draw ``seed`` of
+        each, or with one seed per frame (e.g. ``case_seed``), frame ``i``'s draw ``seed[i]``."""
+        seeds = [seed] * len(bmodes) if isinstance(seed, (int, np.integer)) else list(seed)
+        if len(seeds) != len(bmodes):
+            raise ValueError(f"expected one seed per frame, got {len(seeds)} seeds for {len(bmodes)} frames")
+        for s in seeds:
+            self._check_inputs(bmodes, roi, batch_size, s)
+        frame_seeds = [noise_seed(s, 0) for s in seeds]
         strains: list[np.ndarray | None] = [None] * len(bmodes)
         for chunk in same_shape_batches(bmodes, batch_size):
-            for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]), [frame_seed] * len(chunk))):
+            for i, s in zip(chunk, self._forward(np.stack([bmodes[i] for i in chunk]), [frame_seeds[i] for i in chunk])):
                 strains[i] = s
         out = []
         for b, s in zip(bmodes, strains):

@@ -13,8 +13,11 @@ outside the panel, or the panel's size with ``--crop``. ``--roi`` and ``--lesion
 outputs' pixels. Multi-frame files (cine loops): ``--frames first`` (frame 0, with a warning),
 ``all`` (``NAME_frameNNN_SYNTHETIC_…`` per frame) or a frame index.
 
-For each input NAME, one sample of the generator (seed ``--seed``) — what a scanner would have
-shown:
+For each input NAME, one sample of the generator — what a scanner would have shown. NAME is
+drawn with its own seed, ``case_seed(--seed, NAME)`` (``elastogan.predict``): files of one run
+never share their noise (a set of synthetic images with one noise pattern in common would be
+told from scans by it), and a file's output depends on the seed and its name, not on the other
+files in the run:
 
 - ``NAME_SYNTHETIC_emode.png``: the E-mode drawn from the strain, SYNTHETIC burned in;
 - ``NAME_SYNTHETIC_strain.npy`` (float32) and ``NAME_SYNTHETIC_strain.png`` (16-bit).
@@ -25,7 +28,7 @@ With ``--samples K`` (K ≥ 2), from K samples whose first is the one above:
 - ``NAME_SYNTHETIC_strain_sd.png``: the SD picture (``elastogan.uncertainty.sd_png``: grey /
   magenta, its own bar, never mistakable for an elastogram), "SYNTHETIC SD (uncertainty)"
   burned in;
-- ``NAME_SYNTHETIC.json``: seed, samples, checkpoint, and with ``--lesion`` the strain ratio of
+- ``NAME_SYNTHETIC.json``: seed, its draw seed, samples, checkpoint, and with ``--lesion`` the strain ratio of
   the mean map with the samples' central interval.
 
 When the checkpoint carries an out-of-distribution fingerprint (``elastogan fingerprint``;
@@ -269,7 +272,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from elastogan.predict import Predictor
+    from elastogan.predict import Predictor, case_seed
 
     predictor = Predictor.from_checkpoint(checkpoint, device=args.device)  # a bad checkpoint is named first
     roi = tuple(args.roi) if args.roi else None
@@ -292,14 +295,16 @@ def _predict(args: argparse.Namespace) -> int:
         # One batch per ROI: the same --roi sits at different panel pixels in different files.
         for panel_roi in dict.fromkeys(j.roi for j in chunk):
             group = [i for i, j in enumerate(chunk) if j.roi == panel_roi]
-            outs = predictor.predict_many([chunk[i].input.bmode for i in group], batch_size=args.batch_size, roi=panel_roi, seed=args.seed)
+            outs = predictor.predict_many([chunk[i].input.bmode for i in group], batch_size=args.batch_size, roi=panel_roi,
+                                          seed=[case_seed(args.seed, chunk[i].name) for i in group])
             results.update(zip(group, outs))
         for i, job in enumerate(chunk):
             emode, strain = results[i]
             base = args.out / f"{job.name}_SYNTHETIC"
             written = write_outputs(base, *_on_canvas(job, emode, strain))
             meta = {"input": str(job.input.path), "frame": job.input.frame, "checkpoint": str(checkpoint),
-                    "checkpoint_step": predictor.step, "seed": args.seed, "samples": args.samples,
+                    "checkpoint_step": predictor.step, "seed": args.seed,
+                    "draw_seed": case_seed(args.seed, job.name), "samples": args.samples,
                     "stochastic": predictor.stochastic, "roi": list(roi) if roi else None,
                     "bmode_panel": list(job.out_box)}
             ood = predictor.ood_score(job.input.bmode)
@@ -309,7 +314,7 @@ def _predict(args: argparse.Namespace) -> int:
                     unlike += 1
                     print(f"elastogan: warning: {ood_warning(job, ood, predictor.fingerprint.threshold)}", file=sys.stderr)
             if args.samples > 1:
-                strains = predictor.sample(job.input.bmode, samples=args.samples, seed=args.seed, roi=job.roi)
+                strains = predictor.sample(job.input.bmode, samples=args.samples, seed=meta["draw_seed"], roi=job.roi)
                 box = _out_box(job, job.roi) if job.roi else job.out_box
                 placed = np.stack([_on_canvas(job, None, s)[1] for s in strains])
                 written += write_sample_outputs(base, placed, box, lesion, meta, predictor)

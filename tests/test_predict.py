@@ -264,8 +264,8 @@ def test_predict_samples_write_mean_sd_and_a_strain_ratio_interval_byte_identica
 
     # The numbers are the library's: sample 0 is the one-sample output, mean and sd summarise K draws.
     roi, lesion = (4, 4, 56, 36), (22, 14, 38, 26)
-    strains = p.sample(frame(40, 60), samples=4, seed=5, roi=roi)
-    clean, first = p.predict(frame(40, 60), roi=roi, seed=5)
+    strains = p.sample(frame(40, 60), samples=4, seed=case_seed(5, "f"), roi=roi)  # the file's own draw seed
+    clean, first = p.predict(frame(40, 60), roi=roi, seed=case_seed(5, "f"))
     assert np.array_equal(np.load(a / "f_SYNTHETIC_strain.npy"), first, equal_nan=True)
     assert np.allclose(strains[0], first, atol=1e-6, equal_nan=True)
     assert (read_rgb(a / "f_SYNTHETIC_emode.png") == label_synthetic(clean)).all()
@@ -281,7 +281,7 @@ def test_predict_samples_write_mean_sd_and_a_strain_ratio_interval_byte_identica
     mask = np.zeros((40, 60), bool)
     mask[14:26, 22:38] = True
     interval = strain_ratio_interval(strains, mask, roi, level=0.9)
-    assert meta["seed"] == 5 and meta["samples"] == 4 and meta["checkpoint"] == str(noisy_ckpt) and meta["stochastic"]
+    assert meta["seed"] == 5 and meta["draw_seed"] == case_seed(5, "f") and meta["samples"] == 4 and meta["checkpoint"] == str(noisy_ckpt) and meta["stochastic"]
     assert meta["roi"] == list(roi) and meta["level"] == 0.9
     ratio = meta["strain_ratio"]
     assert ratio["lesion"] == list(lesion) and len(ratio["samples"]) == 4
@@ -298,6 +298,29 @@ def test_predict_default_is_one_sample_and_equals_sample_zero(noisy_ckpt, tmp_pa
     assert _run_samples(noisy_ckpt, tmp_path / "f.png", tmp_path / "many", "--samples", "3", "--seed", "5") == 0
     for name in ("f_SYNTHETIC_emode.png", "f_SYNTHETIC_strain.npy", "f_SYNTHETIC_strain.png"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes()
+
+
+def test_predict_draws_each_file_with_its_own_seed_whatever_else_is_in_the_run(noisy_ckpt, tmp_path):
+    """Files of one run never share their noise (the same frame under two names gives two
+    draws), and a file's output is the same alone or beside other files, on any batch size."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a", "b"):
+        write_png(inputs / f"{name}.png", frame(40, 60))  # the same frame twice
+    write_png(tmp_path / "a.png", frame(40, 60))
+    run = ["predict", "--checkpoint", str(noisy_ckpt), "--device", "cpu", "--seed", "5"]
+    assert main([*run, "--input", str(inputs), "--out", str(tmp_path / "both"), "--batch-size", "2"]) == 0
+    assert main([*run, "--input", str(tmp_path / "a.png"), "--out", str(tmp_path / "alone")]) == 0
+    a, b = (np.load(tmp_path / "both" / f"{n}_SYNTHETIC_strain.npy") for n in ("a", "b"))
+    # the same draw alone (a batch of one: float sums in another order, as test_batching_does_not_change_results)
+    assert np.allclose(np.load(tmp_path / "alone" / "a_SYNTHETIC_strain.npy"), a, atol=1e-5)
+    assert np.abs(a - b).max() > 1e-3
+    p = Predictor.from_checkpoint(noisy_ckpt, device="cpu")
+    assert np.allclose(b, p.predict(frame(40, 60), seed=case_seed(5, "b"))[1], atol=1e-5)
+    many = p.predict_many([frame(40, 60)] * 2, seed=[case_seed(5, "a"), case_seed(5, "b")], batch_size=2)
+    assert np.array_equal(many[0][1], a) and np.array_equal(many[1][1], b)
+    with pytest.raises(ValueError, match="one seed per frame"):
+        p.predict_many([frame(40, 60)] * 2, seed=[1])
 
 
 def test_predict_checks_every_input_before_writing_anything(ckpt_dir, tmp_path, capsys):
