@@ -415,9 +415,15 @@ def write_sample_outputs(base: Path, strains, roi: tuple[int, int, int, int],
         record["calibration"] = predictor.calibration.to_dict()
     if lesion is not None:  # its geometry was checked with the inputs (read_inputs)
         mask = _box_map(strains.shape[1:], lesion, False, True)
-        interval = predictor.ratio_interval(strains, mask, roi) if predictor is not None else \
-            strain_ratio_interval(strains, mask, roi, level=summary.level)
-        record["strain_ratio"] = {"lesion": list(lesion), "value": float(interval["value"]), "lo": float(interval["lo"]),
-                                  "hi": float(interval["hi"]), "samples": [float(v) for v in interval["samples"]]}
+        try:
+            interval = predictor.ratio_interval(strains, mask, roi) if predictor is not None else \
+                strain_ratio_interval(strains, mask, roi, level=summary.level)
+        except ValueError as e:  # a draw shows the reference fully hard: the sidecar says so, the maps stand
+            print(f"elastogan: warning: {base}: no strain ratio: {e}", file=sys.stderr)
+            record["strain_ratio"] = {"lesion": list(lesion), "value": None, "lo": None, "hi": None, "error": str(e)}
+        else:
+            record["strain_ratio"] = {"lesion": list(lesion), "value": float(interval["value"]),
+                                      "lo": float(interval["lo"]), "hi": float(interval["hi"]),
+                                      "samples": [float(v) for v in interval["samples"]]}
     atomic_write_text(paths[3], json.dumps(record, indent=2, sort_keys=True) + "\n")
     return paths

@@ -146,7 +146,9 @@ def strain_ratio(strain: np.ndarray, lesion: np.ndarray, roi: tuple[int, int, in
     Reference: ROI pixels within the lesion's depth band, at least half an equivalent radius
     (≥ 3 px) outside the lesion — tissue at the same depth, as an operator places the fat
     reference beside the lesion. Ratio of means; the lesion mean is floored at 1e-3 of the
-    reference so a lesion displayed as fully hard gives a large, finite ratio.
+    reference so a lesion displayed as fully hard gives a large, finite ratio. A reference
+    displayed as fully hard (mean strain 0: a map clamped at the display's floor there) has no
+    ratio: it raises, as a lesion outside the ROI does, rather than divide by zero.
     """
     lesion = np.asarray(lesion, bool)
     _check(strain, lesion)
@@ -162,5 +164,7 @@ def strain_ratio(strain: np.ndarray, lesion: np.ndarray, roi: tuple[int, int, in
     if ref.sum() < 9:
         raise ValueError("no reference tissue beside the lesion inside the ROI")
     ref_mean = float(np.mean(strain[ref]))
+    if not ref_mean > 0:
+        raise ValueError(f"the reference tissue beside the lesion shows no strain (mean {ref_mean:g}): no ratio")
     les_mean = max(float(np.mean(strain[les])), 1e-3 * ref_mean)
     return ref_mean / les_mean

@@ -65,6 +65,16 @@ def test_strain_ratio_of_a_known_map():
     assert strain_ratio(s, LESION, ROI) == pytest.approx(4.0, rel=1e-9)
 
 
+def test_a_reference_shown_fully_hard_has_no_ratio_and_says_so():
+    """A draw clamped at the display's floor around the lesion (strain 0 in reference and lesion)
+    once crashed ``evaluate`` with a ZeroDivisionError; now it is a named ValueError, which the
+    evaluation records as a missing ratio."""
+    with pytest.raises(ValueError, match="reference tissue beside the lesion shows no strain"):
+        strain_ratio(np.zeros((N, N)), LESION, ROI)
+    s = _map([(LESION, 0.0)])  # a lesion shown fully hard beside soft tissue: large and finite
+    assert np.isfinite(strain_ratio(s, LESION, ROI)) and strain_ratio(s, LESION, ROI) >= 999
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="one shape"):
         score_tsukuba(np.ones((4, 4)), np.ones((5, 5), bool))
