@@ -71,11 +71,11 @@ def test_the_running_mean_distance_is_half_the_squared_mahalanobis_shift_with_th
     g = torch.Generator().manual_seed(0)
     real = torch.randn(20000, 3, generator=g) @ torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
     m = FrameMoments(real, momentum=0.5)
-    assert m.loss(real[:5000]).item() == pytest.approx(0.0, abs=2e-3)
+    assert m.loss(real[:5000])[0].item() == pytest.approx(0.0, abs=2e-3)
     # a shift of one sd along the third coordinate (independent of the others): Δ = 1/√1.01 (the ridge)
     m = FrameMoments(real, momentum=0.0)
     shifted = (real[:4000] + torch.tensor([0.0, 0.0, 2.0])).requires_grad_(True)
-    loss = m.loss(shifted)
+    loss = m.loss(shifted)[0]
     assert m.distance() == pytest.approx(1 / 1.01**0.5, abs=0.03)
     assert loss.item() == pytest.approx(0.5 * m.distance() ** 2, rel=1e-5)
     loss.backward()
@@ -86,13 +86,29 @@ def test_the_running_mean_distance_is_half_the_squared_mahalanobis_shift_with_th
     m = FrameMoments(real, momentum=0.9)
     m.loss(real[:4000] + torch.tensor([0.0, 0.0, 2.0]))
     batch = real[4000:8000].clone().requires_grad_(True)
-    assert m.loss(batch).item() == pytest.approx(0.5 * (0.9 / 1.01**0.5) ** 2, rel=0.1)
-    m.loss(batch).backward()
+    assert m.loss(batch)[0].item() == pytest.approx(0.5 * (0.9 / 1.01**0.5) ** 2, rel=0.1)
+    m.loss(batch)[0].backward()
     assert batch.grad.sum(0)[2] > 0
     with pytest.raises(ValueError, match="N > F"):
         FrameMoments(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="expected features"):
         m.loss(torch.zeros(2, 4))
+
+
+def test_the_covariance_term_charges_a_set_of_draws_that_varies_less_than_the_scans():
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(20000, 3, generator=g) @ torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    m = FrameMoments(real, momentum=0.0)
+    assert m.loss(real[:10000])[1].item() == pytest.approx(0.0, abs=2e-3) and m.spread() == pytest.approx(1.0, abs=0.02)
+    centre = real.mean(0)
+    tight = (centre + 0.5 * (real[10000:] - centre)).requires_grad_(True)
+    mean_term, cov_term = m.loss(tight)
+    assert mean_term.item() == pytest.approx(0.0, abs=2e-3) and m.spread() == pytest.approx(0.5, abs=0.02)
+    # whitened, the real covariance is about I (the ridge aside): the tight set's is I/4, so ½‖(1/4 − 1)·I‖² ≈ 3·0.28
+    assert cov_term.item() == pytest.approx(0.5 * 3 * 0.75**2, rel=0.05)
+    cov_term.backward()
+    # its gradient points inwards: stepping against it spreads the draws out
+    assert (tight.grad * (tight - centre).detach()).sum() < 0
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])
@@ -121,7 +137,7 @@ def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would
             fit_step(stage, opt, bmode, gen, windows, cfg, margin)
     for _ in range(250):
         terms, _ = fit_step(stage, opt, bmode, gen, windows, cfg, margin, whole=whole, moments=moments)
-    assert ({"frame_moments", "frame_distance"} <= set(terms)) == bool(weight), terms
+    assert ({"frame_moments", "frame_distance", "frame_spread"} <= set(terms)) == bool(weight), terms
     stage.eval()
     with torch.no_grad():
         draws = stage(torch.zeros(16, 1, size, size), ramp(16, size), noise_seeds=list(range(16)))
@@ -130,6 +146,7 @@ def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would
 
 
 def test_the_terms_settings_are_checked():
-    for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_batch": 0}):
+    for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_batch": 0}, {"frame_cov": 1.0},
+                {"frame_moments": 1.0, "frame_cov": -1.0}):
         with pytest.raises(ValueError, match="train\\."):
             TextureTrainConfig(**bad)

@@ -90,13 +90,22 @@ def frame_features(strain: Tensor, rois: list[tuple[int, int, int, int]]) -> Ten
 
 
 class FrameMoments:
-    """The running mean of drawn frames' features against the real frames' mean.
+    """Running moments of drawn frames' features against the real frames'.
 
-    ``loss(features)`` updates the running mean ``m ← β·m + (1 − β)·mean(features)`` and returns
-    ``½‖(m̃ − μ) W‖²``, with ``μ`` the real frames' mean, ``W`` the whitening of their covariance
-    (``Δ W`` has unit covariance; ridged by 1 % of its diagonal, as
-    ``texture_stats.statistic_whitening``) and ``m̃`` the running mean in value with the batch
-    mean's gradient (straight-through). The first call sets ``m`` to the batch's mean.
+    Features are taken in whitened units, ``z = f W`` with ``W`` the whitening of the real
+    frames' covariance (real ``z`` have unit covariance; ridged by 1 % of its diagonal, as
+    ``texture_stats.statistic_whitening``). Each ``loss(features)`` call updates the running
+    mean and second moment of the draws' ``z`` (``m ← β·m + (1 − β)·batch``) and returns
+
+    - ``mean``: ``½‖m̃ − μ‖²``, half the squared Mahalanobis distance of the draws' mean from
+      the real frames' ``μ`` — what a linear observer between the two sets reaches Φ(Δ/2) on;
+    - ``cov``: ``½‖C̃ − C‖²_F``, the draws' covariance ``C̃ = S̃ − m̃ m̃ᵀ`` against the real
+      frames' ``C`` (≈ I): a set of draws that varies less from frame to frame than scans do
+      is a tight cloud an observer cuts off from a broad one;
+
+    with ``m̃``, ``S̃`` the running moments in value and the batch's in gradient
+    (straight-through): four frames a step are too few to estimate fourteen means, let alone
+    their covariance. The first call sets the running moments to the batch's.
 
     Args:
         real: ``(N, F)`` features of real frames, N > F.
@@ -105,8 +114,8 @@ class FrameMoments:
     Example:
         >>> real = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
         >>> m = FrameMoments(real)
-        >>> round(m.loss(real).item(), 6), round(m.loss(real + real.std(0)).item(), 2) > 0
-        (0.0, True)
+        >>> [round(v.item(), 6) for v in m.loss(real)], m.loss(real + real.std(0))[0].item() > 0
+        ([0.0, 0.0], True)
     """
 
     def __init__(self, real: Tensor, *, momentum: float = 0.96) -> None:
@@ -119,24 +128,35 @@ class FrameMoments:
         cov = cov + 0.01 * torch.diag(cov.diagonal().clamp_min(1e-12))
         eye = torch.eye(r.shape[1], dtype=torch.float64, device=r.device)
         self.whiten = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False).T.to(real.dtype)
-        self.mean = real.detach().mean(0)
+        z = real.detach() @ self.whiten
+        self.mean = z.mean(0)
+        self.cov = (z - self.mean).T @ (z - self.mean) / len(z)
         self.momentum = momentum
-        self.running: Tensor | None = None
+        self.running: tuple[Tensor, Tensor] | None = None
 
-    def loss(self, features: Tensor) -> Tensor:
-        """Half the squared Mahalanobis distance of the running mean from the real frames' mean,
-        with gradient through ``features`` ``(B, F)``."""
+    def loss(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, cov)`` terms of the running moments, with gradient through ``features`` ``(B, F)``."""
         if features.ndim != 2 or features.shape[1] != self.mean.shape[0]:
             raise ValueError(f"expected features (B, {self.mean.shape[0]}), got {tuple(features.shape)}")
-        batch = features.mean(0)
-        old = batch.detach() if self.running is None else self.running
-        self.running = self.momentum * old + (1 - self.momentum) * batch.detach()
-        shift = (self.running + batch - batch.detach() - self.mean) @ self.whiten
-        return 0.5 * shift.square().sum()
+        z = features @ self.whiten  # (B, F)
+        batch = (z.mean(0), z.T @ z / len(z))
+        old = tuple(b.detach() for b in batch) if self.running is None else self.running
+        self.running = tuple(self.momentum * o + (1 - self.momentum) * b.detach() for o, b in zip(old, batch))
+        m, second = (r + b - b.detach() for r, b in zip(self.running, batch))
+        cov = second - torch.outer(m, m)
+        return 0.5 * (m - self.mean).square().sum(), 0.5 * (cov - self.cov).square().sum()
 
     def distance(self) -> float:
         """The running mean's Mahalanobis distance from the real frames' mean (Δ; NaN before
         the first call)."""
         if self.running is None:
             return float("nan")
-        return float(((self.running - self.mean) @ self.whiten).norm())
+        return float((self.running[0] - self.mean).norm())
+
+    def spread(self) -> float:
+        """The draws' running sd over the real frames' in whitened units, the root of the ratio
+        of the covariances' traces (1: as varied as the scans; NaN before the first call)."""
+        if self.running is None:
+            return float("nan")
+        m, second = self.running
+        return float(((second - torch.outer(m, m)).trace() / self.cov.trace()).clamp_min(0).sqrt())

@@ -109,6 +109,10 @@ class TextureTrainConfig:
             charged its squared Mahalanobis distance from the real frames' mean. The window
             terms see 64² crops one at a time; the observer sees one vector per ROI, and a
             linear observer wins on the shift of their means. Default 0 (off).
+        frame_cov: weight of the same frames' covariance against the real frames' (in the units
+            that whiten the real frames': ``FrameMoments``): that the draws' texture varies from
+            frame to frame as the scans' does. Needs ``frame_moments > 0`` (the same draws).
+            Default 0 (off).
         frame_batch: whole frames drawn per step for ``frame_moments``. Default 4.
         frame_momentum: the running mean's momentum (``FrameMoments``). Default 0.96.
     """
@@ -137,6 +141,7 @@ class TextureTrainConfig:
     bank_draws: int = 4
     crps_pool: int = 1
     frame_moments: float = 0.0
+    frame_cov: float = 0.0
     frame_batch: int = 4
     frame_momentum: float = 0.96
 
@@ -173,6 +178,9 @@ class TextureTrainConfig:
         if self.frame_moments < 0 or not 0 <= self.frame_momentum < 1:
             raise ValueError(f"train.frame_moments must be >= 0 and train.frame_momentum in [0, 1), got "
                              f"{self.frame_moments} and {self.frame_momentum}")
+        if self.frame_cov < 0 or (self.frame_cov > 0 and self.frame_moments == 0):
+            raise ValueError(f"train.frame_cov must be >= 0 and needs train.frame_moments > 0, got {self.frame_cov} "
+                             f"and {self.frame_moments}")
         if self.frame_batch < 1:
             raise ValueError(f"train.frame_batch must be at least 1, got {self.frame_batch}")
         if self.seed < 0 or self.val_cases < 0:
@@ -503,8 +511,9 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
     as ``score_draws``. ``latent``: the windows' frames' ``(B, frame_latent)`` codes (needed by a
     stage with ``frame_latent``); every draw of a window gets its frame's. ``whole``: whole frames
     (``whole_frames``) the stage draws as at inference (its own coordinates, codes from the
-    prior) for ``moments`` to score (``cfg.frame_moments``); the running mean's distance then
-    joins the returned terms as ``frame_distance`` (outside the total)."""
+    prior) for ``moments`` to score (``cfg.frame_moments``, ``cfg.frame_cov``); the running
+    mean's distance and spread then join the returned terms as ``frame_distance`` and
+    ``frame_spread`` (outside the total)."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
@@ -524,7 +533,9 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
         if whole is None or moments is None:
             raise ValueError("train.frame_moments > 0 needs whole frames and the real frames' moments")
         w_bmode, w_gen, w_rois = whole
-        terms["frame_moments"] = moments.loss(frame_features(stage(w_bmode, w_gen), w_rois))
+        terms["frame_moments"], cov = moments.loss(frame_features(stage(w_bmode, w_gen), w_rois))
+        if cfg.frame_cov > 0:
+            terms["frame_cov"] = cov
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
     if torch.isfinite(total):
         opt.zero_grad(set_to_none=True)
@@ -532,6 +543,7 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
         opt.step()
     if moments is not None and cfg.frame_moments > 0:
         terms["frame_distance"] = torch.tensor(moments.distance())
+        terms["frame_spread"] = torch.tensor(moments.spread())
     return terms, total.detach()
 
 
