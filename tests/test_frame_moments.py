@@ -89,6 +89,17 @@ def test_the_running_mean_distance_is_half_the_squared_mahalanobis_shift_with_th
     assert m.loss(batch)[0].item() == pytest.approx(0.5 * (0.9 / 1.01**0.5) ** 2, rel=0.1)
     m.loss(batch)[0].backward()
     assert batch.grad.sum(0)[2] > 0
+    # a larger ridge charges a shift along the real frames' main direction more (their units move
+    # towards each feature's own sd): the first two coordinates are correlated (0.45), the shift
+    # along both together is the cheap one
+    along = real[:4000] + real.std(0) * torch.tensor([1.0, 1.0, 0.0])
+    costs = []
+    for ridge in (0.01, 1.0):
+        m = FrameMoments(real, momentum=0.0, ridge=ridge)
+        costs.append(m.loss(along)[0].item() / m.loss(real[:4000] + real.std(0) * torch.tensor([1.0, -1.0, 0.0]))[0].item())
+    assert costs[0] < costs[1] < 1, costs
+    with pytest.raises(ValueError, match="ridge"):
+        FrameMoments(real, ridge=0.0)
     with pytest.raises(ValueError, match="N > F"):
         FrameMoments(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="expected features"):
@@ -146,7 +157,7 @@ def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would
 
 
 def test_the_terms_settings_are_checked():
-    for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_batch": 0}, {"frame_cov": 1.0},
+    for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_ridge": 0.0}, {"frame_batch": 0}, {"frame_cov": 1.0},
                 {"frame_moments": 1.0, "frame_cov": -1.0}):
         with pytest.raises(ValueError, match="train\\."):
             TextureTrainConfig(**bad)

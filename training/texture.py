@@ -115,6 +115,9 @@ class TextureTrainConfig:
             Default 0 (off).
         frame_batch: whole frames drawn per step for ``frame_moments``. Default 4.
         frame_momentum: the running mean's momentum (``FrameMoments``). Default 0.96.
+        frame_ridge: the ridge of the real frames' covariance in ``FrameMoments``' units, in
+            multiples of its diagonal (larger: a shift in the amount of texture costs more).
+            Default 0.01.
     """
 
     steps: int = 1500
@@ -144,6 +147,7 @@ class TextureTrainConfig:
     frame_cov: float = 0.0
     frame_batch: int = 4
     frame_momentum: float = 0.96
+    frame_ridge: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every"):
@@ -181,6 +185,8 @@ class TextureTrainConfig:
         if self.frame_cov < 0 or (self.frame_cov > 0 and self.frame_moments == 0):
             raise ValueError(f"train.frame_cov must be >= 0 and needs train.frame_moments > 0, got {self.frame_cov} "
                              f"and {self.frame_moments}")
+        if not self.frame_ridge > 0:
+            raise ValueError(f"train.frame_ridge must be positive, got {self.frame_ridge}")
         if self.frame_batch < 1:
             raise ValueError(f"train.frame_batch must be at least 1, got {self.frame_batch}")
         if self.seed < 0 or self.val_cases < 0:
@@ -413,7 +419,8 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         codes = torch.from_numpy(encoded.codes).to(predictor.device)
     moments = frame_rng = None
     if t.frame_moments > 0:  # its own stream: the windows and draws above stay what they were
-        moments = FrameMoments(real_frame_features(frames).to(predictor.device), momentum=t.frame_momentum)
+        moments = FrameMoments(real_frame_features(frames).to(predictor.device), momentum=t.frame_momentum,
+                               ridge=t.frame_ridge)
         frame_rng = np.random.default_rng(t.seed + 2)
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
