@@ -316,7 +316,7 @@ class Predictor:
         return out
 
     @staticmethod
-    def _check_inputs(bmodes: Sequence[np.ndarray], roi: Box | None, batch_size: int, seed: int) -> None:
+    def _check_inputs(bmodes: Sequence[np.ndarray], roi: Box | None, batch_size: int, seed: int | Sequence[int]) -> None:
         for i, b in enumerate(bmodes):
             try:
                 check_frame(b)
@@ -326,8 +326,9 @@ class Predictor:
                 raise ValueError(f"frame {i}: {e}") from None
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        for one in (seed if isinstance(seed, Sequence) else [seed]):
+            if isinstance(one, bool) or not isinstance(one, (int, np.integer)) or one < 0:
+                raise ValueError(f"seed must be a non-negative integer, got {one!r}")
 
     def predict_many(self, bmodes: Sequence[np.ndarray], *, batch_size: int = 8, roi: Box | None = None,
                      alpha: float = 0.5, colorbar: bool = True, seed: int | Sequence[int] = 0
@@ -337,8 +338,7 @@ class Predictor:
         seeds = [seed] * len(bmodes) if isinstance(seed, (int, np.integer)) else list(seed)
         if len(seeds) != len(bmodes):
             raise ValueError(f"expected one seed per frame, got {len(seeds)} seeds for {len(bmodes)} frames")
-        for s in seeds:
-            self._check_inputs(bmodes, roi, batch_size, s)
+        self._check_inputs(bmodes, roi, batch_size, seeds)
         frame_seeds = [noise_seed(s, 0) for s in seeds]
         strains: list[np.ndarray | None] = [None] * len(bmodes)
         for chunk in same_shape_batches(bmodes, batch_size):

@@ -291,12 +291,13 @@ def _predict(args: argparse.Namespace) -> int:
     unlike = 0
     for start in range(0, len(jobs), args.batch_size):
         chunk = jobs[start : start + args.batch_size]
+        draw_seeds = [case_seed(args.seed, j.name) for j in chunk]
         results = {}
         # One batch per ROI: the same --roi sits at different panel pixels in different files.
         for panel_roi in dict.fromkeys(j.roi for j in chunk):
             group = [i for i, j in enumerate(chunk) if j.roi == panel_roi]
             outs = predictor.predict_many([chunk[i].input.bmode for i in group], batch_size=args.batch_size, roi=panel_roi,
-                                          seed=[case_seed(args.seed, chunk[i].name) for i in group])
+                                          seed=[draw_seeds[i] for i in group])
             results.update(zip(group, outs))
         for i, job in enumerate(chunk):
             emode, strain = results[i]
@@ -304,7 +305,7 @@ def _predict(args: argparse.Namespace) -> int:
             written = write_outputs(base, *_on_canvas(job, emode, strain))
             meta = {"input": str(job.input.path), "frame": job.input.frame, "checkpoint": str(checkpoint),
                     "checkpoint_step": predictor.step, "seed": args.seed,
-                    "draw_seed": case_seed(args.seed, job.name), "samples": args.samples,
+                    "draw_seed": draw_seeds[i], "samples": args.samples,
                     "stochastic": predictor.stochastic, "roi": list(roi) if roi else None,
                     "bmode_panel": list(job.out_box)}
             ood = predictor.ood_score(job.input.bmode)

@@ -1,5 +1,5 @@
-"""Whole frames' texture statistics for the texture stage, and a term that matches their mean
-(``train.frame_moments``).
+"""Whole frames' texture statistics for the texture stage, and terms that match their mean and
+covariance to the real frames' (``train.frame_moments``, ``train.frame_cov``).
 
 The texture stage is scored window by window (64² crops) against the scanner's window at the
 same place. The texture observer of ``elastogan evaluate`` looks at something else: one vector
@@ -39,8 +39,8 @@ from elastogan.models import texture_stats
 # last runs to the spectrum's corners.
 BANDS = ((0.0, 1 / 16), (1 / 16, 1 / 8), (1 / 8, 1 / 4), (1 / 4, float("inf")))
 # the local sds and the gradient are taken linear, as the observer takes them: no "log_"
-FRAME_FEATURES = tuple(n.removeprefix("log_") for n in texture_stats.STATISTICS) + ("band_power_coarse", "band_power_medium", "band_power_fine",
-                                             "band_power_finest")
+FRAME_FEATURES = tuple(n.removeprefix("log_") for n in texture_stats.STATISTICS) + (
+    "band_power_coarse", "band_power_medium", "band_power_fine", "band_power_finest")
 
 
 def band_shares(m: Tensor) -> Tensor:
@@ -93,9 +93,10 @@ class FrameMoments:
     """Running moments of drawn frames' features against the real frames'.
 
     Features are taken in whitened units, ``z = f W`` with ``W`` the whitening of the real
-    frames' covariance ridged by ``ridge`` times its diagonal (``Σ + r·diag Σ``; at the default
-    1 %, as ``texture_stats.statistic_whitening``, real ``z`` have about unit covariance). Each ``loss(features)`` call updates the running
-    mean and second moment of the draws' ``z`` (``m ← β·m + (1 − β)·batch``) and returns
+    frames' covariance ridged by ``ridge`` times its diagonal (``texture_stats.whitening``; at
+    the default 1 %, as ``statistic_whitening``, real ``z`` have about unit covariance). Each
+    ``loss(features)`` call updates the running mean and second moment of the draws' ``z``
+    (``m ← β·m + (1 − β)·batch``) and returns
 
     - ``mean``: ``½‖m̃ − μ‖²``, half the squared Mahalanobis distance of the draws' mean from
       the real frames' ``μ`` — what a linear observer between the two sets reaches Φ(Δ/2) on;
@@ -127,13 +128,7 @@ class FrameMoments:
             raise ValueError(f"expected real features (N, F) with N > F, got {tuple(real.shape)}")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if not ridge > 0:
-            raise ValueError(f"ridge must be positive, got {ridge}")
-        r = real.detach().double()
-        cov = torch.cov(r.T)
-        cov = cov + ridge * torch.diag(cov.diagonal().clamp_min(1e-12))
-        eye = torch.eye(r.shape[1], dtype=torch.float64, device=r.device)
-        self.whiten = torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False).T.to(real.dtype)
+        self.whiten = texture_stats.whitening(real, ridge).to(real.dtype)
         z = real.detach() @ self.whiten
         self.mean = z.mean(0)
         self.cov = (z - self.mean).T @ (z - self.mean) / len(z)

@@ -158,12 +158,20 @@ def statistic_whitening(real: Tensor, mask: Tensor, *, linear: bool = False) -> 
     each statistic's mean but not their relation lies off the real windows' manifold, where a
     linear observer separates it easily (session-15 stage: gradient and homogeneity within half
     an sd each, the two together 0.865), and only the joint units charge for it."""
-    s = texture_statistics(real, mask, linear=linear).double()
+    return whitening(texture_statistics(real, mask, linear=linear)).float()
+
+
+def whitening(samples: Tensor, ridge: float = 0.01) -> Tensor:
+    """``(F, F)`` matrix ``W`` that whitens the rows of ``samples`` ``(N, F)``: ``L⁻ᵀ`` for the
+    Cholesky factor ``L`` of their covariance ridged by ``ridge`` times its diagonal, so that
+    ``(x − y) @ W`` is a difference in units of their joint spread (float64, detached)."""
+    if not ridge > 0:
+        raise ValueError(f"ridge must be positive, got {ridge}")
+    s = samples.detach().double()
     cov = torch.cov(s.T)
-    cov = cov + 0.01 * torch.diag(cov.diagonal().clamp_min(1e-12))
-    chol = torch.linalg.cholesky(cov)
-    eye = torch.eye(len(STATISTICS), dtype=torch.float64, device=real.device)
-    return torch.linalg.solve_triangular(chol, eye, upper=False).T.float().detach()
+    cov = cov + ridge * torch.diag(cov.diagonal().clamp_min(1e-12))
+    eye = torch.eye(s.shape[1], dtype=torch.float64, device=s.device)
+    return torch.linalg.solve_triangular(torch.linalg.cholesky(cov), eye, upper=False).T
 
 
 def _standardised(diff: Tensor, scale: Tensor) -> Tensor:
