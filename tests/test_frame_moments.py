@@ -13,7 +13,7 @@ from elastogan.models.texture import ScannerTexture, TextureConfig
 from elastogan.sim.case import simulate_case
 from elastogan.sim.config import SimConfig
 from elastogan.sim.plan import make_plan
-from elastogan.training.frame_moments import FRAME_FEATURES, FrameMoments, band_shares, frame_features
+from elastogan.training.frame_moments import FRAME_FEATURES, FrameMoments, FrameRelations, band_shares, frame_features
 from elastogan.training.texture import TextureTrainConfig, fit_step
 
 
@@ -156,8 +156,79 @@ def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would
     assert (0.035 < sd < 0.09) if weight else sd < 0.01, sd
 
 
+def scan_windows(scans, count: int, side: int, seed: int) -> torch.Tensor:
+    """``count`` random ``side²`` windows of the scanner's strain, ``(count, 1, side, side)``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        m = scans[rng.integers(len(scans))]
+        y, x = rng.integers(m.shape[0] - side + 1), rng.integers(m.shape[1] - side + 1)
+        out.append(m[y : y + side, x : x + side])
+    return torch.from_numpy(np.stack(out))[:, None]
+
+
+def test_the_relations_are_where_the_scanners_strain_hardly_varies_and_a_change_in_decorrelation_breaks_them(scans):
+    """On windows of the simulated scanner's strain the 3×3 local sd and the gradient hold a
+    near-fixed relation (how its strain decorrelates pixel to pixel); held-out windows sit on
+    it, while the same windows each mixed half with its 3×3 mean — their decorrelation no longer
+    the scanner's — are off it by more than a unit (its sd, floored)."""
+    side, roi = 20, [(0, 0, 20, 20)]
+    fit = frame_features(scan_windows(scans, 200, side, 0), roi * 200)
+    r = FrameRelations(fit)
+    # the first direction is the band shares' sum (always 1); the next, the tightest relation
+    assert r.directions.shape[1] >= 3
+    top = {FRAME_FEATURES[j] for j in r.directions[:, 1].abs().topk(2).indices}
+    assert top == {"local_sd_3", "gradient_mean"}, top
+    held = scan_windows(scans, 60, side, 1)
+    r.loss(frame_features(held, roi * 60))
+    real_shift = r.shift
+    r.loss(frame_features(smoothed(held), roi * 60))
+    assert real_shift < 0.35 and r.shift > 1.0 and r.shift > 4 * real_shift, (real_shift, r.shift)
+
+
+def smoothed(windows: torch.Tensor) -> torch.Tensor:
+    """Each window mixed half with its 3×3 mean (edges replicated)."""
+    pooled = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(windows, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    return 0.5 * windows + 0.5 * pooled
+
+
+def test_the_relations_term_brings_frames_back_onto_the_relation(scans):
+    """Its gradient, followed, moves smoothed windows back towards the scanner's relation."""
+    side, roi = 20, [(0, 0, 20, 20)]
+    r = FrameRelations(frame_features(scan_windows(scans, 200, side, 0), roi * 200))
+    held = scan_windows(scans, 16, side, 1)
+    x = smoothed(held).float().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=2e-3)
+    start = r.loss(frame_features(x, roi * 16)).item()
+    for _ in range(60):
+        loss = r.loss(frame_features(x, roi * 16))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert r.loss(frame_features(x, roi * 16)).item() < 0.3 * start
+
+
+def test_fit_step_charges_the_relations_on_the_whole_frames():
+    torch.manual_seed(0)
+    size, roi = 32, (4, 4, 28, 28)
+    frames = (0.5 + 0.05 * torch.randn(60, 1, size, size)).clamp(0, 1)
+    relations = FrameRelations(frame_features(frames, [roi] * 60))
+    stage = ScannerTexture(TextureConfig(image_size=size, channels=8, layers=2, input_noise=False))
+    opt = torch.optim.Adam(stage.parameters(), lr=1e-3)
+    cfg = TextureTrainConfig(samples=2, crop=16, crps=1.0, spectral=0.0, stats=0.0, frame_relations=1.0)
+    bmode, gen, windows = torch.zeros(2, 1, 22, 22), torch.full((4, 1, 22, 22), 0.5), torch.full((2, 1, 22, 22), 0.5)
+    with pytest.raises(ValueError, match="whole frames"):
+        fit_step(stage, opt, bmode, gen, windows, cfg, 3)
+    whole = (torch.zeros(4, 1, size, size), torch.full((4, 1, size, size), 0.5), [roi] * 4)
+    terms, total = fit_step(stage, opt, bmode, gen, windows, cfg, 3, whole=whole, relations=relations)
+    assert {"frame_relations", "frame_relation_shift"} <= set(terms) and "frame_moments" not in terms
+    assert total.item() == pytest.approx(terms["crps"].item() + terms["frame_relations"].item(), rel=1e-5)
+
+
 def test_the_terms_settings_are_checked():
+    with pytest.raises(ValueError, match="below"):
+        FrameRelations(torch.randn(50, 3), below=0.0)
     for bad in ({"frame_moments": -1.0}, {"frame_momentum": 1.0}, {"frame_ridge": 0.0}, {"frame_batch": 0}, {"frame_cov": 1.0},
-                {"frame_moments": 1.0, "frame_cov": -1.0}):
+                {"frame_moments": 1.0, "frame_cov": -1.0}, {"frame_relations": -1.0}, {"frame_relations_below": 0.0}):
         with pytest.raises(ValueError, match="train\\."):
             TextureTrainConfig(**bad)

@@ -161,3 +161,71 @@ class FrameMoments:
             return float("nan")
         m, second = self.running
         return float(((second - torch.outer(m, m)).trace() / self.cov.trace()).clamp_min(0).sqrt())
+
+
+class FrameRelations:
+    """Per-frame deviation from the relations the real frames' features hold almost exactly
+    (``train.frame_relations``).
+
+    Some combinations of the frame features hardly vary over real scans: the 3×3 local sd
+    against the gradient and the 7×7 local sd (how the scanner's strain decorrelates from one
+    pixel to the next), the GLCM homogeneity against the strong-edge share. In the real frames'
+    correlation matrix they are the eigen-directions of smallest variance (session 19: below
+    0.03 of a feature's variance). A linear observer weighs a shift along them by one over
+    their sd, so a shift too small to see in any one feature decides it — and a ridge, which
+    ``FrameMoments`` needs so that the amount of texture costs, discounts exactly them. Here
+    they are charged on every frame, not on a running mean: real frames all sit at the same
+    place along them, so each drawn frame should too, and one frame is a sample.
+
+    Features are standardised by the real frames' mean and sd; ``directions`` are the
+    eigenvectors of their correlation with eigenvalue below ``below`` (each deviation divided by
+    the root of its eigenvalue, floored at ``floor`` so a direction that never varies — the
+    four band shares sum to 1 — is not divided by zero). ``loss`` returns half the mean over
+    frames of the squared whitened deviations from the real frames' mean projection.
+
+    Args:
+        real: ``(N, F)`` features of real frames, N > F.
+        below: eigenvalue (of the correlation matrix: a feature's own variance is 1) under
+            which a direction counts as a relation. Default 0.05.
+        floor: the smallest variance a direction is divided by. Default 1e-3.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> a = torch.randn(300, 1, generator=g)
+        >>> real = torch.cat([a, a + 0.01 * torch.randn(300, 1, generator=g), torch.randn(300, 1, generator=g)], 1)
+        >>> r = FrameRelations(real)
+        >>> r.directions.shape[1]  # the second feature is the first, within 1 %
+        1
+        >>> round(r.loss(real).item(), 3), round(r.loss(real + torch.tensor([0.1, 0.1, 0.0])).item(), 3)  # both moved: free
+        (0.036, 0.036)
+        >>> round(r.loss(real + torch.tensor([0.1, 0.0, 0.0])).item(), 1)  # one moved: the relation broken
+        2.9
+    """
+
+    def __init__(self, real: Tensor, *, below: float = 0.05, floor: float = 1e-3) -> None:
+        if real.ndim != 2 or real.shape[0] <= real.shape[1]:
+            raise ValueError(f"expected real features (N, F) with N > F, got {tuple(real.shape)}")
+        if not 0 < below <= 1 or not floor > 0:
+            raise ValueError(f"below must be in (0, 1] and floor positive, got {below} and {floor}")
+        r = real.detach().double()
+        self.centre, self.scale = r.mean(0), r.std(0).clamp_min(1e-12)
+        values, vectors = torch.linalg.eigh(torch.corrcoef(r.T))
+        keep = values < below
+        self.variances = values[keep].clamp_min(floor)
+        self.directions = vectors[:, keep]  # (F, R)
+        self.target = ((r - self.centre) / self.scale @ self.directions).mean(0)
+        self.shift = float("nan")
+
+    def deviations(self, features: Tensor) -> Tensor:
+        """``(B, R)`` whitened deviations of each frame from the real frames along the relations."""
+        if features.ndim != 2 or features.shape[1] != self.centre.shape[0]:
+            raise ValueError(f"expected features (B, {self.centre.shape[0]}), got {tuple(features.shape)}")
+        z = (features - self.centre.to(features.dtype)) / self.scale.to(features.dtype)
+        return (z @ self.directions.to(features.dtype) - self.target.to(features.dtype)) / self.variances.sqrt().to(features.dtype)
+
+    def loss(self, features: Tensor) -> Tensor:
+        """Half the mean squared whitened deviation over the frames ``(B, F)``, differentiable;
+        ``shift`` keeps the norm of the frames' mean deviation (for the log)."""
+        d = self.deviations(features)
+        self.shift = float(d.detach().mean(0).norm())
+        return 0.5 * d.square().sum(1).mean()

@@ -44,7 +44,7 @@ from elastogan.models import losses, texture_stats
 from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, frame_coordinates
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
-from elastogan.training.frame_moments import FrameMoments, frame_features
+from elastogan.training.frame_moments import FrameMoments, FrameRelations, frame_features
 from elastogan.training.frame_latent import encode_frames, frame_statistics
 
 
@@ -118,6 +118,12 @@ class TextureTrainConfig:
         frame_ridge: the ridge of the real frames' covariance in ``FrameMoments``' units, in
             multiples of its diagonal (larger: a shift in the amount of texture costs more).
             Default 0.01.
+        frame_relations: weight of a term on the same whole frames (``FrameRelations``): each
+            frame's deviation from the relations between features that real frames hold almost
+            exactly (the directions a ridge discounts), charged frame by frame. Needs whole
+            frames: ``frame_batch`` are drawn when it or ``frame_moments`` is on. Default 0 (off).
+        frame_relations_below: the eigenvalue of the real frames' feature correlation under
+            which a direction counts as a relation. Default 0.05.
     """
 
     steps: int = 1500
@@ -148,6 +154,8 @@ class TextureTrainConfig:
     frame_batch: int = 4
     frame_momentum: float = 0.96
     frame_ridge: float = 0.01
+    frame_relations: float = 0.0
+    frame_relations_below: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every"):
@@ -187,6 +195,9 @@ class TextureTrainConfig:
                              f"and {self.frame_moments}")
         if not self.frame_ridge > 0:
             raise ValueError(f"train.frame_ridge must be positive, got {self.frame_ridge}")
+        if self.frame_relations < 0 or not 0 < self.frame_relations_below <= 1:
+            raise ValueError(f"train.frame_relations must be >= 0 and train.frame_relations_below in (0, 1], got "
+                             f"{self.frame_relations} and {self.frame_relations_below}")
         if self.frame_batch < 1:
             raise ValueError(f"train.frame_batch must be at least 1, got {self.frame_batch}")
         if self.seed < 0 or self.val_cases < 0:
@@ -417,10 +428,13 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         except ValueError as e:
             raise UserError(f"{data}: texture.frame_latent={tex.frame_latent}: {e}") from None
         codes = torch.from_numpy(encoded.codes).to(predictor.device)
-    moments = frame_rng = None
-    if t.frame_moments > 0:  # its own stream: the windows and draws above stay what they were
-        moments = FrameMoments(real_frame_features(frames).to(predictor.device), momentum=t.frame_momentum,
-                               ridge=t.frame_ridge)
+    moments = relations = frame_rng = None
+    if t.frame_moments > 0 or t.frame_relations > 0:  # its own stream: the windows and draws above stay what they were
+        real_features = real_frame_features(frames).to(predictor.device)
+        if t.frame_moments > 0:
+            moments = FrameMoments(real_features, momentum=t.frame_momentum, ridge=t.frame_ridge)
+        if t.frame_relations > 0:
+            relations = FrameRelations(real_features, below=t.frame_relations_below)
         frame_rng = np.random.default_rng(t.seed + 2)
     stage = build_texture(tex).to(predictor.device)
     opt = torch.optim.Adam(stage.parameters(), lr=t.lr)
@@ -444,10 +458,10 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
             flips = rng.random(t.batch_size) < 0.5 if t.hflip else np.zeros(t.batch_size, bool)
             bmode, gen, real, coords = cut_windows(frames, bank, idx, picks, windows, flips, side, predictor.device)
             scored = scored_mask(windows, flips, tex.image_size, side, margin).to(predictor.device) if overlap else None
-            whole = None if moments is None else whole_frames(frames, bank, frame_rng, t.frame_batch, predictor.device)
+            whole = None if frame_rng is None else whole_frames(frames, bank, frame_rng, t.frame_batch, predictor.device)
             terms, total = fit_step(stage, opt, bmode, gen, real, t, margin, scale, coords, scored, reference=reference,
                                     latent=None if codes is None else codes[torch.as_tensor(idx)], whole=whole,
-                                    moments=moments)
+                                    moments=moments, relations=relations)
             if not torch.isfinite(total):
                 raise UserError(f"texture training diverged at step {step} ({ {k: v.item() for k, v in terms.items()} }); "
                                 "lower train.lr")
@@ -507,8 +521,8 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
              coords: torch.Tensor | None = None, scored: torch.Tensor | None = None, *,
              reference: torch.Tensor | None = None, latent: torch.Tensor | None = None,
-             whole: tuple[torch.Tensor, torch.Tensor, list] | None = None, moments: FrameMoments | None = None
-             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             whole: tuple[torch.Tensor, torch.Tensor, list] | None = None, moments: FrameMoments | None = None,
+             relations: FrameRelations | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
     ``margin``; ``scale``: the statistics' units when ``cfg.stats > 0``; ``coords``: the windows'
@@ -520,7 +534,8 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
     (``whole_frames``) the stage draws as at inference (its own coordinates, codes from the
     prior) for ``moments`` to score (``cfg.frame_moments``, ``cfg.frame_cov``); the running
     mean's distance and spread then join the returned terms as ``frame_distance`` and
-    ``frame_spread`` (outside the total)."""
+    ``frame_spread`` (outside the total); ``relations`` scores the same frames
+    (``cfg.frame_relations``; their mean deviation joins as ``frame_relation_shift``)."""
     k = gen.shape[0] // bmode.shape[0]
     stage.train()
     if stage.cfg.position and coords is None:
@@ -536,13 +551,18 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
         target = torch.where(scored > 0, real, torch.nan)
     mask = torch.isfinite(target).float()
     terms = score_draws(draws, torch.nan_to_num(target), mask, cfg, scale, reference)
-    if cfg.frame_moments > 0:
-        if whole is None or moments is None:
-            raise ValueError("train.frame_moments > 0 needs whole frames and the real frames' moments")
+    if cfg.frame_moments > 0 or cfg.frame_relations > 0:
+        if whole is None or (cfg.frame_moments > 0 and moments is None) or (cfg.frame_relations > 0 and relations is None):
+            raise ValueError("train.frame_moments or train.frame_relations > 0 needs whole frames and the real "
+                             "frames' moments or relations")
         w_bmode, w_gen, w_rois = whole
-        terms["frame_moments"], cov = moments.loss(frame_features(stage(w_bmode, w_gen), w_rois))
-        if cfg.frame_cov > 0:
-            terms["frame_cov"] = cov
+        features = frame_features(stage(w_bmode, w_gen), w_rois)
+        if cfg.frame_moments > 0:
+            terms["frame_moments"], cov = moments.loss(features)
+            if cfg.frame_cov > 0:
+                terms["frame_cov"] = cov
+        if cfg.frame_relations > 0:
+            terms["frame_relations"] = relations.loss(features)
     total = sum(getattr(cfg, name) * v for name, v in terms.items())
     if torch.isfinite(total):
         opt.zero_grad(set_to_none=True)
@@ -551,6 +571,8 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
     if moments is not None and cfg.frame_moments > 0:
         terms["frame_distance"] = torch.tensor(moments.distance())
         terms["frame_spread"] = torch.tensor(moments.spread())
+    if relations is not None and cfg.frame_relations > 0:
+        terms["frame_relation_shift"] = torch.tensor(relations.shift)
     return terms, total.detach()
 
 
