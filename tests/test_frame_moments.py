@@ -13,20 +13,51 @@ from elastogan.models.texture import ScannerTexture, TextureConfig
 from elastogan.sim.case import simulate_case
 from elastogan.sim.config import SimConfig
 from elastogan.sim.plan import make_plan
-from elastogan.training.frame_moments import FRAME_FEATURES, FrameMoments, FrameRelations, band_shares, frame_features
-from elastogan.training.texture import TextureTrainConfig, fit_step
+from elastogan.display import render_emode
+from elastogan.eval.metrics import emode_luminance as observer_luminance
+from elastogan.training.frame_moments import (FRAME_FEATURES, FrameMoments, FrameRelations, band_shares, emode_frame_features,
+                                              emode_luminance, frame_features)
+from elastogan.training.texture import Frames, TextureTrainConfig, fit_step, real_frame_features
 
 
 @pytest.fixture(scope="module")
-def scans() -> list[np.ndarray]:
-    """The simulated scanner's strain inside the ROI of a few phantoms (not drawn by our rules)."""
+def cases():
+    """A few simulated phantoms (the scanner's strain and E-mode are not drawn by our rules)."""
     cfg = SimConfig(size=64, fem_elements=32)
+    return [simulate_case(np.random.SeedSequence(p.tissue_seed), np.random.SeedSequence(p.acquisition_seed), cfg)
+            for p in make_plan(4, 11)]
+
+
+@pytest.fixture(scope="module")
+def scans(cases) -> list[np.ndarray]:
+    """The simulated scanner's strain inside the ROI of each phantom."""
     out = []
-    for p in make_plan(4, 11):
-        c = simulate_case(np.random.SeedSequence(p.tissue_seed), np.random.SeedSequence(p.acquisition_seed), cfg)
+    for c in cases:
         x0, y0, x1, y1 = c.roi
         out.append(c.strain[y0:y1, x0:x1].astype(np.float64))
     return out
+
+
+def test_emode_luminance_is_the_simulators_emode_as_the_observer_reads_it(cases):
+    """The differentiable E-mode luminance reproduces the simulator's E-mode (``display.render_emode``
+    with the case's own opacity; without the colour bar, whose SOFT/HARD labels reach into a
+    64² frame's ROI) as ``eval.metrics.emode_luminance`` reads it, to 8 bits, and passes a
+    gradient to the strain."""
+    strain = torch.from_numpy(np.stack([np.nan_to_num(c.strain) for c in cases])).double()[:, None].requires_grad_(True)
+    bmode = torch.from_numpy(np.stack([c.bmode for c in cases]).astype(np.float64) / 127.5 - 1.0)[:, None]
+    alpha = torch.tensor([c.source["display_alpha"] for c in cases], dtype=torch.float64)
+    assert len(set(alpha.tolist())) > 1  # each case its own opacity
+    ours = emode_luminance(strain, bmode, alpha=alpha)
+    for i, c in enumerate(cases):
+        x0, y0, x1, y1 = c.roi
+        inside = np.isfinite(c.strain[y0:y1, x0:x1])
+        png = render_emode(c.bmode, c.strain, c.roi, alpha=c.source["display_alpha"], colorbar=False)
+        diff = np.abs(ours[i, 0].detach().numpy() - observer_luminance(png))[y0:y1, x0:x1][inside]
+        assert np.quantile(diff, 0.99) <= 1.0 / 255 and diff.mean() < 0.3 / 255, (diff.max() * 255, diff.mean() * 255)
+    features = emode_frame_features(strain, bmode, [c.roi for c in cases], alpha)
+    assert features.shape == (len(cases), len(FRAME_FEATURES))
+    features[:, FRAME_FEATURES.index("local_sd_3")].sum().backward()
+    assert strain.grad.abs().sum() > 0
 
 
 def test_band_shares_are_the_texture_observers_band_powers(scans):
@@ -142,7 +173,7 @@ def test_the_whole_frame_term_gives_the_draws_the_texture_the_window_terms_would
     cfg = TextureTrainConfig(samples=2, crop=16, crps=0.01, spectral=0.0, stats=0.0, frame_moments=weight)
     margin, side, batch = 3, 22, 4
     bmode, gen, windows = torch.zeros(batch, 1, side, side), ramp(2 * batch, side), ramp(batch, side)
-    whole = (torch.zeros(4, 1, size, size), ramp(4, size), [roi] * 4)
+    whole = (torch.zeros(4, 1, size, size), ramp(4, size), [roi] * 4, torch.full((4,), 0.5))
     if weight:
         with pytest.raises(ValueError, match="whole frames and the real frames"):
             fit_step(stage, opt, bmode, gen, windows, cfg, margin)
@@ -219,10 +250,42 @@ def test_fit_step_charges_the_relations_on_the_whole_frames():
     bmode, gen, windows = torch.zeros(2, 1, 22, 22), torch.full((4, 1, 22, 22), 0.5), torch.full((2, 1, 22, 22), 0.5)
     with pytest.raises(ValueError, match="whole frames"):
         fit_step(stage, opt, bmode, gen, windows, cfg, 3)
-    whole = (torch.zeros(4, 1, size, size), torch.full((4, 1, size, size), 0.5), [roi] * 4)
+    whole = (torch.zeros(4, 1, size, size), torch.full((4, 1, size, size), 0.5), [roi] * 4, torch.full((4,), 0.5))
     terms, total = fit_step(stage, opt, bmode, gen, windows, cfg, 3, whole=whole, relations=relations)
     assert {"frame_relations", "frame_relation_shift"} <= set(terms) and "frame_moments" not in terms
     assert total.item() == pytest.approx(terms["crps"].item() + terms["frame_relations"].item(), rel=1e-5)
+
+
+def test_with_frame_emode_the_terms_see_the_strain_and_the_emode(cases):
+    """``real_frame_features(emode=True)`` gives each real frame the strain's features then its
+    E-mode's (at the case's opacity); ``fit_step`` scores the drawn frames the same way."""
+    frames = Frames(ids=[f"c{i}" for i in range(len(cases))], bmode=np.stack([c.bmode for c in cases]),
+                    strain=np.stack([c.strain for c in cases]).astype(np.float32), roi=[c.roi for c in cases],
+                    alpha=np.array([c.source["display_alpha"] for c in cases], np.float32))
+    strain_only, both = real_frame_features(frames), real_frame_features(frames, emode=True)
+    f = len(FRAME_FEATURES)
+    assert both.shape == (len(cases), 2 * f) and torch.equal(both[:, :f], strain_only)
+    c = cases[0]
+    emode = emode_frame_features(torch.from_numpy(np.nan_to_num(c.strain))[None, None],
+                                 torch.from_numpy(c.bmode.astype(np.float32) / 127.5 - 1.0)[None, None], [c.roi],
+                                 torch.tensor([c.source["display_alpha"]]))
+    torch.testing.assert_close(both[0, f:], emode[0].to(both.dtype))
+    torch.manual_seed(0)
+    size = 64
+    stage = ScannerTexture(TextureConfig(image_size=size, channels=8, layers=2, input_noise=False))
+    opt = torch.optim.Adam(stage.parameters(), lr=1e-3)
+    bmode, gen, windows = torch.zeros(2, 1, 22, 22), torch.full((4, 1, 22, 22), 0.5), torch.full((2, 1, 22, 22), 0.5)
+    whole = (torch.from_numpy(frames.bmode.astype(np.float32) / 127.5 - 1.0)[:, None],
+             torch.from_numpy(np.nan_to_num(frames.strain, nan=0.5))[:, None], frames.roi, torch.from_numpy(frames.alpha))
+    for emode_on, real in ((True, both), (False, both)):
+        cfg = TextureTrainConfig(samples=2, crop=16, crps=1.0, spectral=0.0, stats=0.0, frame_moments=1.0, frame_emode=emode_on)
+        moments = FrameMoments(real.repeat(8, 1) + 1e-3 * torch.randn(8 * len(cases), 2 * f, dtype=real.dtype))
+        if emode_on:
+            terms, _ = fit_step(stage, opt, bmode, gen, windows, cfg, 3, whole=whole, moments=moments)
+            assert torch.isfinite(terms["frame_moments"])
+        else:  # moments of strain and E-mode against the strain's alone: a clear error, not a silent mix
+            with pytest.raises(ValueError, match="expected features"):
+                fit_step(stage, opt, bmode, gen, windows, cfg, 3, whole=whole, moments=moments)
 
 
 def test_the_terms_settings_are_checked():

@@ -272,6 +272,43 @@ def test_a_coarse_stage_is_local_and_sees_in_an_aligned_window_what_it_sees_in_t
         s(torch.zeros(1, 1, 30, 30 + 1), torch.zeros(1, 1, 30, 30 + 1))
 
 
+@pytest.mark.parametrize("scale", [1, 2])
+def test_the_output_filter_starts_as_the_identity_is_local_and_sets_how_neighbouring_pixels_correlate(scale):
+    # texture.out_filter: a learnt filter of the stage's texture at full resolution
+    s = stage(streaks=True, layers=3, scale=scale, out_filter=5)
+    plain = stage(streaks=True, layers=3, scale=scale)
+    assert s.cfg.receptive_field > plain.cfg.receptive_field and (s.cfg.receptive_field // 2) % scale == 0
+    size = 64
+    rng = np.random.default_rng(2)
+    b = torch.from_numpy(rng.random((1, 1, size, size)).astype(np.float32) * 2 - 1)
+    m = torch.from_numpy(rng.random((1, 1, size, size)).astype(np.float32))
+    with torch.no_grad():
+        s.out.weight.normal_(0, 0.1)
+        s.streak_gain.weight.normal_(0, 0.1)
+        plain.load_state_dict({k: v for k, v in s.state_dict().items() if not k.startswith("out_filter")})
+        torch.testing.assert_close(s(b, m, noise_seeds=[3]), plain(b, m, noise_seeds=[3]), rtol=0, atol=1e-6)
+        s.out_filter.weight.normal_(0, 0.2)
+        b2 = b.clone()
+        b2[..., 32, 32] += 0.7  # an input pixel moves only outputs within half the receptive field
+        ys, xs = np.nonzero(((s(b2, m, noise_seeds=[3]) - s(b, m, noise_seeds=[3])).abs()[0, 0] > 0).numpy())
+        half = s.cfg.receptive_field // 2
+        assert len(ys) > 0 and np.abs(ys - 32).max() <= half and np.abs(xs - 32).max() <= half
+        flat = torch.full((1, 1, size, size), 0.5)
+        lag = []
+        for box in (False, True):
+            s.out_filter.weight.zero_()
+            if box:
+                s.out_filter.weight[0, 0, 1:4, 1:4] = 1 / 9  # a 3×3 mean: neighbours alike
+            else:
+                s.out_filter.weight[0, 0, 2, 2] = 1.0  # the identity
+            r = (s(b, flat, noise_seeds=[3]) - flat)[0, 0, 8:-8, 8:-8].numpy()
+            r = r - r.mean()
+            lag.append((r[:, 1:] * r[:, :-1]).sum() / (r * r).sum())
+        assert lag[1] > lag[0] + 0.2, lag
+    with pytest.raises(ValueError, match="out_filter"):
+        TextureConfig(out_filter=4)
+
+
 @pytest.mark.parametrize("bad, match", [(dict(layers=0), "layers"), (dict(layers=7), "layers"), (dict(channels=0), "channels"),
                                         (dict(image_size=4), "image_size"), (dict(noise_init=-1.0), "noise_init"),
                                         (dict(scale=0), "scale"), (dict(image_size=256, scale=3), "divisor"),

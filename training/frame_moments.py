@@ -33,7 +33,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from elastogan.colormaps import get_colormap
 from elastogan.models import texture_stats
+
+# ITU-R BT.601 luma, as ``eval.metrics.emode_luminance`` weighs the E-mode's channels
+LUMA_601 = (0.299, 0.587, 0.114)
 
 # The observer's radial bands (cycles/pixel; ``eval/authenticity/texture.py``'s BANDS): the
 # last runs to the spectrum's corners.
@@ -87,6 +91,50 @@ def frame_features(strain: Tensor, rois: list[tuple[int, int, int, int]]) -> Ten
         stats = texture_stats.texture_statistics(crop, torch.ones_like(crop), linear=True, hard=True)[0]
         out.append(torch.cat([stats, band_shares(crop[0, 0])]))
     return torch.stack(out)
+
+
+def emode_luminance(strain: Tensor, bmode: Tensor, *, colormap: str = "hitachi", alpha: float | Tensor = 0.5) -> Tensor:
+    """The luminance of the E-mode a reader sees inside the ROI, differentiable in ``strain``:
+    ``elastogan.display.render_emode``'s blend ``(1 − α)·B + α·C(strain)`` of the grey B-mode and
+    the colour map, rounded to 8 bits per channel as the PNG is (straight through: the rounded
+    value, the unrounded gradient), then ``LUMA_601``; in [0, 1].
+
+    Args:
+        strain: ``(B, 1, H, W)`` mapped strain (clipped to [0, 1] as the display clips it).
+        bmode: ``(B, 1, H, W)`` grey B-mode in [−1, 1] (``uint8 / 127.5 − 1``).
+        alpha: the colour's opacity, one for all frames or ``(B,)`` (the simulator draws each
+            case with its own, ``source.display_alpha``; ``evaluate`` draws the synthetic
+            E-mode with the same).
+
+    The texture observer of the E-mode looks at this map, not at the strain: the Hitachi map's
+    luminance rises from blue to yellow and falls to red, so the same strain texture shows
+    strongly in soft tissue, barely where the map is green, and the B-mode's speckle shows
+    through everywhere.
+
+    Example:
+        >>> s = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3)
+        >>> emode_luminance(s, torch.full_like(s, -1.0), alpha=1.0).flatten().mul(255).round().tolist()  # blue, green, red
+        [29.0, 129.0, 76.0]
+    """
+    anchors = get_colormap(colormap).anchors
+    pos = torch.tensor([a[0] for a in anchors], dtype=strain.dtype, device=strain.device)
+    rgb = torch.tensor([a[1] for a in anchors], dtype=strain.dtype, device=strain.device) / 255.0  # (A, 3)
+    s = strain.clamp(0.0, 1.0)
+    seg = torch.bucketize(s.detach(), pos[1:-1], right=True)  # anchor interval of each pixel
+    t = ((s - pos[seg]) / (pos[seg + 1] - pos[seg]))[..., None]
+    colour = rgb[seg] + t * (rgb[seg + 1] - rgb[seg])  # (B, 1, H, W, 3)
+    if isinstance(alpha, Tensor):
+        alpha = alpha.to(strain.dtype).view(-1, 1, 1, 1, 1)
+    blended = (1 - alpha) * ((bmode + 1) / 2)[..., None] + alpha * colour
+    rounded = blended + (torch.round(blended * 255) / 255 - blended).detach()
+    return rounded @ torch.tensor(LUMA_601, dtype=strain.dtype, device=strain.device)
+
+
+def emode_frame_features(strain: Tensor, bmode: Tensor, rois: list[tuple[int, int, int, int]], alpha: float | Tensor = 0.5,
+                         *, colormap: str = "hitachi") -> Tensor:
+    """``FRAME_FEATURES`` of each frame's E-mode luminance (``emode_luminance``) inside its ROI,
+    ``(B, F)``: what the E-mode texture observer of ``evaluate`` measures."""
+    return frame_features(emode_luminance(strain, bmode, colormap=colormap, alpha=alpha), rois)
 
 
 class FrameMoments:

@@ -44,7 +44,7 @@ from elastogan.models import losses, texture_stats
 from elastogan.models.texture import ScannerTexture, TextureConfig, build_texture, frame_coordinates
 from elastogan.predict import Predictor
 from elastogan.typed_config import from_dict, to_dict
-from elastogan.training.frame_moments import FrameMoments, FrameRelations, frame_features
+from elastogan.training.frame_moments import FrameMoments, FrameRelations, emode_frame_features, frame_features
 from elastogan.training.frame_latent import encode_frames, frame_statistics
 
 
@@ -124,6 +124,9 @@ class TextureTrainConfig:
             frames: ``frame_batch`` are drawn when it or ``frame_moments`` is on. Default 0 (off).
         frame_relations_below: the eigenvalue of the real frames' feature correlation under
             which a direction counts as a relation. Default 0.05.
+        frame_emode: the frame terms also see each frame's E-mode as a reader sees it (the
+            luminance of the colour map blended over the B-mode, ``emode_luminance``): the same
+            statistics of it join the strain's. Default false.
     """
 
     steps: int = 1500
@@ -156,6 +159,7 @@ class TextureTrainConfig:
     frame_ridge: float = 0.01
     frame_relations: float = 0.0
     frame_relations_below: float = 0.05
+    frame_emode: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "log_every"):
@@ -214,12 +218,19 @@ class TextureRunConfig:
 
 @dataclass
 class Frames:
-    """Frames of one split at the stage's size: uint8 B-modes, strain (NaN outside the ROI), ROI boxes."""
+    """Frames of one split at the stage's size: uint8 B-modes, strain (NaN outside the ROI), ROI
+    boxes, and the colour opacity each E-mode was drawn with (``source.display_alpha``, 0.5 where
+    the manifest does not say)."""
 
     ids: list[str]
     bmode: np.ndarray  # (N, S, S) uint8
     strain: np.ndarray  # (N, S, S) float32, NaN where undefined
     roi: list[tuple[int, int, int, int]]
+    alpha: np.ndarray | None = None  # (N,) float32; None: 0.5 for every frame
+
+    def alphas(self, idx) -> np.ndarray:
+        """The E-mode opacity of frames ``idx``."""
+        return np.full(len(idx), 0.5, np.float32) if self.alpha is None else self.alpha[idx]
 
 
 def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = None) -> Frames:
@@ -230,7 +241,7 @@ def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = No
         cases = cases[:limit]
     if not cases:
         raise UserError(f"{manifest}: no case of split {split!r} has a strain map; the texture stage learns from them")
-    ids, bmodes, strains, rois = [], [], [], []
+    ids, bmodes, strains, rois, alphas = [], [], [], [], []
     for case in cases:
         a = load_case_arrays(case)
         if a["bmode"].shape != (size, size):
@@ -239,7 +250,8 @@ def load_frames(manifest: Path, split: str, size: int, *, limit: int | None = No
         bmodes.append(a["bmode"])
         strains.append(a["strain"].astype(np.float32))
         rois.append(tuple(int(v) for v in a["roi"]))
-    return Frames(ids, np.stack(bmodes), np.stack(strains), rois)
+        alphas.append(float((case.source or {}).get("display_alpha", 0.5)))
+    return Frames(ids, np.stack(bmodes), np.stack(strains), rois, np.asarray(alphas, np.float32))
 
 
 def window_corners(rng: np.random.Generator, roi: tuple[int, int, int, int], size: int, crop: int,
@@ -430,7 +442,7 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
         codes = torch.from_numpy(encoded.codes).to(predictor.device)
     moments = relations = frame_rng = None
     if t.frame_moments > 0 or t.frame_relations > 0:  # its own stream: the windows and draws above stay what they were
-        real_features = real_frame_features(frames).to(predictor.device)
+        real_features = real_frame_features(frames, emode=t.frame_emode).to(predictor.device)
         if t.frame_moments > 0:
             moments = FrameMoments(real_features, momentum=t.frame_momentum, ridge=t.frame_ridge)
         if t.frame_relations > 0:
@@ -480,8 +492,9 @@ def train_texture(base: Path, data: Path, out: Path, cfg: TextureRunConfig, *, d
     return path
 
 
-def real_frame_features(frames: Frames) -> torch.Tensor:
-    """``frame_features`` of every real frame's strain in its ROI, ``(N, F)``; raises
+def real_frame_features(frames: Frames, *, emode: bool = False) -> torch.Tensor:
+    """``frame_features`` of every real frame's strain in its ROI, ``(N, F)`` — with ``emode``,
+    followed by those of its E-mode's luminance, ``(N, 2F)`` (``whole_frame_features``); raises
     ``UserError`` naming a frame whose ROI box holds undefined strain."""
     out = []
     for i, (strain, roi) in enumerate(zip(frames.strain, frames.roi)):
@@ -489,19 +502,34 @@ def real_frame_features(frames: Frames) -> torch.Tensor:
         if not np.isfinite(strain[y0:y1, x0:x1]).all():
             raise UserError(f"case {frames.ids[i]}: strain undefined inside its ROI box; train.frame_moments needs it whole")
         with torch.no_grad():
-            out.append(frame_features(torch.from_numpy(np.nan_to_num(strain))[None, None], [roi]))
+            s = torch.from_numpy(np.nan_to_num(strain))[None, None]
+            b = torch.from_numpy(frames.bmode[i].astype(np.float32) / 127.5 - 1.0)[None, None]
+            out.append(whole_frame_features(s, b, [roi], torch.from_numpy(frames.alphas([i])), emode=emode))
     return torch.cat(out)
 
 
+def whole_frame_features(strain: torch.Tensor, bmode: torch.Tensor, rois: list, alpha: torch.Tensor, *, emode: bool
+                         ) -> torch.Tensor:
+    """The frame terms' features of whole frames: ``frame_features`` of the strain, and with
+    ``emode`` those of the E-mode's luminance as a reader sees it after them
+    (``emode_frame_features``; the E-mode's texture observer looks at that, and the colour map
+    shows the same strain texture strongly in one strain range and hardly in another)."""
+    features = frame_features(strain, rois)
+    if emode:
+        features = torch.cat([features, emode_frame_features(strain, bmode, rois, alpha)], 1)
+    return features
+
+
 def whole_frames(frames: Frames, bank: np.ndarray, rng: np.random.Generator, count: int, device
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, int, int]]]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int, int, int]], torch.Tensor]:
     """``count`` random training frames whole: B-modes ``(B, 1, S, S)`` in
-    [−1, 1], one banked generator draw of each and their ROI boxes (``train.frame_moments``)."""
+    [−1, 1], one banked generator draw of each, their ROI boxes and E-mode opacities ``(B,)``
+    (``train.frame_moments``)."""
     idx = rng.choice(len(frames.ids), size=count)
     picks = rng.integers(bank.shape[1], size=count)
     bmode = torch.from_numpy(frames.bmode[idx].astype(np.float32) / 127.5 - 1.0)[:, None]
     gen = torch.from_numpy(bank[idx, picks].astype(np.float32))[:, None]
-    return bmode.to(device), gen.to(device), [frames.roi[i] for i in idx]
+    return bmode.to(device), gen.to(device), [frames.roi[i] for i in idx], torch.from_numpy(frames.alphas(idx)).to(device)
 
 
 def with_texture(ckpt: dict, stage: ScannerTexture, cfg: TextureRunConfig, val: dict) -> dict:
@@ -521,7 +549,7 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
              real: torch.Tensor, cfg: TextureTrainConfig, margin: int, scale: torch.Tensor | None = None,
              coords: torch.Tensor | None = None, scored: torch.Tensor | None = None, *,
              reference: torch.Tensor | None = None, latent: torch.Tensor | None = None,
-             whole: tuple[torch.Tensor, torch.Tensor, list] | None = None, moments: FrameMoments | None = None,
+             whole: tuple[torch.Tensor, torch.Tensor, list, torch.Tensor] | None = None, moments: FrameMoments | None = None,
              relations: FrameRelations | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One Adam step on windows: ``bmode`` ``(B, 1, W, W)`` in [−1, 1], ``gen`` ``(K·B, 1, W, W)``
     generator draws (draw-major), ``real`` ``(B, 1, W, W)`` strain (NaN undefined), scored inside
@@ -555,8 +583,8 @@ def fit_step(stage: ScannerTexture, opt: torch.optim.Optimizer, bmode: torch.Ten
         if whole is None or (cfg.frame_moments > 0 and moments is None) or (cfg.frame_relations > 0 and relations is None):
             raise ValueError("train.frame_moments or train.frame_relations > 0 needs whole frames and the real "
                              "frames' moments or relations")
-        w_bmode, w_gen, w_rois = whole
-        features = frame_features(stage(w_bmode, w_gen), w_rois)
+        w_bmode, w_gen, w_rois, w_alpha = whole
+        features = whole_frame_features(stage(w_bmode, w_gen), w_bmode, w_rois, w_alpha, emode=cfg.frame_emode)
         if cfg.frame_moments > 0:
             terms["frame_moments"], cov = moments.loss(features)
             if cfg.frame_cov > 0:

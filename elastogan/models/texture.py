@@ -129,6 +129,14 @@ class TextureConfig:
             steps; a full-resolution stack of 3×3 layers draws many middling ones instead
             (docs/training.md, "Session 15"), and costs ``scale²`` times more. Frames and
             training windows must be multiples of ``scale``. Default 1.
+        out_filter: side of a learnt linear filter (odd, ≥ 3; 0: none) through which the
+            stage's texture — everything it adds to the generator's draw, streaks included —
+            passes at the frame's full resolution, starting as the identity. How the scanner's
+            strain decorrelates from one pixel to the next (its 3×3 local sd against its
+            gradient and its 7×7 sd) is fixed in real scans to about 1 % of the features' spread
+            (session 19), and a stage with ``scale`` draws its residual on blocks and scales it
+            up bilinearly, which fixes that relation too, at another value; the filter lets
+            training set it. Default 0.
     """
 
     image_size: int = 256
@@ -145,6 +153,7 @@ class TextureConfig:
     scale: int = 1
     streak_threshold: float = STREAK_THRESHOLD
     smooth_gate: bool = False
+    out_filter: int = 0
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -166,6 +175,8 @@ class TextureConfig:
         if self.scale < 1 or self.image_size % self.scale:
             raise ValueError(f"texture.scale must be a positive divisor of texture.image_size {self.image_size}, "
                              f"got {self.scale}")
+        if self.out_filter and (self.out_filter < 3 or self.out_filter % 2 == 0 or self.out_filter > 15):
+            raise ValueError(f"texture.out_filter must be 0 or an odd side from 3 to 15, got {self.out_filter}")
 
     @property
     def receptive_field(self) -> int:
@@ -177,6 +188,8 @@ class TextureConfig:
             # a block reads ``k`` pixels per block of its window; scaling up bilinearly mixes two
             # neighbouring blocks, whose centres lie up to 1.5 blocks from an output pixel
             half = -(-(k * half + (3 * k - 1) // 2) // k) * k
+        if self.out_filter:  # at full resolution, after the blocks; windows stay whole blocks
+            half = -(-(half + self.out_filter // 2) // k) * k
         return 2 * half + 1
 
 
@@ -251,6 +264,11 @@ class ScannerTexture(nn.Module):
         self.out = nn.Conv2d(c, 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        if cfg.out_filter:  # starts as the identity: the stage's texture passes unchanged
+            self.out_filter = nn.Conv2d(1, 1, cfg.out_filter, bias=False)
+            with torch.no_grad():
+                self.out_filter.weight.zero_()
+                self.out_filter.weight[0, 0, cfg.out_filter // 2, cfg.out_filter // 2] = 1.0
         if cfg.latent_gain:  # log-gains of the residual and of the streaks per frame; start at 1
             self.gain = nn.Linear(cfg.frame_latent, 2)
             nn.init.zeros_(self.gain.weight)
@@ -325,6 +343,9 @@ class ScannerTexture(nn.Module):
             if gain is not None:
                 amplitude = gain[:, 1:] * amplitude
             out = out + amplitude * F.conv2d(spikes, self.streak_kernel, padding=(kh // 2, kw // 2))
+        if self.cfg.out_filter:
+            r = self.cfg.out_filter // 2
+            out = strain + self.out_filter(F.pad(out - strain, (r, r, r, r), mode="replicate"))
         return out.clamp(0.0, 1.0)
 
     def _blur(self, m: Tensor) -> Tensor:
