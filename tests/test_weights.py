@@ -93,3 +93,14 @@ def test_texture_stage_is_what_the_model_card_command_gives():
     assert to_dict(cfg.texture) == stored["config"] and to_dict(cfg.train) == stored["train"]
     p = Predictor.from_checkpoint(DEFAULT_CHECKPOINT, device="cpu")
     assert p.texture is not None and p.texture.cfg.image_size == 256
+
+
+def test_the_benchmarks_shipped_stage_is_the_shipped_models():
+    """``elastogan bench model``'s ``transunet-noise-texture-shipped`` times the stage default.pt
+    holds: the fields its config sets away from the defaults are the benchmark's."""
+    from elastogan.models.bench import WITH_TEXTURE
+    from elastogan.models.texture import TextureConfig
+
+    stored = load_checkpoint(DEFAULT_CHECKPOINT)["texture"]["config"]
+    defaults = to_dict(TextureConfig(image_size=stored["image_size"]))
+    assert {k: v for k, v in stored.items() if v != defaults[k]} == WITH_TEXTURE["transunet-noise-texture-shipped"]

@@ -34,6 +34,7 @@ BENCH_MODELS: dict[str, dict] = {name: {"name": name} for name in MODEL_NAMES} |
     "transunet-noise-texture": {"name": "transunet", "noise": True},
     "transunet-noise-texture-coarse2": {"name": "transunet", "noise": True},
     "transunet-noise-texture-coarse4": {"name": "transunet", "noise": True},
+    "transunet-noise-texture-shipped": {"name": "transunet", "noise": True},
 }
 # models whose draw ends in the scanner-texture stage (elastogan.models.texture) at the same
 # size: the TextureConfig fields that differ from its defaults (the coarse stages: texture.scale
@@ -42,6 +43,8 @@ WITH_TEXTURE: dict[str, dict] = {
     "transunet-noise-texture": {},
     "transunet-noise-texture-coarse2": {"scale": 2, "streaks": True, "position": True},
     "transunet-noise-texture-coarse4": {"scale": 4, "streaks": True, "position": True},
+    # the stage elastogan/weights/default.pt ships (session 19): coarse2 with the frame-wide noise
+    "transunet-noise-texture-shipped": {"scale": 2, "streaks": True, "position": True, "frame_noise": True},
 }
 LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
 BUSY_SHARE = 0.1  # warn when other processes took more than this share of the CPUs
