@@ -21,7 +21,7 @@ from elastogan.errors import UserError
 
 # ITU-R BT.601 luma weights: the E-mode luminance is what a grey-scale reading of the
 # colour elastogram would show.
-_LUMA_601 = (0.299, 0.587, 0.114)
+LUMA_601 = (0.299, 0.587, 0.114)
 # Wang et al. 2004 constants and window (Gaussian, sigma 1.5).
 _SSIM_K1, _SSIM_K2, _SSIM_SIGMA = 0.01, 0.03, 1.5
 
@@ -190,7 +190,7 @@ def emode_luminance(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 colour image, got shape {rgb.shape}")
     x = rgb.astype(np.float64) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float64)
-    return x @ np.asarray(_LUMA_601)
+    return x @ np.asarray(LUMA_601)
 
 
 def strain_ratio_error(real_ratio: float, synthetic_ratio: float) -> dict[str, float]:

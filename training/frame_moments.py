@@ -1,5 +1,7 @@
-"""Whole frames' texture statistics for the texture stage, and terms that match their mean and
-covariance to the real frames' (``train.frame_moments``, ``train.frame_cov``).
+"""Whole frames' texture statistics for the texture stage, and terms that match them to the
+real frames': their mean and covariance (``train.frame_moments``, ``train.frame_cov``), the
+relations between them that real frames hold almost exactly (``train.frame_relations``), of
+the strain and, with ``train.frame_emode``, of the E-mode as a reader sees it.
 
 The texture stage is scored window by window (64² crops) against the scanner's window at the
 same place. The texture observer of ``elastogan evaluate`` looks at something else: one vector
@@ -34,10 +36,8 @@ import torch
 from torch import Tensor
 
 from elastogan.colormaps import get_colormap
+from elastogan.eval.metrics import LUMA_601  # the observer's weights of the E-mode's channels
 from elastogan.models import texture_stats
-
-# ITU-R BT.601 luma, as ``eval.metrics.emode_luminance`` weighs the E-mode's channels
-LUMA_601 = (0.299, 0.587, 0.114)
 
 # The observer's radial bands (cycles/pixel; ``eval/authenticity/texture.py``'s BANDS): the
 # last runs to the spectrum's corners.
