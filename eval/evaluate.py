@@ -21,7 +21,10 @@ One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
   noise) against the scan — the agreement of two realistic draws;
 * the K-sample columns (issue 11, perception–distortion): ``ncc``… above judge *one* draw,
   what a reader is shown; ``ncc_mean_of_samples`` and ``ncc_lesion_mean_of_samples`` judge the
-  mean of K draws, the best estimate; ``sd_mean`` (mean per-pixel sd in the ROI),
+  mean of K draws, the best estimate, and ``strain_ratio_mean_of_samples`` (with its
+  ``strain_ratio_error_rel_mean_of_samples``) is the strain ratio of that mean map — the value
+  ``elastogan predict --samples K`` reports (``elastogan.uncertainty.strain_ratio_interval``), a
+  clinician's measurement rather than one realistic draw's; ``sd_mean`` (mean per-pixel sd in the ROI),
   ``sd_error_spearman`` (per pixel, sd against ``|mean − real|``) and ``coverage_90`` (the
   fraction of ROI pixels whose real value lies in the draws' 90 % predictive interval, widened
   by the checkpoint's conformal factor when ``elastogan calibrate`` fitted one;
@@ -63,6 +66,7 @@ COLUMNS: tuple[str, ...] = (
     "strain_ratio_real", "strain_ratio_synthetic", "strain_ratio_error_abs", "strain_ratio_error_rel",
     "tsukuba_label", "tsukuba_real", "tsukuba_synthetic",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
+    "strain_ratio_mean_of_samples", "strain_ratio_error_rel_mean_of_samples",
     "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw", "note",
 )
 # Per-case numbers that get a mean/sd/median/range in the summary.
@@ -70,6 +74,7 @@ SUMMARISED: tuple[str, ...] = (
     "ncc", "ncc_emode", "ssim", "psnr", "mae", "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
     "strain_ratio_error_abs", "strain_ratio_error_rel",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
+    "strain_ratio_error_rel_mean_of_samples",
     "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw",
 )
 INTERVAL_LEVEL = 0.9  # the predictive interval whose coverage is ``coverage_90``
@@ -218,6 +223,8 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
             attempt(column, lambda reference=reference: metrics.ncc(real.strain, reference, roi))
     if samples is None or len(samples) == 1:
         row["ncc_mean_of_samples"], row["ncc_lesion_mean_of_samples"] = row["ncc"], row["ncc_lesion"]
+        row["strain_ratio_mean_of_samples"] = row["strain_ratio_synthetic"]
+        row["strain_ratio_error_rel_mean_of_samples"] = row["strain_ratio_error_rel"]
     else:
         _sample_columns(row, attempt, real, samples, interval_scale)
     row["note"] = "; ".join(notes) or None
@@ -232,6 +239,12 @@ def _sample_columns(row: dict[str, Any], attempt: Callable[[str, Callable[[], An
     attempt("ncc_mean_of_samples", lambda: metrics.ncc(real.strain, summary.mean, roi))
     if real.lesion is not None:
         attempt("ncc_lesion_mean_of_samples", lambda: metrics.ncc(real.strain, summary.mean, real.lesion & roi))
+        # the ratio of the mean map, as predict reports it: averaging the draws first keeps one
+        # draw's texture inside the lesion from swinging the measurement
+        attempt("strain_ratio_mean_of_samples", lambda: strain_ratio(summary.mean, real.lesion, real.roi))
+        if row["strain_ratio_real"] is not None and row["strain_ratio_mean_of_samples"] is not None:
+            row["strain_ratio_error_rel_mean_of_samples"] = metrics.strain_ratio_error(
+                row["strain_ratio_real"], row["strain_ratio_mean_of_samples"])["rel"]
     inside = roi & np.isfinite(summary.sd)
     row["sd_mean"] = float(summary.sd[inside].mean()) if inside.any() else None
     attempt("sd_error_spearman", lambda: calibration.sd_error_spearman(real.strain, summary.mean, summary.sd, roi))
@@ -260,7 +273,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Keys: ``n_cases``; for every column of :data:`SUMMARISED` its ``_mean``, ``_sd``,
     ``_median``, ``_min``, ``_max``, ``_n`` (cases with a finite value) and, where some
     are missing, ``_n_undefined`` / ``_n_infinite``; ``strain_ratio_mare`` (mean absolute
-    relative error of the strain ratio); ``tsukuba`` (real vs synthetic rule scores,
+    relative error of the strain ratio of one draw) and ``strain_ratio_mare_mean_of_samples`` (of
+    the ratio of the mean of K draws); ``tsukuba`` (real vs synthetic rule scores,
     :func:`~elastogan.eval.tsukuba_report.tsukuba_agreement`) with the headline
     ``tsukuba_agreement``, ``tsukuba_kappa_unweighted`` and ``tsukuba_kappa_linear``; and
     ``tsukuba_vs_label`` {``real``, ``synthetic``}: each side's rule scores against the
@@ -307,6 +321,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["notes"] = notes
     rel = [abs(r["strain_ratio_error_rel"]) for r in rows if r["strain_ratio_error_rel"] is not None]
     out["strain_ratio_mare"] = float(np.mean(rel)) if rel else None
+    rel = [abs(r["strain_ratio_error_rel_mean_of_samples"]) for r in rows
+           if r["strain_ratio_error_rel_mean_of_samples"] is not None]
+    out["strain_ratio_mare_mean_of_samples"] = float(np.mean(rel)) if rel else None
     pairs = [(r["tsukuba_real"], r["tsukuba_synthetic"]) for r in rows
              if r["tsukuba_real"] is not None and r["tsukuba_synthetic"] is not None]
     if pairs:

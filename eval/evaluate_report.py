@@ -735,6 +735,8 @@ def markdown(summaries: Mapping[str, Mapping[str, Any]], rows: Mapping[str, Sequ
         lines.append(f"| {label} | " + " | ".join(_stat_cell(summaries[n], key) for n in names) + f" | {paper} |")
     lines.append("| strain ratio, mean absolute relative error | "
                  + " | ".join(num(summaries[n]["strain_ratio_mare"]) for n in names) + " | |")
+    lines.append("| strain ratio of the mean of K draws, mean absolute relative error | "
+                 + " | ".join(num(summaries[n].get("strain_ratio_mare_mean_of_samples")) for n in names) + " | |")
     lines.append("| Tsukuba agreement, real vs synthetic | " + " | ".join(
         "—" if summaries[n]["tsukuba"] is None else f"{num(summaries[n]['tsukuba_agreement'])}; n {summaries[n]['tsukuba']['n']}"
         for n in names) + " | |")

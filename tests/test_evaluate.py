@@ -29,6 +29,7 @@ from elastogan.eval.evaluate import COLUMNS, RealCase, compare_case, gallery_pic
 from elastogan.eval.evaluate_report import Model, checkpoint_names, evaluate, load_real_case, split_cases, train_cases
 from elastogan.predict import Predictor, case_seed
 from elastogan.training.config import CONFIG_DIR
+from elastogan.uncertainty import strain_ratio_interval
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training import TINY  # noqa: E402
@@ -110,6 +111,29 @@ def test_known_values_for_inverted_and_affine_maps():
     les_mean = float(np.mean(les))
     ref_mean = ref_ratio * les_mean
     assert affine["strain_ratio_synthetic"] == pytest.approx((0.5 * ref_mean + 0.25) / (0.5 * les_mean + 0.25), rel=1e-5)
+
+
+def test_the_strain_ratio_of_the_mean_of_k_draws_is_predict_s_value_and_averages_out_one_draw_s_swing():
+    """Draws whose lesion is shifted by offsets that cancel: each draw's ratio is off, the mean map's
+    is the real one — and it is the value ``predict --samples K`` reports for the same draws."""
+    real = _case()
+    offsets = np.array([0.1, -0.1, 0.06, -0.06, 0.03, -0.03, 0.08, -0.08], np.float32)
+    draws = np.stack([np.where(real.lesion, real.strain + o, real.strain) for o in offsets]).astype(np.float32)
+    emode = render_emode(real.bmode, draws[0], real.roi)
+    row = compare_case(real, emode, draws[0], draws)
+    assert row["strain_ratio_mean_of_samples"] == pytest.approx(row["strain_ratio_real"], rel=1e-5)
+    assert row["strain_ratio_mean_of_samples"] == pytest.approx(
+        strain_ratio_interval(draws, real.lesion, real.roi)["value"], rel=1e-6)
+    # draw 0's lesion is 0.1 softer: its ratio (reference / lesion) is too low by about a third
+    assert row["strain_ratio_error_rel"] < -0.25
+    assert abs(row["strain_ratio_error_rel_mean_of_samples"]) < 1e-5
+    s = summarise([row])
+    assert s["strain_ratio_mare"] == pytest.approx(abs(row["strain_ratio_error_rel"]))
+    assert s["strain_ratio_mare_mean_of_samples"] < 1e-5
+    # one output: the mean of its draws is that output
+    one = compare_case(real, emode, draws[0])
+    assert one["strain_ratio_mean_of_samples"] == one["strain_ratio_synthetic"]
+    assert one["strain_ratio_error_rel_mean_of_samples"] == one["strain_ratio_error_rel"]
 
 
 def test_emode_ncc_leaves_out_the_drawn_colour_bar():

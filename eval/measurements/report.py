@@ -11,7 +11,12 @@ gives:
   scores, synthetic against real, and each against the design labels;
 * **equal diagnostic value, automated**: the AUC for malignancy of the strain ratio, of EI/B and
   of the automatic Tsukuba score (cyst below 1) from the real and from the synthetic
-  elastogram, compared by the paired DeLong test (``elastogan.eval.reader_stats.roc``).
+  elastogram, compared by the paired DeLong test (``elastogan.eval.reader_stats.roc``). The
+  strain ratio is read twice on the synthetic side: on the one draw a reader is shown
+  (``strain_ratio_synthetic``) and on the mean of the K draws (``strain_ratio_mean_of_samples``,
+  what ``elastogan predict --samples K`` reports): a realistic draw carries texture inside the
+  lesion that moves its ratio, the mean does not — the two AUCs separate "a realistic
+  picture" from "a useful measurement". A model that draws one output has the same value in both.
 
 Cases without a value on both sides are left out of that statistic and counted; a statistic
 that cannot be computed (too few cases, one class only) is ``None`` with a note, never NaN.
@@ -120,6 +125,7 @@ def measurement_report(rows: Sequence[dict], labels: dict[str, dict[str, Any]]) 
     res = {
         "bland_altman": {
             "strain_ratio": _ba(rows, "strain_ratio_real", "strain_ratio_synthetic"),
+            "strain_ratio_mean_of_samples": _ba(rows, "strain_ratio_real", "strain_ratio_mean_of_samples"),
             "ei_b": _ba(rows, "ei_b_real", "ei_b_synthetic"),
             "strain_ratio_real_vs_true": _ba(rows, "strain_ratio_true", "strain_ratio_real"),
             "strain_ratio_synthetic_vs_true": _ba(rows, "strain_ratio_true", "strain_ratio_synthetic"),
@@ -131,6 +137,7 @@ def measurement_report(rows: Sequence[dict], labels: dict[str, dict[str, Any]]) 
         },
         "auc_malignancy": {
             "strain_ratio": _auc_pair(rows, "strain_ratio_real", "strain_ratio_synthetic"),
+            "strain_ratio_mean_of_samples": _auc_pair(rows, "strain_ratio_real", "strain_ratio_mean_of_samples"),
             "ei_b": _auc_pair(rows, "ei_b_real", "ei_b_synthetic"),
             "tsukuba": _auc_pair(rows, "tsukuba_real", "tsukuba_synthetic", rank=tsukuba_rank),
         },
@@ -149,7 +156,9 @@ def markdown(res: dict) -> list[str]:
     """The report's lines (a Markdown section) for :func:`measurement_report`'s results."""
     lines = ["## Measurements: real vs synthetic elastogram", "",
              "| Bland–Altman (compared − reference) | n | bias [95 % CI] | 95 % limits of agreement |", "|---|---|---|---|"]
-    names = {"strain_ratio": "strain ratio, synthetic − real", "ei_b": "EI/B, synthetic − real",
+    names = {"strain_ratio": "strain ratio, synthetic − real",
+             "strain_ratio_mean_of_samples": "strain ratio of the mean of K draws, synthetic − real",
+             "ei_b": "EI/B, synthetic − real",
              "strain_ratio_real_vs_true": "strain ratio, real − true (FEM)",
              "strain_ratio_synthetic_vs_true": "strain ratio, synthetic − true (FEM)"}
     for key, r in res["bland_altman"].items():
@@ -166,7 +175,9 @@ def markdown(res: dict) -> list[str]:
         lines.append(f"| {names[key]} | {r['n']} | {_f(r.get('agreement'))} | {_f(k.get('value'))} |")
     lines += ["", "| AUC for malignancy | n (malignant) | real | synthetic | paired DeLong: difference, p |",
               "|---|---|---|---|---|"]
-    for key, name in (("strain_ratio", "strain ratio"), ("ei_b", "EI/B"), ("tsukuba", "automatic Tsukuba score")):
+    for key, name in (("strain_ratio", "strain ratio"),
+                      ("strain_ratio_mean_of_samples", "strain ratio of the mean of K draws (predict's value)"),
+                      ("ei_b", "EI/B"), ("tsukuba", "automatic Tsukuba score")):
         r = res["auc_malignancy"][key]
         test = r.get("delong") or {}
         diff = (f"{_f(test.get('diff'))}, p = {_f(test.get('p'))}" if test.get("p") is not None
