@@ -12,6 +12,9 @@ One row per case (:data:`COLUMNS`, the columns of ``per_case.csv``):
 * ``strain_ratio_real``, ``strain_ratio_synthetic`` (:func:`elastogan.tsukuba.strain_ratio`,
   reference/lesion) and the synthetic ratio's signed error ``strain_ratio_error_abs`` and
   ``strain_ratio_error_rel`` (:func:`elastogan.eval.metrics.strain_ratio_error`);
+* ``saturated_real``, ``saturated_synthetic``: the fraction of the ROI at an end of the display
+  range (:func:`elastogan.eval.metrics.saturated_fraction`): uniform hardest- or softest-colour
+  patches, which the texture statistics (all centred) do not see and a reader does;
 * ``tsukuba_label`` (the manifest's), ``tsukuba_real`` and ``tsukuba_synthetic`` (the rule
   scorer, :func:`elastogan.tsukuba.score_tsukuba`, on each strain map);
 * the ceilings, properties of the data, not of the model (phantoms only): ``ncc_oracle``, the
@@ -67,6 +70,7 @@ COLUMNS: tuple[str, ...] = (
     "tsukuba_label", "tsukuba_real", "tsukuba_synthetic",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
     "strain_ratio_mean_of_samples", "strain_ratio_error_rel_mean_of_samples",
+    "saturated_real", "saturated_synthetic",
     "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw", "note",
 )
 # Per-case numbers that get a mean/sd/median/range in the summary.
@@ -74,7 +78,7 @@ SUMMARISED: tuple[str, ...] = (
     "ncc", "ncc_emode", "ssim", "psnr", "mae", "ncc_lesion", "ssim_lesion", "psnr_lesion", "mae_lesion",
     "strain_ratio_error_abs", "strain_ratio_error_rel",
     "ncc_oracle", "ncc_retest", "ncc_mean_of_samples", "ncc_lesion_mean_of_samples",
-    "strain_ratio_error_rel_mean_of_samples",
+    "strain_ratio_error_rel_mean_of_samples", "saturated_real", "saturated_synthetic",
     "sd_mean", "sd_error_spearman", "coverage_90", "coverage_90_raw",
 )
 INTERVAL_LEVEL = 0.9  # the predictive interval whose coverage is ``coverage_90``
@@ -197,6 +201,8 @@ def compare_case(real: RealCase, synthetic_emode: np.ndarray, synthetic_strain: 
     roi = real.roi_mask
     for name, fn in _MAP_METRICS.items():
         attempt(name, lambda fn=fn: fn(real.strain, synthetic_strain, roi))
+    attempt("saturated_real", lambda: metrics.saturated_fraction(real.strain, roi))
+    attempt("saturated_synthetic", lambda: metrics.saturated_fraction(synthetic_strain, roi))
     if real.emode is None:
         notes.append("ncc_emode: no real E-mode")
     else:

@@ -88,6 +88,8 @@ _TABLE_ROWS = (
     ("MAE, strain in the lesion", "mae_lesion"),
     ("strain ratio error, synthetic − real", "strain_ratio_error_abs"),
     ("strain ratio relative error", "strain_ratio_error_rel"),
+    ("fraction of the ROI at an end of the display (≤ 0.01 or ≥ 0.99), real", "saturated_real"),
+    ("fraction of the ROI at an end of the display, synthetic", "saturated_synthetic"),
     ("NCC of the mean of K draws, strain in the ROI", "ncc_mean_of_samples"),
     ("NCC of the mean of K draws, strain in the lesion", "ncc_lesion_mean_of_samples"),
     ("ceiling of the mean: NCC true FEM strain vs scanner (oracle)", "ncc_oracle"),

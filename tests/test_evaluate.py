@@ -136,6 +136,21 @@ def test_the_strain_ratio_of_the_mean_of_k_draws_is_predict_s_value_and_averages
     assert one["strain_ratio_error_rel_mean_of_samples"] == one["strain_ratio_error_rel"]
 
 
+def test_a_patch_clipped_to_the_hardest_colour_is_counted_as_saturated():
+    """A draw whose 10×8 block is clipped to 0 (the display's hardest colour): that block's share
+    of the 32×42 ROI, where the real map (strain 0.2 and 0.7 ± 0.05) has none."""
+    real = _case()
+    draw = real.strain.copy()
+    draw[10:20, 5:13] = 0.0
+    row = compare_case(real, real.emode, draw)
+    assert row["saturated_real"] == 0.0
+    assert row["saturated_synthetic"] == pytest.approx(80 / (32 * 42))
+    s = summarise([row])
+    assert s["saturated_synthetic_mean"] == pytest.approx(80 / (32 * 42)) and s["saturated_real_max"] == 0.0
+    with pytest.raises(metrics.MetricError, match="no finite pixel"):
+        metrics.saturated_fraction(np.full((4, 4), np.nan))
+
+
 def test_emode_ncc_leaves_out_the_drawn_colour_bar():
     """A ROI under the colour bar and its labels: the overlay (drawn alike on both) is left out."""
     c = _case()

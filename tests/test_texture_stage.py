@@ -414,6 +414,43 @@ def test_training_learns_a_spread_that_follows_the_echo():
     assert draws.mean(0)[0, margin:-margin, margin:-margin].sub(0.5).abs().mean().item() < 0.03
 
 
+def test_the_saturation_term_takes_back_what_a_draw_pushes_below_the_display_s_range():
+    """Planted: hard tissue (strain 0.02 ± 0.01, as the scanner shows a stiff lesion) under a
+    stage whose residual starts 0.3 too low. Clipped at 0, the whole draw is a patch of uniform
+    hard strain, and the clip leaves those pixels no gradient in the CRPS: trained on the CRPS
+    alone the patch stays. The term on what lies outside [0, 1] before the clip brings it back
+    (then the CRPS fits the rest), and costs nothing on a draw inside the range."""
+    from elastogan.training.texture import saturation_excess
+
+    side, margin, batch = 22, 3, 8
+    bmode = torch.zeros(batch, 1, side, side)
+    gen = torch.full((4 * batch, 1, side, side), 0.02)
+
+    def trained(weight: float) -> float:
+        torch.manual_seed(0)
+        s = ScannerTexture(TextureConfig(image_size=32, channels=8, layers=2, noise_init=0.1))
+        with torch.no_grad():
+            s.out.bias.fill_(-0.3)
+        opt = torch.optim.Adam(s.parameters(), lr=3e-3)
+        cfg = TextureTrainConfig(samples=4, crop=16, crps=100.0, spectral=0.0, stats=0.0, saturation=weight)
+        for _ in range(60):
+            real = (0.02 + 0.01 * torch.randn(batch, 1, side, side)).clamp(0.0, 1.0)
+            terms, _ = fit_step(s, opt, bmode, gen, real, cfg, margin)
+            assert ("saturation" in terms) == (weight > 0)
+        s.eval()
+        with torch.no_grad():
+            raw = s(bmode, gen[:batch], noise_seeds=list(range(batch)), clamp=False)
+            assert torch.equal(s(bmode, gen[:batch], noise_seeds=list(range(batch))), raw.clamp(0.0, 1.0))
+        return float((raw < 0).float().mean())
+
+    without, with_term = trained(0.0), trained(100.0)
+    assert without > 0.95, without  # no gradient through the clip: the patch stays
+    assert with_term < 0.5, with_term
+    assert saturation_excess(torch.tensor([0.0, 0.3, 1.0])).item() == 0.0
+    with pytest.raises(ValueError, match="saturation"):
+        TextureTrainConfig(saturation=-1.0)
+
+
 def base_checkpoint(path: Path, *, noise: bool = True) -> Path:
     cfg = ModelConfig(**SMALL, noise=noise, noise_init=0.5)
     torch.manual_seed(0)

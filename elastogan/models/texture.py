@@ -290,14 +290,16 @@ class ScannerTexture(nn.Module):
             self.register_buffer("smooth_kernel", (kernel / kernel.sum()).view(1, 1, 1, -1), persistent=False)
 
     def forward(self, bmode: Tensor, strain: Tensor, *, noise_seeds: Sequence[int] | None = None,
-                coords: Tensor | None = None, latent: Tensor | None = None) -> Tensor:
+                coords: Tensor | None = None, latent: Tensor | None = None, clamp: bool = True) -> Tensor:
         """``bmode`` ``(B, 1, H, W)`` in [−1, 1] and ``strain`` ``(B, 1, H, W)`` in [0, 1] → a draw
         ``(B, 1, H, W)`` in [0, 1]. ``noise_seeds``: one per sample (``texture_seeds``) for a
         reproducible draw; ``None`` draws from torch's global generator (training). ``coords``:
         with ``cfg.position``, the ``(B, 2, H, W)`` ``frame_coordinates`` of a window cut from a
         frame (training); ``None``: the input is a whole frame. ``latent``: with
         ``cfg.frame_latent``, the ``(B, frame_latent)`` codes of the real frames (training);
-        ``None``: drawn from N(0, latent_scale² I) by the draw's noise source."""
+        ``None``: drawn from N(0, latent_scale² I) by the draw's noise source. ``clamp``: False
+        returns the draw before it is clipped to the display's [0, 1] (training charges what
+        falls outside: ``TextureTrainConfig.saturation``)."""
         if bmode.shape != strain.shape or bmode.ndim != 4 or bmode.shape[1] != 1:
             raise ValueError(f"expected bmode and strain of one shape (B, 1, H, W), got {tuple(bmode.shape)} and {tuple(strain.shape)}")
         k = self.cfg.scale
@@ -346,7 +348,7 @@ class ScannerTexture(nn.Module):
         if self.cfg.out_filter:
             r = self.cfg.out_filter // 2
             out = strain + self.out_filter(F.pad(out - strain, (r, r, r, r), mode="replicate"))
-        return out.clamp(0.0, 1.0)
+        return out.clamp(0.0, 1.0) if clamp else out
 
     def _blur(self, m: Tensor) -> Tensor:
         """``m`` blurred by the separable ``SMOOTH_SIGMA`` Gaussian, edges replicated (a window's
