@@ -185,6 +185,21 @@ def test_summary_numbers_are_those_of_the_rows():
     assert s["tsukuba_agreement"] == pytest.approx(2 / 3) and s["tsukuba"]["n_with_cyst"] == 1
 
 
+def test_the_summary_correlates_each_case_s_spread_with_its_error():
+    """``sd_ncc_spearman``: across cases, the mean sd of the draws against 1 − NCC of their mean —
+    planted, the cases whose draws spread more are the worse estimated, in the same order (ρ = 1)."""
+    from elastogan.eval.uncertainty import calibration
+
+    sd = [0.02, 0.05, 0.03, 0.08, 0.06, 0.04]
+    ncc = [0.90, 0.72, 0.80, 0.55, 0.60, 0.78]
+    rows = [dict.fromkeys(COLUMNS) | {"ncc": n, "ncc_mean_of_samples": n, "sd_mean": v} for v, n in zip(sd, ncc)]
+    s = summarise(rows)
+    assert s["sd_ncc_spearman"] == pytest.approx(calibration.sd_ncc_spearman(sd, ncc))
+    assert s["sd_ncc_spearman"] == pytest.approx(1.0)
+    rows[3]["ncc_mean_of_samples"] = rows[3]["ncc"] = 0.99  # the widest draws now the best: the correlation falls
+    assert summarise(rows)["sd_ncc_spearman"] < 0.5
+
+
 def test_gallery_spreads_over_the_ncc_ranking():
     rows = [{"ncc": v} for v in (0.5, None, 0.9, 0.1, 0.7)]
     assert gallery_picks(rows, 3) == [3, 4, 1]  # worst, middle, last (undefined sorts last)
@@ -264,6 +279,47 @@ def test_real_data_against_itself(data, tmp_path):
     assert "## NCC against its ceiling, and uncertainty (elastogan evaluate)" in md
     assert f"| model | 2 | 1.000 | {m['ncc_retest_mean']:.3f} |" in md
     assert "| readers (app), overall | 0.500 [" in md and "## Authenticity without readers" in md
+
+
+def _observed(acc: float, fd: float) -> dict:
+    """An evaluate summary with both observers' figures on both images (one number each, apart)."""
+    m = {"n_cases": 100, "ncc_mean": 0.63, "ncc_sd": 0.17, "ncc_median": 0.65, "ssim_mean": 0.5, "mae_mean": 0.1,
+         "ncc_retest_mean": 0.92, "ncc_mean_of_samples_mean": 0.68, "ncc_oracle_mean": 0.89,
+         "fd_texture": fd, "memorisation_ratio": 1.01}
+    for i, (o, e) in enumerate((o, e) for o in ("texture", "cnn") for e in ("", "_emode")):
+        a = acc + 0.01 * i
+        m |= {f"c2st_{o}{e}_accuracy": a, f"c2st_{o}{e}_ci": [a - 0.05, a + 0.01], f"c2st_{o}{e}_p": 0.0004 * (i + 1),
+              f"c2st_{o}{e}_auc": a + 0.005}
+    return m
+
+
+def test_stats_report_and_the_demo_table_show_each_checkpoint_s_observers_beside_the_readers(tmp_path):
+    """``stats report`` on an export with a two-checkpoint metrics.json and the readers' answers:
+    every observer's accuracy, CI, p and AUC in the readers' table, FD and memorisation per
+    checkpoint; ``make demo``'s table prints the same accuracies beside NCC and its ceilings."""
+    export = tmp_path / "export"
+    export.mkdir()
+    metrics_json = export / "metrics.json"
+    metrics_json.write_text(json.dumps({"shipped": _observed(0.77, 5.4), "pix2pix": _observed(0.95, 182.8)}))
+    (export / "answers.csv").write_text("reader,case,is_synthetic,judged_synthetic\n"
+                                        + "".join(f"r1,c{i},{i % 2},{(i // 2) % 2}\n" for i in range(8)))
+    assert main(["stats", "report", str(export)]) == 0
+    rep = json.loads((export / "report" / "report.json").read_text())
+    assert rep["observers"]["shipped"]["c2st_cnn_emode_auc"] == pytest.approx(0.805)
+    md = (export / "report" / "report.md").read_text()
+    assert "| readers (app), overall | 0.500 [" in md
+    assert "| shipped: texture observer, mapped strain | 0.770 [0.720, 0.780] | <0.001 | 0.775 |" in md
+    assert "| shipped: texture observer, E-mode | 0.780 [0.730, 0.790] | <0.001 | 0.785 |" in md
+    assert "| pix2pix: CNN observer, E-mode | 0.980 [0.930, 0.990] | 0.002 | 0.985 |" in md
+    assert "| shipped | 5.400 | 1.010 |" in md and "| pix2pix | 182.800 | 1.010 |" in md
+    from elastogan.demo import results_table
+
+    lines = results_table(metrics_json).splitlines()
+    assert lines[1].split()[:2] == ["shipped", "100"] and lines[2].split()[0] == "pix2pix"
+    # NCC, sd, median, retest, K-mean, oracle, C2ST texture, C2ST CNN (mapped strain), SSIM, MAE
+    assert lines[1].split()[2:] == ["0.630", "±", "0.170", "0.650", "0.920", "0.680", "0.890", "0.770", "0.790",
+                                    "0.500", "0.100"]
+    assert lines[2].split()[9:11] == ["0.950", "0.970"]
 
 
 def test_cli_with_a_trained_checkpoint(data, ckpt, tmp_path, capsys):

@@ -265,7 +265,8 @@ def test_strain_ratio_interval_and_sd_picture():
     assert pic[60, 2].tolist() == [0, 0, 0]  # outside the ROI
 
 
-@pytest.mark.parametrize("module", ["elastogan.uncertainty", "elastogan.models.losses", "elastogan.models.discriminators"])
+@pytest.mark.parametrize("module", ["elastogan.uncertainty", "elastogan.models.losses", "elastogan.models.discriminators",
+                                    "elastogan.training.texture"])
 def test_docstring_examples_of_the_sampling_modules(module):
     import doctest
     import importlib
