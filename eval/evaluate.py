@@ -325,11 +325,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         except metrics.MetricError as e:
             notes.append(f"sd_ncc_spearman: {e}")
     out["notes"] = notes
-    rel = [abs(r["strain_ratio_error_rel"]) for r in rows if r["strain_ratio_error_rel"] is not None]
-    out["strain_ratio_mare"] = float(np.mean(rel)) if rel else None
-    rel = [abs(r["strain_ratio_error_rel_mean_of_samples"]) for r in rows
-           if r["strain_ratio_error_rel_mean_of_samples"] is not None]
-    out["strain_ratio_mare_mean_of_samples"] = float(np.mean(rel)) if rel else None
+    for suffix in ("", "_mean_of_samples"):  # one draw's ratio, and the mean map's
+        rel = [abs(r[f"strain_ratio_error_rel{suffix}"]) for r in rows if r[f"strain_ratio_error_rel{suffix}"] is not None]
+        out[f"strain_ratio_mare{suffix}"] = float(np.mean(rel)) if rel else None
     pairs = [(r["tsukuba_real"], r["tsukuba_synthetic"]) for r in rows
              if r["tsukuba_real"] is not None and r["tsukuba_synthetic"] is not None]
     if pairs:

@@ -43,7 +43,7 @@ WITH_TEXTURE: dict[str, dict] = {
     "transunet-noise-texture": {},
     "transunet-noise-texture-coarse2": {"scale": 2, "streaks": True, "position": True},
     "transunet-noise-texture-coarse4": {"scale": 4, "streaks": True, "position": True},
-    # the stage elastogan/weights/default.pt ships (session 19): coarse2 with the frame-wide noise
+    # the stage elastogan/weights/default.pt ships (sessions 19 and 20): coarse2 with the frame-wide noise
     "transunet-noise-texture-shipped": {"scale": 2, "streaks": True, "position": True, "frame_noise": True},
 }
 LATENCY_GOAL = 0.5  # issue 4 §5: TransUNet at most half the pix2pix latency
